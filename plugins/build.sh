@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds every guest plugin for wasm32-wasip2 and copies each component next to its
+# plugin.toml as plugin.wasm. Respects CARGO_TARGET_DIR. Extra arguments go to cargo.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+cargo build --release "$@"
+
+target_dir="${CARGO_TARGET_DIR:-target}"
+out="$target_dir/wasm32-wasip2/release"
+for manifest in */plugin.toml testing/*/plugin.toml; do
+    dir="$(dirname "$manifest")"
+    crate="$(sed -n 's/^name = "\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n1 | tr - _)"
+    cp "$out/$crate.wasm" "$dir/plugin.wasm.tmp"
+    # Rename into place so a host watching the directory never sees a partial file.
+    mv "$dir/plugin.wasm.tmp" "$dir/plugin.wasm"
+    printf '%-36s %8d bytes\n' "$dir/plugin.wasm" "$(stat -c %s "$dir/plugin.wasm")"
+done
