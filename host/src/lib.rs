@@ -1,1 +1,15 @@
+//! Strata: a plugin host for AI-assisted CRM work. See `ARCHITECTURE.md` for the map.
 
+pub mod app;
+pub mod audit;
+pub mod capabilities;
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod input;
+pub mod manifest;
+pub mod native;
+pub mod plugins;
+pub mod runtime;
+pub mod wit;

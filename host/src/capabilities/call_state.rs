@@ -1,0 +1,141 @@
+//! Per-call state: the data of one `Store`, created for one call and dropped after it.
+
+use super::wasi::CappedPipe;
+use super::EffectiveGrants;
+use crate::audit::{AuditRecord, AuditSink};
+use crate::db::Db;
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Services the host lends to capabilities. Shared by every call.
+#[derive(Clone)]
+pub struct HostServices {
+    /// `None` in offline tools (`strata plugin inspect`): `state`/`crm` then answer `unavailable`.
+    pub db: Option<Db>,
+    pub audit: AuditSink,
+    /// Capabilities run synchronously inside a call (which runs on a blocking thread) and
+    /// drive async database work on this runtime.
+    pub rt: tokio::runtime::Handle,
+}
+
+impl HostServices {
+    /// Runs a database future from inside a (synchronous) plugin call.
+    pub(crate) fn block_on<F: std::future::Future>(&self, fut: F) -> F::Output {
+        match tokio::runtime::Handle::try_current() {
+            // Called from a runtime worker (should not happen: calls run on blocking threads),
+            // fall back to block_in_place so the worker is not wedged.
+            Ok(_) => tokio::task::block_in_place(|| self.rt.block_on(fut)),
+            Err(_) => self.rt.block_on(fut),
+        }
+    }
+}
+
+/// Who is calling: fixed per plugin version.
+#[derive(Debug, Clone)]
+pub struct PluginIdentity {
+    pub name: String,
+    pub version: String,
+    /// `name@version`.
+    pub id: String,
+}
+
+impl PluginIdentity {
+    pub fn new(name: &str, version: &str) -> Self {
+        Self { name: name.into(), version: version.into(), id: format!("{name}@{version}") }
+    }
+}
+
+/// Caps on what one call may log through `log` and stdout/stderr.
+pub const LOG_LINES_PER_CALL: u32 = 64;
+pub const LOG_LINE_BYTES: usize = 2048;
+pub const STDIO_BYTES_PER_CALL: usize = 16 * 1024;
+
+/// The `T` of `Store<T>` for plugin calls.
+pub struct CallState {
+    pub(crate) wasi: WasiCtx,
+    pub(crate) table: ResourceTable,
+    pub(crate) limiter: super::wasi::CallLimiter,
+    pub(crate) plugin: Arc<PluginIdentity>,
+    pub(crate) grants: Arc<EffectiveGrants>,
+    pub(crate) services: Arc<HostServices>,
+    pub(crate) request_id: Option<Arc<str>>,
+    pub(crate) log_lines: u32,
+    pub(crate) log_dropped: u32,
+    pub(crate) stdout: CappedPipe,
+    pub(crate) stderr: CappedPipe,
+}
+
+impl CallState {
+    pub fn new(
+        plugin: Arc<PluginIdentity>,
+        grants: Arc<EffectiveGrants>,
+        services: Arc<HostServices>,
+        request_id: Option<Arc<str>>,
+        memory_bytes: usize,
+    ) -> Self {
+        let stdout = CappedPipe::new(STDIO_BYTES_PER_CALL);
+        let stderr = CappedPipe::new(STDIO_BYTES_PER_CALL);
+        Self {
+            wasi: super::wasi::deny_all_ctx(&stdout, &stderr),
+            table: ResourceTable::new(),
+            limiter: super::wasi::CallLimiter::new(memory_bytes),
+            plugin,
+            grants,
+            services,
+            request_id,
+            log_lines: 0,
+            log_dropped: 0,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Sends one capability call to the audit log.
+    pub(crate) fn audit(
+        &self,
+        capability: super::Capability,
+        operation: &str,
+        target: &str,
+        allowed: bool,
+        detail: Option<String>,
+        started: Instant,
+    ) {
+        self.services.audit.record(AuditRecord {
+            at: crate::domain::now_ms(),
+            plugin: self.plugin.name.clone(),
+            plugin_version: self.plugin.version.clone(),
+            capability: capability.interface().to_string(),
+            operation: operation.to_string(),
+            target: Some(target.to_string()),
+            allowed,
+            detail,
+            duration_us: started.elapsed().as_micros() as i64,
+            request_id: self.request_id.as_deref().map(str::to_string),
+            ..Default::default()
+        });
+    }
+
+    /// Forwards what the guest wrote to stdout/stderr to the host log, tagged with the plugin.
+    pub(crate) fn flush_stdio(&self) {
+        for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let (text, truncated) = pipe.take();
+            if text.is_empty() {
+                continue;
+            }
+            for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                tracing::info!(plugin = %self.plugin.id, stream, request_id = self.request_id.as_deref(), "{}", line);
+            }
+            if truncated {
+                tracing::warn!(plugin = %self.plugin.id, stream, "plugin output beyond {STDIO_BYTES_PER_CALL} bytes dropped");
+            }
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}

@@ -1,0 +1,110 @@
+//! What the operator grants a plugin, and the effective grant: declared ∩ granted.
+
+use super::{Capability, CrmScope, StateScope};
+use crate::manifest::{LimitsSpec, Manifest};
+use serde::Deserialize;
+
+/// One plugin's entry under `[grants.<name>]` in `strata.toml`.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// Capabilities granted beyond `log` (always granted), e.g. `["state", "crm"]`.
+    #[serde(default)]
+    pub capabilities: Vec<Capability>,
+    #[serde(default)]
+    pub state: StateScope,
+    #[serde(default)]
+    pub crm: CrmScope,
+    /// The operator's ceilings for this plugin; lower the manifest's requests.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+}
+
+/// The capabilities one plugin version actually gets, with narrowed scopes.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct EffectiveGrants {
+    pub state: Option<StateScope>,
+    pub crm: Option<CrmScope>,
+}
+
+impl EffectiveGrants {
+    pub fn has(&self, cap: Capability) -> bool {
+        match cap {
+            Capability::Log => true,
+            Capability::State => self.state.is_some(),
+            Capability::Crm => self.crm.is_some(),
+        }
+    }
+
+    /// Capabilities in effect, `log` included.
+    pub fn capabilities(&self) -> Vec<Capability> {
+        Capability::ALL.iter().copied().filter(|c| self.has(*c)).collect()
+    }
+}
+
+/// Why a plugin may not import what it imports.
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
+pub enum GrantError {
+    #[error(
+        "plugin {plugin} imports `{interface}` but its plugin.toml does not declare it; \
+         add `[capabilities] {capability} = {{}}` to the plugin's manifest"
+    )]
+    NotDeclared { plugin: String, interface: String, capability: Capability },
+    #[error(
+        "plugin {plugin} imports `{interface}` but the operator has not granted it; \
+         add `capabilities = [\"{capability}\"]` under `[grants.{name}]` in strata.toml"
+    )]
+    NotGranted { plugin: String, name: String, interface: String, capability: Capability },
+}
+
+/// Declared ∩ granted for every capability (scopes narrowed to the tighter of both).
+pub fn effective(manifest: &Manifest, grant: Option<&Grant>) -> EffectiveGrants {
+    let granted = |c: Capability| grant.is_some_and(|g| g.capabilities.contains(&c));
+    let declared = &manifest.capabilities;
+    EffectiveGrants {
+        state: match (&declared.state, granted(Capability::State)) {
+            (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").state)),
+            _ => None,
+        },
+        crm: match (&declared.crm, granted(Capability::Crm)) {
+            (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").crm)),
+            _ => None,
+        },
+    }
+}
+
+/// Checks that `cap`, imported as `interface`, is both declared and granted.
+pub fn check_import(
+    manifest: &Manifest,
+    grant: Option<&Grant>,
+    cap: Capability,
+    interface: &str,
+) -> Result<(), GrantError> {
+    if cap == Capability::Log {
+        return Ok(());
+    }
+    if !manifest.capabilities.declares(cap) {
+        return Err(GrantError::NotDeclared {
+            plugin: manifest.id(),
+            interface: interface.to_string(),
+            capability: cap,
+        });
+    }
+    if !grant.is_some_and(|g| g.capabilities.contains(&cap)) {
+        return Err(GrantError::NotGranted {
+            plugin: manifest.id(),
+            name: manifest.plugin.name.clone(),
+            interface: interface.to_string(),
+            capability: cap,
+        });
+    }
+    Ok(())
+}
+
+/// The smaller of two optional ceilings.
+pub(crate) fn min_opt<T: Ord + Copy>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,71 @@
+//! The `strata` command line.
+
+mod backtest;
+mod bench;
+mod plugin;
+mod score;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "strata", version, about = "Plugin host for AI-assisted CRM work")]
+pub struct Cli {
+    /// Configuration file (default: config/strata.toml if present).
+    #[arg(long, short, global = true, env = "STRATA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: human or json.
+    #[arg(long, global = true, default_value = "human", env = "STRATA_LOG_FORMAT")]
+    pub log_format: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Work with plugin crates and components.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Score leads from a CSV or JSON Lines file, store and print the scores.
+    Score(score::ScoreArgs),
+    /// Score a labelled file without storing and report ranking quality (AUC, lift).
+    Backtest(backtest::BacktestArgs),
+    /// Run database migrations.
+    Migrate,
+    /// Measure call latency, throughput, compile/load and hot-swap times.
+    Bench(bench::BenchArgs),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = || crate::config::Config::load(cli.config.as_deref());
+    match cli.command {
+        Command::Plugin(cmd) => plugin::run(cmd, config).await,
+        Command::Score(args) => score::run(args, config()?).await,
+        Command::Backtest(args) => backtest::run(args, config()?).await,
+        Command::Migrate => {
+            let cfg = config()?;
+            let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
+            db.migrate().await?;
+            println!("migrations applied to {}", crate::db::redact_url(&cfg.database.url));
+            Ok(())
+        }
+        Command::Bench(args) => bench::run(args, config()?).await,
+    }
+}
+
+/// Loads the named plugin (its directory under the plugins dir) and returns it live.
+pub(crate) async fn load_named(
+    manager: &crate::plugins::PluginManager,
+    name: &str,
+) -> anyhow::Result<std::sync::Arc<crate::runtime::LoadedPlugin>> {
+    let root = &manager.config().plugins.dir;
+    for dir in crate::plugins::PluginManager::plugin_dirs(root)
+        .map_err(|e| anyhow::anyhow!("cannot list plugins directory {}: {e}", root.display()))?
+    {
+        let manifest = crate::manifest::Manifest::load(&dir)?;
+        if manifest.plugin.name == name {
+            return Ok(manager.load_dir(&dir).await?.plugin().clone());
+        }
+    }
+    anyhow::bail!("no plugin named {name:?} under {} (build it with `strata plugin build`)", root.display())
+}

@@ -1,0 +1,172 @@
+//! `strata score`: leads from a file → the Wasm scorer (all cores) → stored → printed.
+
+use crate::app::App;
+use crate::config::Config;
+use crate::db::NewScore;
+use crate::domain::{Lead, Score};
+use crate::input::{self, InputFormat, ReadOptions};
+use crate::runtime::{CallError, LoadedPlugin};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct ScoreArgs {
+    /// Scorer plugin name (default: plugins.default_scorer).
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// CSV or JSON Lines file of leads.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Input format (default: from the extension).
+    #[arg(long, value_enum)]
+    pub format: Option<InputFormat>,
+    /// Score without storing anything.
+    #[arg(long)]
+    pub no_store: bool,
+    /// Print only the summary, not every score.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Print scores as JSON Lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Scores every lead on `threads` threads; results in input order. Blocking.
+pub(crate) fn score_all(
+    plugin: &Arc<LoadedPlugin>,
+    leads: &[Lead],
+    threads: usize,
+    progress: Option<&ProgressBar>,
+) -> Vec<Result<Score, CallError>> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<Option<Result<Score, CallError>>> = (0..leads.len()).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut [Option<Result<Score, CallError>>]>> =
+        results.chunks_mut(256).map(std::sync::Mutex::new).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                let chunk = next.fetch_add(1, Ordering::Relaxed);
+                let Some(slot) = slots.get(chunk) else { break };
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                let base = chunk * 256;
+                for (i, out) in slot.iter_mut().enumerate() {
+                    *out = Some(plugin.score(&leads[base + i], None));
+                }
+                if let Some(pb) = progress {
+                    pb.inc(slot.len() as u64);
+                }
+            });
+        }
+    });
+    drop(slots);
+    results.into_iter().map(|r| r.expect("every lead scored")).collect()
+}
+
+pub(crate) fn progress_bar(len: usize) -> Option<ProgressBar> {
+    if len < 1000 {
+        return None;
+    }
+    let pb = ProgressBar::new(len as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} scoring [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    Some(pb)
+}
+
+pub(crate) fn threads(arg: Option<usize>) -> usize {
+    arg.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+}
+
+pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
+    let name = args.plugin.clone().unwrap_or_else(|| config.plugins.default_scorer.clone());
+    let format = args.format.unwrap_or_else(|| InputFormat::detect(&args.input));
+    let app = App::start(config).await?;
+    let plugin = super::load_named(&app.manager, &name).await?;
+    let read = input::read(&args.input, format, &ReadOptions::default())?;
+    let leads = Arc::new(read.leads);
+    eprintln!("scoring {} leads from {} with {}", leads.len(), args.input.display(), plugin.id());
+
+    let started = Instant::now();
+    let (p, l, threads) = (plugin.clone(), leads.clone(), threads(args.threads));
+    let results = tokio::task::spawn_blocking(move || {
+        let pb = progress_bar(l.len());
+        let r = score_all(&p, &l, threads, pb.as_ref());
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        r
+    })
+    .await?;
+    let scored_in = started.elapsed();
+
+    let mut stored = Vec::new();
+    let mut ok_leads = Vec::new();
+    let mut failures = 0usize;
+    for (lead, r) in leads.iter().zip(&results) {
+        match r {
+            Ok(s) => {
+                stored.push(NewScore::new(lead.id.clone(), plugin.id(), s.clone()));
+                ok_leads.push(lead.clone());
+            }
+            Err(e) => {
+                failures += 1;
+                if failures <= 10 {
+                    eprintln!("lead {}: {e}", lead.id);
+                }
+            }
+        }
+    }
+    let store_started = Instant::now();
+    if !args.no_store {
+        app.db.record_scores(&ok_leads, &stored).await?;
+    }
+    let stored_in = store_started.elapsed();
+
+    if !args.quiet {
+        print_scores(&leads, &results, args.json);
+    }
+    eprintln!(
+        "{} scored, {} failed in {:.1} ms ({:.0} leads/s); {} in {:.1} ms; total {:.1} ms",
+        stored.len(),
+        failures,
+        scored_in.as_secs_f64() * 1e3,
+        leads.len() as f64 / scored_in.as_secs_f64().max(1e-9),
+        if args.no_store { "not stored" } else { "stored" },
+        stored_in.as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3,
+    );
+    app.shutdown().await;
+    if failures > 0 && stored.is_empty() {
+        anyhow::bail!("every lead failed to score");
+    }
+    Ok(())
+}
+
+fn print_scores(leads: &[Lead], results: &[Result<Score, CallError>], json: bool) {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if !json {
+        let _ = writeln!(out, "{:<38} {:>6} {:<9} {:>5}  action", "lead", "score", "priority", "conf");
+    }
+    for (lead, r) in leads.iter().zip(results) {
+        let Ok(s) = r else { continue };
+        if json {
+            let v = serde_json::json!({"lead_id": lead.id, "score": s});
+            let _ = writeln!(out, "{v}");
+        } else {
+            let _ = writeln!(
+                out,
+                "{:<38} {:>6.1} {:<9} {:>5.2}  {}",
+                lead.id, s.value, s.priority.as_str(), s.confidence, s.recommended_action
+            );
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Operator configuration: `config/strata.toml` plus `STRATA_…` environment overrides
+//! (nested keys joined by `__`, e.g. `STRATA_DATABASE__URL`). `DATABASE_URL` also sets the
+//! database. Unknown keys are errors that name the key.
+
+use crate::capabilities::Grant;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Milliseconds per epoch tick of the runtime; deadlines are whole ticks.
+pub const EPOCH_TICK_MS: u64 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseSettings,
+    pub plugins: PluginSettings,
+    pub runtime: RuntimeSettings,
+    /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
+    pub grants: BTreeMap<String, Grant>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database: DatabaseSettings::default(),
+            plugins: PluginSettings::default(),
+            runtime: RuntimeSettings::default(),
+            grants: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://var/strata.db` (default) or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self { url: "sqlite://var/strata.db".into(), max_connections: 8 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    /// Directory whose subdirectories (each with a `plugin.toml`) are the plugins.
+    pub dir: PathBuf,
+    /// Watch `dir` and hot-reload on change.
+    pub watch: bool,
+    /// Quiet time before a burst of file events is acted on.
+    pub debounce_ms: u64,
+    /// Versions kept per plugin for rollback (the live one included).
+    pub keep_versions: usize,
+    /// Strategy used when a request names none.
+    pub default_scorer: String,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            dir: PathBuf::from("plugins"),
+            watch: true,
+            debounce_ms: 150,
+            keep_versions: 5,
+            default_scorer: "bant".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSettings {
+    /// Compiled-artifact cache; none = compile in memory every start.
+    pub cache_dir: Option<PathBuf>,
+    /// Concurrent instances the pooling allocator holds slots for.
+    pub pool_instances: u32,
+    /// Largest linear memory any plugin may have (slot size), MiB.
+    pub pool_max_memory_mb: u64,
+    pub default_memory_mb: u64,
+    pub default_deadline_ms: u64,
+    pub default_max_input_bytes: u64,
+    pub default_max_output_bytes: u64,
+    /// Count instructions so `limits.fuel` can be enforced (small cost on every call).
+    pub fuel_metering: bool,
+}
+
+impl Default for RuntimeSettings {
+    fn default() -> Self {
+        Self {
+            cache_dir: Some(PathBuf::from("var/cache")),
+            pool_instances: 256,
+            pool_max_memory_mb: 256,
+            default_memory_mb: 64,
+            default_deadline_ms: 200,
+            default_max_input_bytes: 1 << 20,
+            default_max_output_bytes: 256 << 10,
+            fuel_metering: true,
+        }
+    }
+}
+
+impl RuntimeSettings {
+    pub fn epoch_tick(&self) -> Duration {
+        Duration::from_millis(EPOCH_TICK_MS)
+    }
+}
+
+/// A configuration that cannot be used; the message names the file and key.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Loads `path` (if it exists; a missing default file is fine) and the environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::new();
+        match path {
+            Some(p) if !p.exists() => {
+                return Err(ConfigError(format!("config file {} does not exist", p.display())));
+            }
+            Some(p) => fig = fig.merge(Toml::file(p)),
+            None => {
+                let default = Path::new("config/strata.toml");
+                if default.exists() {
+                    fig = fig.merge(Toml::file(default));
+                }
+            }
+        }
+        fig = fig.merge(Env::prefixed("STRATA_").split("__").ignore(&["config", "log"]));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            fig = fig.merge(("database.url", url));
+        }
+        let cfg: Config = fig.extract().map_err(|e| ConfigError(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let r = &self.runtime;
+        if r.pool_instances == 0 {
+            return Err(ConfigError("runtime.pool_instances must be at least 1".into()));
+        }
+        if r.default_memory_mb == 0 || r.default_memory_mb > r.pool_max_memory_mb {
+            return Err(ConfigError(format!(
+                "runtime.default_memory_mb = {} must be 1..=runtime.pool_max_memory_mb ({})",
+                r.default_memory_mb, r.pool_max_memory_mb
+            )));
+        }
+        if self.plugins.keep_versions == 0 {
+            return Err(ConfigError("plugins.keep_versions must be at least 1".into()));
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return Err(ConfigError(format!(
+                "database.url must start with sqlite:// or postgres://, got {:?}",
+                crate::db::redact_url(&self.database.url)
+            )));
+        }
+        Ok(())
+    }
+
+    /// The operator's grant for a plugin name, if any.
+    pub fn grant(&self, plugin: &str) -> Option<&Grant> {
+        self.grants.get(plugin)
+    }
+}

@@ -1,0 +1,326 @@
+//! Leads: upsert by id, read, filter, count.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::domain::{now_ms, Lead, LeadStatus};
+
+use super::error::q;
+use super::{clamp_limit, Db, DbError};
+
+/// Filter for [`Db::list_leads`] and [`Db::count_leads`]. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct LeadFilter {
+    pub status: Option<LeadStatus>,
+    /// Exact match on `source`.
+    pub source: Option<String>,
+    /// Case-insensitive substring of name, email or company (ASCII case folding on
+    /// SQLite; `%` and `_` are literal).
+    pub search: Option<String>,
+    /// 0 = default (100); at most 10 000.
+    pub limit: i64,
+    pub offset: i64,
+}
+
+/// A stored lead with its bookkeeping timestamps (ms since the epoch).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRecord {
+    pub lead: Lead,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub(crate) const COLUMNS: &str =
+    "id, name, email, company, title, industry, employees, annual_revenue, \
+    budget, timeline, source, status, notes, attributes, created_at, updated_at";
+pub(crate) const N_COLUMNS: usize = 16;
+pub(crate) const ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+    email = excluded.email, company = excluded.company, title = excluded.title, \
+    industry = excluded.industry, employees = excluded.employees, \
+    annual_revenue = excluded.annual_revenue, budget = excluded.budget, \
+    timeline = excluded.timeline, source = excluded.source, status = excluded.status, \
+    notes = excluded.notes, attributes = excluded.attributes, updated_at = excluded.updated_at";
+
+const FILTER: &str = " WHERE ($1 IS NULL OR status = $1) AND ($2 IS NULL OR source = $2) \
+    AND ($3 IS NULL OR lower(COALESCE(name, '')) LIKE $3 ESCAPE '\\' \
+    OR lower(COALESCE(email, '')) LIKE $3 ESCAPE '\\' \
+    OR lower(COALESCE(company, '')) LIKE $3 ESCAPE '\\')";
+
+/// Upsert prepared [`LeadValues`] inside transaction `$tx` of `$pool`, in chunks.
+macro_rules! upsert_lead_rows {
+    ($pool:ident, $tx:ident, $rows:expr, $chunk:expr, $now:expr, $op:expr) => {
+        for part in $rows.chunks($chunk) {
+            let mut qb = $crate::db::builder(
+                $pool,
+                format!("INSERT INTO leads ({}) ", $crate::db::leads::COLUMNS),
+            );
+            qb.push_values(part, |mut b, v| {
+                let l = v.lead;
+                b.push_bind(l.id.as_str())
+                    .push_bind(l.name.as_deref())
+                    .push_bind(l.email.as_deref())
+                    .push_bind(l.company.as_deref())
+                    .push_bind(l.title.as_deref())
+                    .push_bind(l.industry.as_deref())
+                    .push_bind(v.employees)
+                    .push_bind($crate::db::leads::finite(l.annual_revenue))
+                    .push_bind($crate::db::leads::finite(l.budget))
+                    .push_bind(l.timeline.as_deref())
+                    .push_bind(l.source.as_deref())
+                    .push_bind(l.status.as_str())
+                    .push_bind(l.notes.as_deref())
+                    .push_bind(v.attributes.as_str())
+                    .push_bind($now)
+                    .push_bind($now);
+            });
+            qb.push($crate::db::leads::ON_CONFLICT);
+            qb.build()
+                .persistent(false)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::db::error::q($op))?;
+        }
+    };
+}
+pub(crate) use upsert_lead_rows;
+
+#[derive(sqlx::FromRow)]
+struct LeadRow {
+    id: String,
+    name: Option<String>,
+    email: Option<String>,
+    company: Option<String>,
+    title: Option<String>,
+    industry: Option<String>,
+    employees: Option<i64>,
+    annual_revenue: Option<f64>,
+    budget: Option<f64>,
+    timeline: Option<String>,
+    source: Option<String>,
+    status: String,
+    notes: Option<String>,
+    attributes: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl LeadRow {
+    fn into_record(self, op: &'static str) -> Result<LeadRecord, DbError> {
+        let corrupt = |reason: String| DbError::Corrupt {
+            op,
+            reason: format!("lead {}: {reason}", self.id),
+        };
+        let status: LeadStatus = self.status.parse().map_err(|e| corrupt(format!("{e}")))?;
+        let attributes: BTreeMap<String, String> = serde_json::from_str(&self.attributes)
+            .map_err(|e| corrupt(format!("attributes are not a JSON object of strings: {e}")))?;
+        let employees = match self.employees {
+            Some(n) => {
+                Some(u32::try_from(n).map_err(|_| corrupt(format!("employees {n} out of range")))?)
+            }
+            None => None,
+        };
+        Ok(LeadRecord {
+            lead: Lead {
+                id: self.id,
+                name: self.name,
+                email: self.email,
+                company: self.company,
+                title: self.title,
+                industry: self.industry,
+                employees,
+                annual_revenue: self.annual_revenue,
+                budget: self.budget,
+                timeline: self.timeline,
+                source: self.source,
+                status,
+                notes: self.notes,
+                attributes,
+            },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+/// Non-finite numbers are stored as NULL on both engines (SQLite cannot store NaN).
+pub(crate) fn finite(x: Option<f64>) -> Option<f64> {
+    x.filter(|v| v.is_finite())
+}
+
+fn search_pattern(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for c in s.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Prepared row values of one lead (owned, so binds can borrow them).
+pub(crate) struct LeadValues<'a> {
+    pub(crate) lead: &'a Lead,
+    pub(crate) employees: Option<i64>,
+    pub(crate) attributes: String,
+}
+
+pub(crate) fn prepare<'a>(
+    op: &'static str,
+    leads: &'a [Lead],
+) -> Result<Vec<LeadValues<'a>>, DbError> {
+    // Keep the last occurrence of each id: PostgreSQL refuses to touch one row twice in a
+    // single INSERT … ON CONFLICT, SQLite would keep the last; deduplicating makes both
+    // keep the last.
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(leads.len());
+    for (i, lead) in leads.iter().enumerate() {
+        if lead.id.trim().is_empty() {
+            return Err(DbError::InvalidInput {
+                op,
+                reason: format!("lead #{i} has an empty id"),
+            });
+        }
+        last.insert(lead.id.as_str(), i);
+    }
+    let mut out = Vec::with_capacity(last.len());
+    for (i, lead) in leads.iter().enumerate() {
+        if last[lead.id.as_str()] != i {
+            continue;
+        }
+        let attributes =
+            serde_json::to_string(&lead.attributes).map_err(|e| DbError::InvalidInput {
+                op,
+                reason: format!("lead {}: attributes: {e}", lead.id),
+            })?;
+        out.push(LeadValues {
+            lead,
+            employees: lead.employees.map(i64::from),
+            attributes,
+        });
+    }
+    Ok(out)
+}
+
+impl Db {
+    /// Insert a lead, or update every field of the stored lead with the same id
+    /// (`created_at` is kept, `updated_at` set to now).
+    pub async fn upsert_lead(&self, lead: &Lead) -> Result<(), DbError> {
+        self.upsert_leads_op("upsert_lead", std::slice::from_ref(lead))
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Db::upsert_lead`] for many leads in one transaction (multi-row statements).
+    /// When an id occurs more than once, the last occurrence wins. Returns the number of
+    /// distinct leads written.
+    pub async fn upsert_leads(&self, leads: &[Lead]) -> Result<u64, DbError> {
+        self.upsert_leads_op("upsert_leads", leads).await
+    }
+
+    async fn upsert_leads_op(&self, op: &'static str, leads: &[Lead]) -> Result<u64, DbError> {
+        let rows = prepare(op, leads)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let chunk = self.rows_per_statement(N_COLUMNS);
+        let now = now_ms();
+        on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(q(op))?;
+            upsert_lead_rows!(pool, tx, rows, chunk, now, op);
+            tx.commit().await.map_err(q(op))?;
+        });
+        Ok(rows.len() as u64)
+    }
+
+    /// The lead with this id.
+    pub async fn get_lead(&self, id: &str) -> Result<Option<Lead>, DbError> {
+        Ok(self.get_lead_record(id).await?.map(|r| r.lead))
+    }
+
+    /// The lead with this id and its timestamps.
+    pub async fn get_lead_record(&self, id: &str) -> Result<Option<LeadRecord>, DbError> {
+        const OP: &str = "get_lead";
+        let sql = format!("SELECT {COLUMNS} FROM leads WHERE id = $1");
+        let row: Option<LeadRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(q(OP))?
+        });
+        row.map(|r| r.into_record(OP)).transpose()
+    }
+
+    /// Leads matching `filter`, most recently updated first (then by id).
+    pub async fn list_leads(&self, filter: &LeadFilter) -> Result<Vec<Lead>, DbError> {
+        Ok(self
+            .list_lead_records(filter)
+            .await?
+            .into_iter()
+            .map(|r| r.lead)
+            .collect())
+    }
+
+    /// [`Db::list_leads`] with timestamps.
+    pub async fn list_lead_records(&self, filter: &LeadFilter) -> Result<Vec<LeadRecord>, DbError> {
+        const OP: &str = "list_leads";
+        let sql = format!(
+            "SELECT {COLUMNS} FROM leads{FILTER} ORDER BY updated_at DESC, id ASC LIMIT $4 OFFSET $5"
+        );
+        let status = filter.status.map(|s| s.as_str());
+        let search = filter
+            .search
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(search_pattern);
+        let rows: Vec<LeadRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(status)
+                .bind(filter.source.as_deref())
+                .bind(search.as_deref())
+                .bind(clamp_limit(filter.limit))
+                .bind(filter.offset.max(0))
+                .fetch_all(pool)
+                .await
+                .map_err(q(OP))?
+        });
+        rows.into_iter().map(|r| r.into_record(OP)).collect()
+    }
+
+    /// Number of leads matching `filter` (its `limit`/`offset` are ignored).
+    pub async fn count_leads(&self, filter: &LeadFilter) -> Result<i64, DbError> {
+        const OP: &str = "count_leads";
+        let sql = format!("SELECT COUNT(*) FROM leads{FILTER}");
+        let status = filter.status.map(|s| s.as_str());
+        let search = filter
+            .search
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(search_pattern);
+        let n: i64 = on_pool!(self, |pool| {
+            sqlx::query_scalar(&sql)
+                .bind(status)
+                .bind(filter.source.as_deref())
+                .bind(search.as_deref())
+                .fetch_one(pool)
+                .await
+                .map_err(q(OP))?
+        });
+        Ok(n)
+    }
+
+    /// Delete a lead (and, by cascade, its scores). True if it existed.
+    pub async fn delete_lead(&self, id: &str) -> Result<bool, DbError> {
+        const OP: &str = "delete_lead";
+        let n = on_pool!(self, |pool| {
+            sqlx::query("DELETE FROM leads WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await
+                .map_err(q(OP))?
+                .rows_affected()
+        });
+        Ok(n > 0)
+    }
+}

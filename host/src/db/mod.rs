@@ -1,0 +1,467 @@
+//! Database layer: one [`Db`] handle over SQLite (embedded default, a file in WAL mode)
+//! or PostgreSQL (production, several host replicas).
+//!
+//! Both engines run the same logical schema (`migrations/sqlite`, `migrations/postgres`,
+//! embedded at compile time with `sqlx::migrate!`) and the same SQL text: every query
+//! in this module is written once and runs on either pool (placeholders are `$1…`, which
+//! SQLite accepts too). Conventions shared by both engines:
+//!
+//! * timestamps are `BIGINT`/`INTEGER` milliseconds since the Unix epoch
+//!   ([`crate::domain::now_ms`]);
+//! * ids are `TEXT` (uuid v7 when the host generates them, so they sort by creation);
+//! * JSON documents (lead attributes, score factors, agent input/output) are `TEXT`;
+//! * booleans are `BOOLEAN` (SQLite stores 0/1), binary values `BLOB`/`BYTEA`.
+//!
+//! Bulk writes (`upsert_leads`, `insert_scores`, `insert_audit`) run in one transaction
+//! with multi-row `INSERT`s chunked below each engine's bind-parameter limit
+//! (SQLite 32 766, PostgreSQL 65 535).
+//!
+//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`audit`], [`state`],
+//! [`executions`]; errors in [`error`].
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+/// Run `$body` with `$pool` bound to the concrete pool (`&SqlitePool` or `&PgPool`).
+/// The body is compiled once per engine, so the same SQL text and binds serve both.
+macro_rules! on_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+pub mod audit;
+pub mod error;
+pub mod executions;
+pub mod leads;
+pub mod plugin_versions;
+pub mod scores;
+pub mod state;
+
+pub use audit::{AuditFilter, AuditRecord, StoredAudit};
+pub use error::DbError;
+pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecution};
+pub use leads::{LeadFilter, LeadRecord};
+pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
+pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};
+
+use error::q;
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// Bind-parameter limit per statement: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (32 766 in
+/// the bundled library) and PostgreSQL's protocol limit (65 535).
+const SQLITE_MAX_BINDS: usize = 32_766;
+const POSTGRES_MAX_BINDS: usize = 65_535;
+/// Upper bound on rows per multi-row statement; beyond this, larger statements stop
+/// paying off and only cost memory.
+const MAX_ROWS_PER_STATEMENT: usize = 2_000;
+
+/// Which engine a [`Db`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The engine a URL names, if any (`sqlite:…`, `postgres://…`, `postgresql://…`).
+    pub fn from_url(url: &str) -> Option<Backend> {
+        let lower = url.trim().to_ascii_lowercase();
+        if lower.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Pool and connection settings for [`Db::connect`].
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    /// Most connections the pool opens (SQLite in-memory databases always use 1).
+    pub max_connections: u32,
+    /// Connections kept open while idle.
+    pub min_connections: u32,
+    /// How long to wait for a free connection (and for the first connection at start-up).
+    pub acquire_timeout: Duration,
+    /// SQLite only: how long a statement waits for another writer's lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 8,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Handle to the database: cheap to clone (the pools are reference-counted), safe to
+/// share between tasks.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) pool: Pool,
+    url: String,
+}
+
+impl Db {
+    /// Open a pool for `url`:
+    ///
+    /// * `sqlite:PATH`, `sqlite://PATH` (relative), `sqlite:///abs/path`, `sqlite::memory:`.
+    ///   The file and its parent directories are created if missing; the connection runs
+    ///   in WAL mode with `synchronous=NORMAL`, `foreign_keys=ON` and
+    ///   `busy_timeout = opts.busy_timeout`. An in-memory database uses one connection.
+    /// * `postgres://user:password@host:port/db?…` (or `postgresql://`).
+    ///
+    /// Opens one connection before returning, so a wrong host, password or path fails
+    /// here with [`DbError::Connect`] (password redacted).
+    pub async fn connect(url: &str, opts: &DbOptions) -> Result<Db, DbError> {
+        let redacted = redact_url(url);
+        let url = url.trim();
+        match Backend::from_url(url) {
+            Some(Backend::Sqlite) => connect_sqlite(url, redacted, opts).await,
+            Some(Backend::Postgres) => connect_postgres(url, redacted, opts).await,
+            None => Err(DbError::InvalidUrl {
+                url: redacted,
+                reason: "unsupported scheme: expected sqlite:PATH or postgres://USER@HOST/DB"
+                    .into(),
+            }),
+        }
+    }
+
+    /// Apply the embedded migrations of this engine (`migrations/sqlite` or
+    /// `migrations/postgres`). Idempotent; concurrent callers on PostgreSQL serialise on
+    /// an advisory lock.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let backend = self.backend();
+        let res = match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await,
+        };
+        res.map_err(|source| DbError::Migrate { backend, source })
+    }
+
+    /// The engine behind this handle.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The URL this handle was opened with, credentials redacted.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Round-trip one trivial statement.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1")
+                .execute(pool)
+                .await
+                .map_err(q("ping"))?;
+        });
+        Ok(())
+    }
+
+    /// Close every connection; later calls fail.
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    /// Rows per multi-row statement with `cols` binds per row.
+    pub(crate) fn rows_per_statement(&self, cols: usize) -> usize {
+        let limit = match self.backend() {
+            Backend::Sqlite => SQLITE_MAX_BINDS,
+            Backend::Postgres => POSTGRES_MAX_BINDS,
+        };
+        (limit / cols.max(1)).clamp(1, MAX_ROWS_PER_STATEMENT)
+    }
+}
+
+async fn connect_sqlite(url: &str, redacted: String, opts: &DbOptions) -> Result<Db, DbError> {
+    let backend = Backend::Sqlite;
+    let base = SqliteConnectOptions::from_str(url).map_err(|e| DbError::InvalidUrl {
+        url: redacted.clone(),
+        reason: e.to_string(),
+    })?;
+    let lower = url.to_ascii_lowercase();
+    let in_memory = lower.contains(":memory:") || lower.contains("mode=memory");
+    let mut options = base
+        .create_if_missing(true)
+        .foreign_keys(true)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(opts.busy_timeout);
+    if !in_memory {
+        options = options.journal_mode(SqliteJournalMode::Wal);
+        let file = options.get_filename().to_path_buf();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
+                backend,
+                url: redacted.clone(),
+                cause: format!("cannot create directory {}: {e}", dir.display()),
+            })?;
+        }
+    }
+    let mut pool_opts = SqlitePoolOptions::new().acquire_timeout(opts.acquire_timeout);
+    pool_opts = if in_memory {
+        // Every connection to `:memory:` is its own database: keep exactly one, forever.
+        pool_opts
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+    } else {
+        pool_opts
+            .max_connections(opts.max_connections.max(1))
+            .min_connections(opts.min_connections)
+    };
+    let pool = pool_opts
+        .connect_with(options)
+        .await
+        .map_err(|e| DbError::Connect {
+            backend,
+            url: redacted.clone(),
+            cause: e.to_string(),
+        })?;
+    tracing::debug!(url = %redacted, "opened sqlite database");
+    Ok(Db {
+        pool: Pool::Sqlite(pool),
+        url: redacted,
+    })
+}
+
+async fn connect_postgres(url: &str, redacted: String, opts: &DbOptions) -> Result<Db, DbError> {
+    let backend = Backend::Postgres;
+    let secret = url_password(url);
+    let scrub = |msg: String| match &secret {
+        Some(pw) if !pw.is_empty() => msg.replace(pw.as_str(), "***"),
+        _ => msg,
+    };
+    let options = PgConnectOptions::from_str(url).map_err(|e| DbError::InvalidUrl {
+        url: redacted.clone(),
+        reason: scrub(e.to_string()),
+    })?;
+    // Probe with one plain connection first: the pool retries refused connections until
+    // its acquire timeout and then reports only "pool timed out", losing the cause.
+    match tokio::time::timeout(
+        opts.acquire_timeout,
+        sqlx::ConnectOptions::connect(&options),
+    )
+    .await
+    {
+        Err(_) => {
+            return Err(DbError::Connect {
+                backend,
+                url: redacted,
+                cause: format!("no answer within {:?}", opts.acquire_timeout),
+            })
+        }
+        Ok(Err(e)) => {
+            return Err(DbError::Connect {
+                backend,
+                url: redacted,
+                cause: scrub(e.to_string()),
+            })
+        }
+        Ok(Ok(conn)) => {
+            let _ = sqlx::Connection::close(conn).await;
+        }
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(opts.max_connections.max(1))
+        .min_connections(opts.min_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_with(options)
+        .await
+        .map_err(|e| DbError::Connect {
+            backend,
+            url: redacted.clone(),
+            cause: scrub(e.to_string()),
+        })?;
+    tracing::debug!(url = %redacted, "opened postgres database");
+    Ok(Db {
+        pool: Pool::Postgres(pool),
+        url: redacted,
+    })
+}
+
+/// A database URL fit for logs and error messages: the password in the authority
+/// (`user:secret@host`) and any `password`/`sslpassword` query parameter become `***`.
+/// URLs without credentials come back unchanged.
+pub fn redact_url(url: &str) -> String {
+    let (head, query) = match url.find('?') {
+        Some(i) => (&url[..i], Some(&url[i + 1..])),
+        None => (url, None),
+    };
+    let mut out = String::with_capacity(url.len());
+    match head.find("://") {
+        Some(i) => {
+            let (scheme, rest) = (&head[..i + 3], &head[i + 3..]);
+            let auth_end = rest.find(['/', '#']).unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(auth_end);
+            out.push_str(scheme);
+            match authority.rfind('@') {
+                Some(at) => {
+                    let (userinfo, host) = (&authority[..at], &authority[at..]);
+                    match userinfo.find(':') {
+                        Some(c) => {
+                            out.push_str(&userinfo[..c]);
+                            out.push_str(":***");
+                        }
+                        None => out.push_str(userinfo),
+                    }
+                    out.push_str(host);
+                }
+                None => out.push_str(authority),
+            }
+            out.push_str(path);
+        }
+        None => out.push_str(head),
+    }
+    if let Some(query) = query {
+        out.push('?');
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _))
+                    if k.eq_ignore_ascii_case("password")
+                        || k.eq_ignore_ascii_case("sslpassword") =>
+                {
+                    format!("{k}=***")
+                }
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+/// The password of a URL (authority or `password=` parameter), percent-decoded.
+fn url_password(url: &str) -> Option<String> {
+    let (head, query) = match url.find('?') {
+        Some(i) => (&url[..i], Some(&url[i + 1..])),
+        None => (url, None),
+    };
+    if let Some(query) = query {
+        for kv in query.split('&') {
+            if let Some((k, v)) = kv.split_once('=') {
+                if k.eq_ignore_ascii_case("password") {
+                    return Some(percent_decode(v));
+                }
+            }
+        }
+    }
+    let rest = &head[head.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '#']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    let (_, pw) = userinfo.split_once(':')?;
+    Some(percent_decode(pw))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() && s.is_char_boundary(i + 3) {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A fresh uuid v7 as text (time-ordered).
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Clamp a caller's `limit` to 1..=10 000 (0 means the default, 100).
+pub(crate) fn clamp_limit(limit: i64) -> i64 {
+    if limit <= 0 {
+        100
+    } else {
+        limit.min(10_000)
+    }
+}
+
+/// Start a query builder for `pool`'s engine (fixes the builder's database type).
+pub(crate) fn builder<'a, DB: sqlx::Database>(
+    _pool: &sqlx::Pool<DB>,
+    init: impl Into<String>,
+) -> sqlx::QueryBuilder<'a, DB> {
+    sqlx::QueryBuilder::new(init)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_password_but_keeps_the_rest() {
+        assert_eq!(
+            redact_url("postgres://strata:s3cr%40t@db.internal:5432/crm?sslmode=require"),
+            "postgres://strata:***@db.internal:5432/crm?sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://db/crm?user=a&password=hunter2"),
+            "postgres://db/crm?user=a&password=***"
+        );
+        assert_eq!(
+            redact_url("postgres://strata@db/crm"),
+            "postgres://strata@db/crm"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/strata.db"),
+            "sqlite://data/strata.db"
+        );
+        assert_eq!(
+            url_password("postgres://u:s3cr%40t@h/d").as_deref(),
+            Some("s3cr@t")
+        );
+    }
+}

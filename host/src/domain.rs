@@ -1,0 +1,164 @@
+//! Host-side domain types: leads, scores and their parts.
+//!
+//! These are the types the database, the CLI and (later) the HTTP API speak. The WIT
+//! bindings have their own generated types; `wit::convert` maps between the two.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// Lifecycle status of a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LeadStatus {
+    #[default]
+    New,
+    Contacted,
+    Nurture,
+    Qualified,
+    Unqualified,
+    Junk,
+}
+
+/// Priority bucket of a score.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Immediate,
+    High,
+    Medium,
+    Low,
+}
+
+macro_rules! str_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = UnknownVariant;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.trim().to_ascii_lowercase().as_str() {
+                    $($text => Ok($ty::$variant),)+
+                    _ => Err(UnknownVariant { kind: stringify!($ty), value: s.to_string() }),
+                }
+            }
+        }
+    };
+}
+
+str_enum!(LeadStatus {
+    New => "new",
+    Contacted => "contacted",
+    Nurture => "nurture",
+    Qualified => "qualified",
+    Unqualified => "unqualified",
+    Junk => "junk",
+});
+
+str_enum!(Priority {
+    Immediate => "immediate",
+    High => "high",
+    Medium => "medium",
+    Low => "low",
+});
+
+/// A string that names no variant of an enum.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("unknown {kind} {value:?}")]
+pub struct UnknownVariant {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+/// A lead as the CRM holds it. `attributes` carries every field without a typed slot
+/// (custom CRM fields, data-set columns), in a stable order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Lead {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub industry: Option<String>,
+    #[serde(default)]
+    pub employees: Option<u32>,
+    #[serde(default)]
+    pub annual_revenue: Option<f64>,
+    #[serde(default)]
+    pub budget: Option<f64>,
+    #[serde(default)]
+    pub timeline: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub status: LeadStatus,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// One named factor of a score, 0–100.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Factor {
+    pub name: String,
+    pub score: f64,
+}
+
+/// A score as a scorer returns it (validated by the host before anyone sees it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub value: f64,
+    pub priority: Priority,
+    pub recommended_action: String,
+    pub reasoning: String,
+    pub confidence: f64,
+    pub factors: Vec<Factor>,
+}
+
+/// A human correction of a machine score. Stored beside the score, never over it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreOverride {
+    pub value: Option<f64>,
+    pub priority: Option<Priority>,
+    pub by: String,
+    pub reason: String,
+    /// Milliseconds since the Unix epoch.
+    pub at: i64,
+}
+
+/// A score stored for a lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredScore {
+    pub id: String,
+    pub lead_id: String,
+    /// `plugin@version` that produced the score.
+    pub strategy: String,
+    pub score: Score,
+    pub fallback_used: bool,
+    pub request_id: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+    pub human_override: Option<ScoreOverride>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

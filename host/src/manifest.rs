@@ -1,0 +1,245 @@
+//! The plugin manifest (`plugin.toml`): what a plugin is, what it declares, its limits and
+//! its smoke tests.
+
+use crate::capabilities::{Capability, CrmScope, StateScope};
+use crate::domain::{Lead, Priority};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// File name of a plugin's manifest inside its directory.
+pub const MANIFEST_FILE: &str = "plugin.toml";
+/// Default file name of the component next to the manifest.
+pub const DEFAULT_COMPONENT: &str = "plugin.wasm";
+
+/// Which world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Scorer,
+    Layer,
+    Agent,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Scorer => "scorer",
+            PluginKind::Layer => "layer",
+            PluginKind::Agent => "agent",
+        }
+    }
+
+    /// The export a component of this kind must provide.
+    pub fn required_export(self) -> &'static str {
+        match self {
+            PluginKind::Scorer => "score",
+            PluginKind::Layer => "run-layer",
+            PluginKind::Agent => "run",
+        }
+    }
+}
+
+impl std::fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSection {
+    pub name: String,
+    pub version: String,
+    pub kind: PluginKind,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_component")]
+    pub component: String,
+}
+
+fn default_component() -> String {
+    DEFAULT_COMPONENT.to_string()
+}
+
+/// Capabilities a plugin declares, with the scopes it asks for. `log` is implicit.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredCapabilities {
+    #[serde(default)]
+    pub log: Option<toml::Table>,
+    #[serde(default)]
+    pub state: Option<StateScope>,
+    #[serde(default)]
+    pub crm: Option<CrmScope>,
+}
+
+impl DeclaredCapabilities {
+    pub fn declares(&self, cap: Capability) -> bool {
+        match cap {
+            Capability::Log => true,
+            Capability::State => self.state.is_some(),
+            Capability::Crm => self.crm.is_some(),
+        }
+    }
+}
+
+/// Resource limits. In a manifest: what the plugin asks for; in config: the operator's
+/// ceiling. The effective limit is the smaller of the two (see `Limits::effective`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSpec {
+    pub memory_mb: Option<u64>,
+    pub deadline_ms: Option<u64>,
+    pub fuel: Option<u64>,
+    pub max_input_bytes: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+}
+
+/// Expected bounds of a smoke test's output.
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeExpect {
+    pub min_score: Option<f64>,
+    pub max_score: Option<f64>,
+    #[serde(default)]
+    pub priority: Vec<Priority>,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCase {
+    pub name: String,
+    pub input: Lead,
+    #[serde(default)]
+    pub expect: SmokeExpect,
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub plugin: PluginSection,
+    #[serde(default)]
+    pub capabilities: DeclaredCapabilities,
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    #[serde(default)]
+    pub smoke: Vec<SmokeCase>,
+}
+
+/// Why a manifest could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid manifest {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid manifest {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Manifest {
+    /// Reads and validates `dir/plugin.toml` (or the file itself if `path` is a file).
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let file = if path.is_dir() { path.join(MANIFEST_FILE) } else { path.to_path_buf() };
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| ManifestError::Read { path: file.clone(), source })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, ManifestError> {
+        let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
+            path: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        manifest.validate().map_err(|message| ManifestError::Invalid { path: origin.to_path_buf(), message })?;
+        Ok(manifest)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let name = &self.plugin.name;
+        if name.is_empty()
+            || name.len() > 64
+            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            return Err(format!("plugin.name {name:?} must be 1-64 characters of [a-z0-9-]"));
+        }
+        if !is_semver(&self.plugin.version) {
+            return Err(format!("plugin.version {:?} is not a semantic version (e.g. 1.2.0)", self.plugin.version));
+        }
+        let comp = &self.plugin.component;
+        if comp.is_empty() || comp.contains('/') || comp.contains('\\') || comp.starts_with('.') {
+            return Err(format!("plugin.component {comp:?} must be a plain file name next to plugin.toml"));
+        }
+        if !self.smoke.is_empty() && self.plugin.kind != PluginKind::Scorer {
+            return Err("smoke cases are only defined for scorers".into());
+        }
+        for case in &self.smoke {
+            if let (Some(lo), Some(hi)) = (case.expect.min_score, case.expect.max_score) {
+                if lo > hi {
+                    return Err(format!("smoke case {:?}: min_score > max_score", case.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.plugin.name, self.plugin.version)
+    }
+}
+
+fn is_semver(v: &str) -> bool {
+    let core = v.split(['-', '+']).next().unwrap_or("");
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[plugin]
+name = "bant"
+version = "1.0.0"
+kind = "scorer"
+[capabilities]
+state = { max_value_bytes = 128 }
+[limits]
+deadline_ms = 20
+[[smoke]]
+name = "hot"
+[smoke.input]
+id = "s1"
+budget = 1000.0
+[smoke.input.attributes]
+"Lead Origin" = "API"
+[smoke.expect]
+min_score = 10.0
+priority = ["high", "immediate"]
+"#;
+
+    #[test]
+    fn parses_a_complete_manifest() {
+        let m = Manifest::parse(GOOD, Path::new("plugin.toml")).unwrap();
+        assert_eq!(m.id(), "bant@1.0.0");
+        assert_eq!(m.plugin.component, DEFAULT_COMPONENT);
+        assert!(m.capabilities.declares(Capability::State));
+        assert!(!m.capabilities.declares(Capability::Crm));
+        assert_eq!(m.smoke[0].input.attributes["Lead Origin"], "API");
+        assert_eq!(m.smoke[0].expect.priority, vec![Priority::High, Priority::Immediate]);
+    }
+
+    #[test]
+    fn rejects_bad_names_versions_and_unknown_keys() {
+        let bad_name = GOOD.replace("name = \"bant\"", "name = \"Bad Name\"");
+        assert!(Manifest::parse(&bad_name, Path::new("p")).unwrap_err().to_string().contains("plugin.name"));
+        let bad_ver = GOOD.replace("1.0.0", "one");
+        assert!(Manifest::parse(&bad_ver, Path::new("p")).unwrap_err().to_string().contains("semantic version"));
+        let unknown = GOOD.replace("[limits]", "[limits]\nmemroy_mb = 3");
+        assert!(Manifest::parse(&unknown, Path::new("p")).unwrap_err().to_string().contains("memroy_mb"));
+        let escape = GOOD.replace("kind = \"scorer\"", "kind = \"scorer\"\ncomponent = \"../x.wasm\"");
+        assert!(Manifest::parse(&escape, Path::new("p")).unwrap_err().to_string().contains("plain file name"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Plugin life cycle: the registry of live versions (atomic swap, rollback history), the
+//! manager that loads/validates/smoke-tests versions and records every attempt, and the
+//! directory watcher that drives hot reload.
+
+pub mod manager;
+pub mod registry;
+pub mod smoke;
+pub mod watcher;
+
+pub use manager::{LoadReport, PluginManager};
+pub use registry::{LoadFailure, Registry, Slot};

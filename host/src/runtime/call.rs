@@ -1,0 +1,267 @@
+//! One call: a fresh `Store` and instance from the version's `InstancePre`, the limits of
+//! that version, the call, classification of any failure, validation of the output. The
+//! instance is dropped afterwards whatever happened — a trapped instance is never reused.
+
+use super::plugin::WorldPre;
+use super::{CallError, LoadedPlugin};
+use crate::capabilities::wasi::MemoryLimitExceeded;
+use crate::capabilities::CallState;
+use crate::domain::{Lead, Score};
+use crate::wit::since_v0_1_0::{layer, types as wit};
+use std::sync::Arc;
+use wasmtime::{Store, Trap};
+
+/// Milliseconds per epoch tick; must match `RuntimeSettings::epoch_tick`.
+fn deadline_ticks(deadline_ms: u64, tick_ms: u64) -> u64 {
+    deadline_ms.div_ceil(tick_ms.max(1)).max(1)
+}
+
+/// A layer run's context and outcome, in host types.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerInput {
+    pub run_id: String,
+    pub container: String,
+    pub dry_run: bool,
+    pub topic: String,
+    pub payload: String,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LayerOutput {
+    pub output: String,
+    pub events: Vec<(String, String)>,
+}
+
+impl LoadedPlugin {
+    fn new_store(&self, request_id: Option<Arc<str>>) -> Result<Store<CallState>, CallError> {
+        let state = CallState::new(
+            self.identity.clone(),
+            self.grants.clone(),
+            self.services.clone(),
+            request_id,
+            self.limits.memory_bytes,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let tick_ms = self.services_tick_ms();
+        store.set_epoch_deadline(deadline_ticks(self.limits.deadline_ms, tick_ms));
+        if self.fuel_metering {
+            store
+                .set_fuel(self.limits.fuel.unwrap_or(u64::MAX))
+                .map_err(|e| CallError::Instantiate { plugin: self.id().into(), message: e.to_string() })?;
+        }
+        Ok(store)
+    }
+
+    fn services_tick_ms(&self) -> u64 {
+        crate::config::EPOCH_TICK_MS
+    }
+
+    /// Maps a wasmtime error of this call to a typed `CallError`.
+    fn classify(&self, err: wasmtime::Error, store: &Store<CallState>) -> CallError {
+        let plugin = self.id().to_string();
+        if store.data().limiter.memory_exceeded || err.downcast_ref::<MemoryLimitExceeded>().is_some() {
+            return CallError::MemoryLimit { plugin, limit_mb: self.limits.memory_bytes >> 20 };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => CallError::Deadline { plugin, ms: self.limits.deadline_ms },
+            Some(Trap::OutOfFuel) => CallError::Fuel { plugin, fuel: self.limits.fuel.unwrap_or(u64::MAX) },
+            Some(Trap::StackOverflow) => CallError::StackOverflow { plugin },
+            Some(Trap::UnreachableCodeReached) => {
+                let (stderr, _) = store.data().stderr.take();
+                match panic_message(&stderr) {
+                    Some(message) => CallError::Panic { plugin, message },
+                    None => CallError::Trap { plugin, message: "unreachable code reached (abort)".into() },
+                }
+            }
+            Some(Trap::MemoryOutOfBounds) => CallError::Trap {
+                plugin,
+                message: "out of bounds memory access (guest stack overflow or bad pointer)".into(),
+            },
+            Some(t) => CallError::Trap { plugin, message: t.to_string() },
+            None => {
+                let message = format!("{err:#}");
+                if message.contains("discriminant") || message.contains("utf-8") || message.contains("out of bounds")
+                {
+                    CallError::InvalidOutput { plugin, reason: message }
+                } else {
+                    CallError::Trap { plugin, message }
+                }
+            }
+        }
+    }
+
+    fn plugin_error(&self, e: wit::PluginError) -> CallError {
+        let plugin = self.id().to_string();
+        match e {
+            wit::PluginError::InvalidInput(m) => {
+                CallError::InvalidInput { plugin, message: crate::capabilities::log::sanitize(&m, 1024) }
+            }
+            wit::PluginError::Failed(m) => CallError::Failed { plugin, message: crate::capabilities::log::sanitize(&m, 1024) },
+        }
+    }
+
+    /// Runs `f` on a fresh instance; classifies failures; always flushes stdio to the log.
+    fn with_store<R>(
+        &self,
+        request_id: Option<Arc<str>>,
+        f: impl FnOnce(&mut Store<CallState>, &WorldPre) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let mut store = self.new_store(request_id)?;
+        let out = f(&mut store, &self.pre);
+        let result = out.map_err(|e| self.classify(e, &store));
+        store.data().flush_stdio();
+        result
+    }
+
+    fn wrong_kind(&self, needed: &str) -> CallError {
+        CallError::WrongKind { plugin: self.id().into(), kind: self.kind().to_string(), needed: needed.into() }
+    }
+
+    /// Scores one lead. Blocking; run on a blocking thread (or a dedicated worker thread).
+    pub fn score(&self, lead: &Lead, request_id: Option<Arc<str>>) -> Result<Score, CallError> {
+        let size = lead_size(lead);
+        if size > self.limits.max_input_bytes {
+            return Err(CallError::InputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_input_bytes });
+        }
+        let input = wit::Lead::from(lead);
+        let out = self.with_store(request_id, |store, pre| {
+            let WorldPre::Scorer(pre) = pre else { unreachable!("checked by caller") };
+            let bindings = pre.instantiate(&mut *store)?;
+            bindings.call_score(&mut *store, &input)
+        });
+        let out = match &self.pre {
+            WorldPre::Scorer(_) => out?,
+            _ => return Err(self.wrong_kind("scorer")),
+        };
+        let score = out.map_err(|e| self.plugin_error(e))?;
+        let score: Score = score.into();
+        self.validate_score(&score)?;
+        Ok(score)
+    }
+
+    /// Checks a score's ranges and size: nothing invalid leaves the runtime.
+    fn validate_score(&self, s: &Score) -> Result<(), CallError> {
+        let plugin = self.id().to_string();
+        let size = s.reasoning.len()
+            + s.recommended_action.len()
+            + s.factors.iter().map(|f| f.name.len() + 8).sum::<usize>();
+        if size > self.limits.max_output_bytes {
+            return Err(CallError::OutputTooLarge { plugin, size, limit: self.limits.max_output_bytes });
+        }
+        let bad = |reason: String| Err(CallError::InvalidOutput { plugin: plugin.clone(), reason });
+        if !s.value.is_finite() || !(0.0..=100.0).contains(&s.value) {
+            return bad(format!("score value {} is outside 0-100", s.value));
+        }
+        if !s.confidence.is_finite() || !(0.0..=1.0).contains(&s.confidence) {
+            return bad(format!("confidence {} is outside 0-1", s.confidence));
+        }
+        if s.factors.len() > 32 {
+            return bad(format!("{} factors; at most 32", s.factors.len()));
+        }
+        for f in &s.factors {
+            if f.name.is_empty() || f.name.len() > 64 {
+                return bad(format!("factor name {:?} must be 1-64 bytes", f.name));
+            }
+            if !f.score.is_finite() || !(0.0..=100.0).contains(&f.score) {
+                return bad(format!("factor {} = {} is outside 0-100", f.name, f.score));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs one layer step. Blocking.
+    pub fn run_layer(&self, input: &LayerInput, request_id: Option<Arc<str>>) -> Result<LayerOutput, CallError> {
+        let size = input.payload.len() + input.topic.len() + input.container.len() + input.run_id.len();
+        if size > self.limits.max_input_bytes {
+            return Err(CallError::InputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_input_bytes });
+        }
+        let ctx = layer::RunContext {
+            run_id: input.run_id.clone(),
+            container: input.container.clone(),
+            dry_run: input.dry_run,
+            topic: input.topic.clone(),
+            payload: input.payload.clone(),
+        };
+        let out = match &self.pre {
+            WorldPre::Layer(_) => self.with_store(request_id, |store, pre| {
+                let WorldPre::Layer(pre) = pre else { unreachable!() };
+                pre.instantiate(&mut *store)?.call_run_layer(&mut *store, &ctx)
+            })?,
+            _ => return Err(self.wrong_kind("layer")),
+        };
+        let o = out.map_err(|e| self.plugin_error(e))?;
+        let size = o.output.len() + o.events.iter().map(|e| e.topic.len() + e.payload.len()).sum::<usize>();
+        if size > self.limits.max_output_bytes {
+            return Err(CallError::OutputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_output_bytes });
+        }
+        Ok(LayerOutput { output: o.output, events: o.events.into_iter().map(|e| (e.topic, e.payload)).collect() })
+    }
+
+    /// Runs an agent task. Blocking.
+    pub fn run_agent(&self, input: &str, request_id: Option<Arc<str>>) -> Result<String, CallError> {
+        if input.len() > self.limits.max_input_bytes {
+            return Err(CallError::InputTooLarge {
+                plugin: self.id().into(),
+                size: input.len(),
+                limit: self.limits.max_input_bytes,
+            });
+        }
+        let out = match &self.pre {
+            WorldPre::Agent(_) => self.with_store(request_id, |store, pre| {
+                let WorldPre::Agent(pre) = pre else { unreachable!() };
+                pre.instantiate(&mut *store)?.call_run(&mut *store, input)
+            })?,
+            _ => return Err(self.wrong_kind("agent")),
+        };
+        let o = out.map_err(|e| self.plugin_error(e))?;
+        if o.len() > self.limits.max_output_bytes {
+            return Err(CallError::OutputTooLarge { plugin: self.id().into(), size: o.len(), limit: self.limits.max_output_bytes });
+        }
+        Ok(o)
+    }
+}
+
+/// Approximate encoded size of a lead (what the guest must receive).
+pub fn lead_size(l: &Lead) -> usize {
+    let s = |o: &Option<String>| o.as_ref().map_or(0, |x| x.len());
+    l.id.len()
+        + s(&l.name)
+        + s(&l.email)
+        + s(&l.company)
+        + s(&l.title)
+        + s(&l.industry)
+        + s(&l.timeline)
+        + s(&l.source)
+        + s(&l.notes)
+        + l.attributes.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+        + 64
+}
+
+/// The panic message a Rust guest printed to stderr before aborting.
+fn panic_message(stderr: &str) -> Option<String> {
+    let start = stderr.find("panicked at")?;
+    let text = &stderr[start..];
+    // "panicked at src/lib.rs:10:5:\nboom: ..." → take the message lines after the location.
+    let msg = text.split_once(":\n").map(|(_, m)| m).unwrap_or(text);
+    let msg: String = msg.lines().take_while(|l| !l.starts_with("note:")).take(3).collect::<Vec<_>>().join(" ");
+    Some(crate::capabilities::log::sanitize(msg.trim(), 512))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadline_rounds_up_to_whole_ticks() {
+        assert_eq!(deadline_ticks(100, 1), 100);
+        assert_eq!(deadline_ticks(5, 2), 3);
+        assert_eq!(deadline_ticks(0, 1), 1);
+    }
+
+    #[test]
+    fn panic_message_is_extracted_from_rust_stderr() {
+        let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:9:5:\nboom: deliberate\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(panic_message(stderr).unwrap(), "boom: deliberate");
+    }
+}

@@ -1,0 +1,134 @@
+//! Turning a manifest and component bytes into a `LoadedPlugin`: hash, compile (cached),
+//! classify every import (deny by default), check the world, link only what is granted,
+//! pre-instantiate. Blocking: run it on a blocking thread.
+
+use super::plugin::{ImportInfo, WorldPre};
+use super::{LoadError, LoadedPlugin, Limits, Runtime};
+use crate::capabilities::{self, grants, Capability, Grant, PluginIdentity};
+use crate::manifest::{Manifest, PluginKind};
+use crate::wit::{self, since_v0_1_0, InterfaceName};
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// WASI packages a plugin may import; all are linked with a context that grants nothing.
+const WASI_ALLOWED: &[&str] = &["cli", "io", "clocks", "random", "filesystem", "sockets"];
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Runtime {
+    /// Prepares a plugin version. `grant` is the operator's entry for this plugin name.
+    pub fn prepare(
+        &self,
+        manifest: Manifest,
+        wasm: &[u8],
+        grant: Option<&Grant>,
+        source: Option<PathBuf>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let plugin = manifest.id();
+        let sha256 = sha256_hex(wasm);
+        let (component, cache_outcome, compile_ms) = self
+            .cache()
+            .load(wasm, &sha256)
+            .map_err(|e| LoadError::Compile { plugin: plugin.clone(), message: format!("{e:#}") })?;
+
+        let ty = component.component_type();
+        let engine = self.engine();
+        let mut imports = Vec::new();
+        let mut contract_version: Option<String> = None;
+        for (name, _) in ty.imports(engine) {
+            let class = classify_import(&manifest, grant, name, &mut contract_version)?;
+            imports.push(ImportInfo { name: name.to_string(), class });
+        }
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        let kind = manifest.plugin.kind;
+        if !exports.iter().any(|e| e == kind.required_export()) {
+            return Err(LoadError::WrongWorld {
+                plugin,
+                kind: kind.to_string(),
+                export: kind.required_export().into(),
+                found: if exports.is_empty() { "none".into() } else { exports.join(", ") },
+            });
+        }
+
+        let grants = Arc::new(grants::effective(&manifest, grant));
+        let link_err = |e: wasmtime::Error| LoadError::Link { plugin: plugin.clone(), message: format!("{e:#}") };
+        let linker = capabilities::linker_for(engine, &grants).map_err(link_err)?;
+        let pre = linker.instantiate_pre(&component).map_err(link_err)?;
+        let pre = match kind {
+            PluginKind::Scorer => WorldPre::Scorer(since_v0_1_0::scorer::ScorerPre::new(pre).map_err(link_err)?),
+            PluginKind::Layer => WorldPre::Layer(since_v0_1_0::layer::LayerPre::new(pre).map_err(link_err)?),
+            PluginKind::Agent => WorldPre::Agent(since_v0_1_0::agent::AgentPre::new(pre).map_err(link_err)?),
+        };
+        let operator_limits = grant.map(|g| g.limits).unwrap_or_default();
+        let limits = Limits::effective(&manifest.limits, &operator_limits, self.settings());
+        Ok(LoadedPlugin {
+            identity: Arc::new(PluginIdentity::new(&manifest.plugin.name, &manifest.plugin.version)),
+            sha256,
+            size: wasm.len(),
+            source,
+            contract_version: contract_version.unwrap_or_else(|| since_v0_1_0::VERSION.to_string()),
+            imports,
+            exports,
+            grants,
+            limits,
+            cache_outcome,
+            compile_ms,
+            loaded_at: crate::domain::now_ms(),
+            pre,
+            engine: engine.clone(),
+            services: self.services().clone(),
+            fuel_metering: self.settings().fuel_metering,
+            manifest,
+        })
+    }
+}
+
+/// Deny by default: an import is allowed only if it is WASI from the allowed packages
+/// (linked deny-all) or a `strata:plugin` capability that is declared and granted.
+fn classify_import(
+    manifest: &Manifest,
+    grant: Option<&Grant>,
+    name: &str,
+    contract: &mut Option<String>,
+) -> Result<String, LoadError> {
+    let plugin = manifest.id();
+    let forbidden = |why: &str| LoadError::ForbiddenImport { plugin: plugin.clone(), import: name.into(), why: why.into() };
+    let Some(iface) = InterfaceName::parse(name) else {
+        return Err(forbidden("plugins may only import interfaces of strata:plugin and WASI"));
+    };
+    if iface.namespace == "wasi" {
+        return if WASI_ALLOWED.contains(&iface.package) {
+            Ok("wasi".into())
+        } else {
+            Err(forbidden("this WASI package is not available to plugins"))
+        };
+    }
+    if !iface.is_strata() {
+        return Err(forbidden("unknown package; plugins reach the outside only through strata:plugin capabilities"));
+    }
+    let version = iface.version.unwrap_or("");
+    if !wit::SUPPORTED_VERSIONS.contains(&version) {
+        return Err(LoadError::UnsupportedContract {
+            plugin,
+            version: version.into(),
+            supported: wit::SUPPORTED_VERSIONS.join(", "),
+        });
+    }
+    match contract {
+        Some(v) if v != version => {
+            return Err(forbidden("mixes two contract versions in one component"));
+        }
+        _ => *contract = Some(version.to_string()),
+    }
+    if iface.interface == "types" {
+        return Ok("types".into());
+    }
+    let Some(cap) = Capability::from_interface(iface.interface) else {
+        return Err(forbidden("no such capability in this contract version"));
+    };
+    grants::check_import(manifest, grant, cap, name)?;
+    Ok(format!("capability:{cap}"))
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds everything (host and plugins) and runs Strata's main job on SQLite with the
+# shipped plugins and demo data: score the demo B2B leads with the BANT plugin, score and
+# store the 9,240 X Education leads with the xeducation plugin, and backtest it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# rust-toolchain.toml pins the toolchain and lists the wasm target; make sure the target is
+# there even where rustup does not auto-install (RUSTUP_AUTO_INSTALL=0).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+
+echo "== building guest plugins (wasm32-wasip2)"
+bash plugins/build.sh
+echo "== building the host"
+cargo build --release --quiet --bin strata
+strata() { cargo run --release --quiet --bin strata -- "$@"; }
+
+strata migrate
+echo "== strata score --plugin bant --input demo/leads.jsonl"
+strata score --plugin bant --input demo/leads.jsonl
+echo "== strata score --plugin xeducation --input tests/data/leads-xeducation.csv --quiet"
+strata score --plugin xeducation --input tests/data/leads-xeducation.csv --quiet
+echo "== strata backtest --plugin xeducation --input tests/data/leads-xeducation.csv"
+strata backtest --plugin xeducation --input tests/data/leads-xeducation.csv
+echo "== stored in var/strata.db; inspect a plugin with: cargo run --release --bin strata -- plugin inspect plugins/bant"

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine with only the Rust toolchain:
+#   - the wasm32-wasip2 target comes from rust-toolchain.toml (rustup installs it);
+#   - PostgreSQL binaries are installed with apt-get when missing (the tests start their
+#     own throwaway cluster as the `postgres` user);
+#   - guest plugins are built, then host unit + integration tests and the plugins' native
+#     unit tests run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# rust-toolchain.toml pins the toolchain and lists the wasm target; make sure the target is
+# there even where rustup does not auto-install (RUSTUP_AUTO_INSTALL=0).
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+    rustup target add wasm32-wasip2
+fi
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    echo "== installing PostgreSQL (needed by the tests)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
+fi
+
+# CI: share one target directory outside the clone between runs on the same machine
+# (a cold build also passes, it just takes longer).
+if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
+    export CARGO_TARGET_DIR=/var/tmp/strata-ci-target
+fi
+
+echo "== building guest plugins (wasm32-wasip2)"
+bash plugins/build.sh >/dev/null
+
+echo "== guest plugins: native unit tests"
+(cd plugins && cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" -p bant -p xeducation -p strata-sdk)
+
+echo "== host: unit and integration tests (SQLite and PostgreSQL)"
+cargo test --workspace "$@"

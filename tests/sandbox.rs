@@ -1,0 +1,159 @@
+//! Containment: every hostile plugin fails its own call with a typed error naming the
+//! plugin and the cause, while a good plugin keeps scoring; grants are enforced at load;
+//! WASI reaches nothing.
+
+mod common;
+
+use common::*;
+use strata::runtime::{CallError, LoadError};
+
+const HOSTILE: &[&str] = &[
+    "loop-forever",
+    "memory-bomb",
+    "deep-recursion",
+    "panic",
+    "huge-output",
+    "bad-score",
+];
+
+async fn host_with_hostiles() -> TestHost {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = sqlite_url(tmp.path());
+    std::mem::forget(tmp);
+    let h = host(
+        &url,
+        r#"
+        [grants.loop-forever]
+        limits = { deadline_ms = 50 }
+        [grants.memory-bomb]
+        limits = { memory_mb = 16 }
+        "#,
+    )
+    .await;
+    install(&h.plugins_dir, "bant", "bant");
+    for name in HOSTILE {
+        install(&h.plugins_dir, &format!("testing/{name}"), name);
+    }
+    let report = h.manager.load_all().await;
+    assert!(report.failed.is_empty(), "load failures: {:?}", report.failed);
+    h
+}
+
+fn call(h: &TestHost, name: &str, id: &str) -> Result<strata::domain::Score, CallError> {
+    let p = h.manager.registry().get(name).unwrap();
+    p.score(&hot_lead(id), None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hostile_plugin_fails_its_call_with_a_typed_error_naming_it() {
+    let h = host_with_hostiles().await;
+    let h = std::sync::Arc::new(h);
+    let h2 = h.clone();
+    blocking(move || {
+        let h = h2;
+        let e = call(&h, "loop-forever", "x").unwrap_err();
+        assert!(matches!(e, CallError::Deadline { ms: 50, .. }), "{e}");
+        assert!(e.to_string().contains("loop-forever@"), "{e}");
+
+        let e = call(&h, "memory-bomb", "x").unwrap_err();
+        assert!(matches!(e, CallError::MemoryLimit { limit_mb: 16, .. }), "{e}");
+
+        let e = call(&h, "deep-recursion", "x").unwrap_err();
+        assert!(matches!(e, CallError::Trap { .. } | CallError::StackOverflow { .. }), "{e}");
+
+        let e = call(&h, "panic", "x").unwrap_err();
+        match &e {
+            CallError::Panic { message, .. } => assert!(message.contains("boom"), "{e}"),
+            other => panic!("expected a panic error, got {other}"),
+        }
+
+        let e = call(&h, "huge-output", "x").unwrap_err();
+        assert!(matches!(e, CallError::OutputTooLarge { .. }), "{e}");
+
+        let e = call(&h, "bad-score", "x").unwrap_err();
+        assert!(matches!(e, CallError::InvalidOutput { .. }), "{e}");
+        assert!(e.to_string().contains("150"), "{e}");
+        let e = call(&h, "bad-score", "nan").unwrap_err();
+        assert!(e.to_string().contains("confidence"), "{e}");
+
+        // The good plugin is untouched, and a hostile one can be called again (fresh instance).
+        let s = call(&h, "bant", "good").unwrap();
+        assert!(s.value > 50.0);
+        assert!(matches!(call(&h, "loop-forever", "again"), Err(CallError::Deadline { .. })));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn good_plugin_keeps_scoring_while_hostile_plugins_fail_concurrently() {
+    let h = std::sync::Arc::new(host_with_hostiles().await);
+    let mut handles = Vec::new();
+    for name in HOSTILE {
+        let h = h.clone();
+        let name = name.to_string();
+        handles.push(tokio::task::spawn_blocking(move || {
+            for i in 0..3 {
+                assert!(call(&h, &name, &format!("h{i}")).is_err());
+            }
+        }));
+    }
+    let good = {
+        let h = h.clone();
+        tokio::task::spawn_blocking(move || (0..500).filter(|i| call(&h, "bant", &format!("g{i}")).is_ok()).count())
+    };
+    for j in handles {
+        j.await.unwrap();
+    }
+    assert_eq!(good.await.unwrap(), 500, "every good call must succeed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasi_denies_files_environment_sockets_and_name_lookup() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "").await;
+    std::env::set_var("STRATA_TEST_SECRET", "do-not-leak");
+    install(&h.plugins_dir, "testing/escape", "escape");
+    h.manager.load_all().await;
+    let p = h.manager.registry().get("escape").unwrap();
+    let s = blocking(move || p.score(&hot_lead("e"), None)).await.unwrap();
+    assert!(!s.reasoning.contains("ESCAPED"), "sandbox escape: {}", s.reasoning);
+    for part in ["fs=denied", "env=denied", "tcp=denied", "dns=denied"] {
+        assert!(s.reasoning.contains(part), "missing {part} in {}", s.reasoning);
+    }
+    assert!(!s.reasoning.contains("do-not-leak"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_not_granted_is_rejected_at_load_with_the_config_to_add() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "").await;
+    let dir = install(&h.plugins_dir, "testing/ungranted-crm", "ungranted-crm");
+    let err = h.manager.load_dir(&dir).await.unwrap_err();
+    assert!(matches!(err, LoadError::Grant(_)), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("ungranted-crm@"), "{msg}");
+    assert!(msg.contains("strata:plugin/crm"), "{msg}");
+    assert!(msg.contains("[grants.ungranted-crm]"), "{msg}");
+    assert!(h.manager.registry().get("ungranted-crm").is_err());
+    // The attempt is recorded as rejected, with the reason.
+    let rows = h.db.list_plugin_versions(Some("ungranted-crm"), 10).await.unwrap();
+    assert_eq!(rows[0].status.as_str(), "rejected");
+    assert!(rows[0].error.as_deref().unwrap_or("").contains("not granted"));
+
+    // Granted: it loads.
+    let h2 = host(&sqlite_url(&tmp.path().join("b")), "[grants.ungranted-crm]\ncapabilities = [\"crm\"]\n").await;
+    let dir = install(&h2.plugins_dir, "testing/ungranted-crm", "ungranted-crm");
+    h2.manager.load_dir(&dir).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_not_declared_in_the_manifest_is_rejected_even_if_granted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "[grants.ungranted-crm]\ncapabilities = [\"crm\"]\n").await;
+    let dir = install(&h.plugins_dir, "testing/ungranted-crm", "ungranted-crm");
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    let stripped: String = manifest.lines().filter(|l| !l.trim_start().starts_with("crm")).collect::<Vec<_>>().join("\n");
+    std::fs::write(dir.join("plugin.toml"), stripped).unwrap();
+    let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
+    assert!(err.contains("does not declare"), "{err}");
+}
