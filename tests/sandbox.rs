@@ -74,7 +74,9 @@ async fn each_hostile_plugin_fails_its_call_with_a_typed_error_naming_it() {
         assert!(matches!(e, CallError::InvalidOutput { .. }), "{e}");
         assert!(e.to_string().contains("150"), "{e}");
         let e = call(&h, "bad-score", "nan").unwrap_err();
-        assert!(e.to_string().contains("confidence"), "{e}");
+        assert!(matches!(e, CallError::InvalidOutput { .. }) && e.to_string().contains("confidence NaN"), "{e}");
+        let e = call(&h, "bad-score", "factor").unwrap_err();
+        assert!(e.to_string().contains("factor fit = 150"), "{e}");
 
         // The good plugin is untouched, and a hostile one can be called again (fresh instance).
         let s = call(&h, "bant", "good").unwrap();
