@@ -140,7 +140,7 @@ async fn plugin_test_runs_smoke_cases_and_fails_on_a_violated_bound() {
     assert!(stdout.lines().filter(|l| l.starts_with("ok")).count() >= 2, "{stdout}");
 
     let m = std::fs::read_to_string(w.path("plugins/bant/plugin.toml")).unwrap();
-    std::fs::write(w.path("plugins/bant/plugin.toml"), m.replacen("max_score = ", "max_score = 1.0 #", 1)).unwrap();
+    std::fs::write(w.path("plugins/bant/plugin.toml"), m.replacen("min_score = ", "min_score = 99.9 #", 1)).unwrap();
     let out = w.strata(&["plugin", "test", w.path("plugins/bant").to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
