@@ -159,3 +159,60 @@ async fn import_not_declared_in_the_manifest_is_rejected_even_if_granted() {
     let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
     assert!(err.contains("does not declare"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fuel_budget_and_input_size_limits_are_enforced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(
+        &sqlite_url(tmp.path()),
+        "[grants.loop-forever]\nlimits = { fuel = 1000000, deadline_ms = 5000 }\n[grants.bant]\nlimits = { max_input_bytes = 4096 }\n",
+    )
+    .await;
+    install(&h.plugins_dir, "testing/loop-forever", "loop-forever");
+    install(&h.plugins_dir, "bant", "bant");
+    assert!(h.manager.load_all().await.failed.is_empty());
+    let h = std::sync::Arc::new(h);
+    blocking(move || {
+        let e = call(&h, "loop-forever", "x").unwrap_err();
+        assert!(matches!(e, CallError::Fuel { fuel: 1_000_000, .. }), "{e}");
+        let mut big = hot_lead("big");
+        big.notes = Some("x".repeat(10_000));
+        let e = h.manager.registry().get("bant").unwrap().score(&big, None).unwrap_err();
+        assert!(matches!(e, CallError::InputTooLarge { limit: 4096, .. }), "{e}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_artifact_is_reused_from_disk_and_a_corrupt_one_is_recompiled() {
+    use strata::runtime::cache::CacheOutcome;
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "").await;
+    let dir = install(&h.plugins_dir, "bant", "bant");
+    let first = h.manager.load_dir(&dir).await.unwrap().plugin().clone();
+    assert_eq!(first.cache_outcome, CacheOutcome::Compiled);
+
+    // A second host sharing the cache directory deserializes instead of compiling.
+    let cache = h.tmp.path().join("cache");
+    let runtime = |cache: std::path::PathBuf| {
+        let mut cfg = strata::config::Config::default();
+        cfg.runtime.cache_dir = Some(cache);
+        cfg.runtime.pool_instances = 8;
+        strata::app::App::runtime(&cfg, None, strata::audit::AuditSink::disabled()).unwrap()
+    };
+    let manifest = strata::manifest::Manifest::load(&dir).unwrap();
+    let wasm = std::fs::read(dir.join("plugin.wasm")).unwrap();
+    let rt = runtime(cache.clone());
+    let p = rt.prepare(manifest.clone(), &wasm, None, None).unwrap();
+    assert_eq!(p.cache_outcome, CacheOutcome::Disk);
+    assert!(p.score(&hot_lead("c"), None).is_ok());
+
+    // Corrupt every cached artifact: the next host recompiles and still serves.
+    for e in std::fs::read_dir(&cache).unwrap() {
+        std::fs::write(e.unwrap().path(), b"garbage").unwrap();
+    }
+    let rt = runtime(cache);
+    let p = rt.prepare(manifest, &wasm, None, None).unwrap();
+    assert_eq!(p.cache_outcome, CacheOutcome::Compiled);
+    assert!(p.score(&hot_lead("d"), None).is_ok());
+}

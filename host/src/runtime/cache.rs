@@ -54,9 +54,13 @@ impl ArtifactCache {
         }
         let (component, outcome) = match self.path(sha256) {
             Some(path) if path.exists() => {
-                // SAFETY: the file was written by `store` below from `precompile_component`
-                // output of an engine with the same compatibility hash (part of the name).
-                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                // Read into memory rather than `deserialize_file`: that mmaps the file, and
+                // anyone truncating it later would crash the host with SIGBUS.
+                // SAFETY: the file was written by `compile_and_store` from
+                // `precompile_component` output of an engine with the same compatibility
+                // hash (part of the name); wasmtime also checks its header and version.
+                let read = std::fs::read(&path).map_err(wasmtime::Error::from);
+                match read.and_then(|bytes| unsafe { Component::deserialize(&self.engine, &bytes) }) {
                     Ok(c) => (c, CacheOutcome::Disk),
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "unusable cached artifact; recompiling");

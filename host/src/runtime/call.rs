@@ -124,16 +124,15 @@ impl LoadedPlugin {
         if size > self.limits.max_input_bytes {
             return Err(CallError::InputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_input_bytes });
         }
+        if !matches!(self.pre, WorldPre::Scorer(_)) {
+            return Err(self.wrong_kind("a scorer"));
+        }
         let input = wit::Lead::from(lead);
         let out = self.with_store(request_id, |store, pre| {
-            let WorldPre::Scorer(pre) = pre else { unreachable!("checked by caller") };
+            let WorldPre::Scorer(pre) = pre else { unreachable!("kind checked above") };
             let bindings = pre.instantiate(&mut *store)?;
             bindings.call_score(&mut *store, &input)
-        });
-        let out = match &self.pre {
-            WorldPre::Scorer(_) => out?,
-            _ => return Err(self.wrong_kind("scorer")),
-        };
+        })?;
         let score = out.map_err(|e| self.plugin_error(e))?;
         let score: Score = score.into();
         self.validate_score(&score)?;
@@ -185,10 +184,10 @@ impl LoadedPlugin {
         };
         let out = match &self.pre {
             WorldPre::Layer(_) => self.with_store(request_id, |store, pre| {
-                let WorldPre::Layer(pre) = pre else { unreachable!() };
+                let WorldPre::Layer(pre) = pre else { unreachable!("kind checked by the match") };
                 pre.instantiate(&mut *store)?.call_run_layer(&mut *store, &ctx)
             })?,
-            _ => return Err(self.wrong_kind("layer")),
+            _ => return Err(self.wrong_kind("a layer")),
         };
         let o = out.map_err(|e| self.plugin_error(e))?;
         let size = o.output.len() + o.events.iter().map(|e| e.topic.len() + e.payload.len()).sum::<usize>();
@@ -209,10 +208,10 @@ impl LoadedPlugin {
         }
         let out = match &self.pre {
             WorldPre::Agent(_) => self.with_store(request_id, |store, pre| {
-                let WorldPre::Agent(pre) = pre else { unreachable!() };
+                let WorldPre::Agent(pre) = pre else { unreachable!("kind checked by the match") };
                 pre.instantiate(&mut *store)?.call_run(&mut *store, input)
             })?,
-            _ => return Err(self.wrong_kind("agent")),
+            _ => return Err(self.wrong_kind("an agent")),
         };
         let o = out.map_err(|e| self.plugin_error(e))?;
         if o.len() > self.limits.max_output_bytes {

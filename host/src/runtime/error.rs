@@ -39,7 +39,7 @@ pub enum CallError {
     NotLoaded(String),
     #[error("plugin {0} is disabled by an operator")]
     Disabled(String),
-    #[error("plugin {plugin} is a {kind}; this call needs a {needed}")]
+    #[error("plugin {plugin} is a {kind}; this call needs {needed}")]
     WrongKind { plugin: String, kind: String, needed: String },
     #[error("{plugin}: deadline of {ms} ms exceeded")]
     Deadline { plugin: String, ms: u64 },

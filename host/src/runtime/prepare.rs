@@ -132,3 +132,53 @@ fn classify_import(
     grants::check_import(manifest, grant, cap, name)?;
     Ok(format!("capability:{cap}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capabilities::Grant;
+
+    fn manifest(caps: &str) -> Manifest {
+        let text = format!("[plugin]\nname = \"p\"\nversion = \"1.0.0\"\nkind = \"scorer\"\n[capabilities]\n{caps}\n");
+        Manifest::parse(&text, std::path::Path::new("plugin.toml")).unwrap()
+    }
+
+    fn classify(m: &Manifest, g: Option<&Grant>, name: &str) -> Result<String, LoadError> {
+        classify_import(m, g, name, &mut None)
+    }
+
+    #[test]
+    fn wasi_is_allowed_but_not_http_or_unknown_packages() {
+        let m = manifest("");
+        assert_eq!(classify(&m, None, "wasi:cli/stdout@0.2.6").unwrap(), "wasi");
+        let e = classify(&m, None, "wasi:http/outgoing-handler@0.2.6").unwrap_err();
+        assert!(matches!(e, LoadError::ForbiddenImport { .. }), "{e}");
+        let e = classify(&m, None, "evil:net/socket").unwrap_err().to_string();
+        assert!(e.contains("evil:net/socket"), "{e}");
+        assert!(classify(&m, None, "bare-function").is_err());
+    }
+
+    #[test]
+    fn capabilities_need_declaration_and_grant_and_a_supported_contract() {
+        let m = manifest("state = {}");
+        let grant = Grant { capabilities: vec![Capability::State], ..Default::default() };
+        assert_eq!(classify(&m, None, "strata:plugin/log@0.1.0").unwrap(), "capability:log");
+        assert_eq!(classify(&m, None, "strata:plugin/types@0.1.0").unwrap(), "types");
+        assert!(matches!(
+            classify(&m, None, "strata:plugin/state@0.1.0").unwrap_err(),
+            LoadError::Grant(crate::capabilities::GrantError::NotGranted { .. })
+        ));
+        assert_eq!(classify(&m, Some(&grant), "strata:plugin/state@0.1.0").unwrap(), "capability:state");
+        assert!(matches!(
+            classify(&m, Some(&grant), "strata:plugin/crm@0.1.0").unwrap_err(),
+            LoadError::Grant(crate::capabilities::GrantError::NotDeclared { .. })
+        ));
+        let e = classify(&m, None, "strata:plugin/log@9.0.0").unwrap_err();
+        assert!(matches!(e, LoadError::UnsupportedContract { .. }), "{e}");
+        assert!(e.to_string().contains("supports 0.1.0"), "{e}");
+        assert!(classify(&m, None, "strata:plugin/teleport@0.1.0").is_err());
+        // One component cannot mix contract versions.
+        let mut seen = Some("0.1.0".to_string());
+        assert!(classify_import(&m, None, "strata:plugin/log@0.1.0", &mut seen).is_ok());
+    }
+}
