@@ -175,3 +175,18 @@ async fn version_failing_its_smoke_test_is_rejected() {
     assert!(err.contains("smoke test"), "{err}");
     assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.0"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_manifest_is_recorded_and_the_live_version_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "").await;
+    let dir = install(&h.plugins_dir, "bant", "bant");
+    h.manager.load_dir(&dir).await.unwrap();
+    std::fs::write(dir.join("plugin.toml"), "[plugin]\nname = \"bant\"\nversion = \n").unwrap();
+    let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
+    assert!(err.contains("invalid manifest") && err.contains("plugin.toml"), "{err}");
+    assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.0"));
+    let rows = h.db.list_plugin_versions(Some("bant"), 10).await.unwrap();
+    assert!(rows.iter().any(|r| r.status.as_str() == "rejected" && r.error.as_deref().unwrap_or("").contains("invalid manifest")));
+    assert!(h.manager.registry().slot("bant").unwrap().last_error().is_some());
+}

@@ -75,24 +75,31 @@ fn unavailable(e: impl std::fmt::Display) -> CapabilityError {
     CapabilityError::Unavailable(e.to_string())
 }
 
+impl CallState {
+    /// Grant, key and database checks shared by every `state` operation, then `op`, then
+    /// the audit record.
+    fn state_call<T>(
+        &self,
+        operation: &str,
+        key: &str,
+        op: impl FnOnce(&Self, StateScope, crate::db::Db, &str) -> Result<T, CapabilityError>,
+    ) -> Result<T, CapabilityError> {
+        let started = Instant::now();
+        let r = self.state_scope().and_then(|scope| {
+            check_key(key)?;
+            op(self, scope, self.state_db()?, &self.plugin.name)
+        });
+        self.finish(operation, key, started, r)
+    }
+}
+
 impl wit::Host for CallState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
-        let started = Instant::now();
-        let r = (|| {
-            self.state_scope()?;
-            check_key(&key)?;
-            let db = self.state_db()?;
-            let plugin = self.plugin.name.clone();
-            self.services.block_on(db.state_get(&plugin, &key)).map_err(unavailable)
-        })();
-        self.finish("get", &key, started, r)
+        self.state_call("get", &key, |s, _, db, plugin| s.services.block_on(db.state_get(plugin, &key)).map_err(unavailable))
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
-        let started = Instant::now();
-        let r = (|| {
-            let scope = self.state_scope()?;
-            check_key(&key)?;
+        self.state_call("set", &key, |s, scope, db, plugin| {
             if value.len() as u64 > scope.value_cap() {
                 return Err(CapabilityError::Denied(format!(
                     "value of {} bytes exceeds the granted max_value_bytes = {}",
@@ -100,11 +107,9 @@ impl wit::Host for CallState {
                     scope.value_cap()
                 )));
             }
-            let db = self.state_db()?;
-            let plugin = self.plugin.name.clone();
-            self.services.block_on(async {
-                if db.state_get(&plugin, &key).await.map_err(unavailable)?.is_none() {
-                    let count = db.state_count(&plugin).await.map_err(unavailable)?;
+            s.services.block_on(async {
+                if db.state_get(plugin, &key).await.map_err(unavailable)?.is_none() {
+                    let count = db.state_count(plugin).await.map_err(unavailable)?;
                     if count as u64 >= scope.key_cap() {
                         return Err(CapabilityError::Denied(format!(
                             "plugin already holds {count} keys, the granted max_keys = {}",
@@ -112,21 +117,14 @@ impl wit::Host for CallState {
                         )));
                     }
                 }
-                db.state_set(&plugin, &key, &value).await.map_err(unavailable)
+                db.state_set(plugin, &key, &value).await.map_err(unavailable)
             })
-        })();
-        self.finish("set", &key, started, r)
+        })
     }
 
     fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
-        let started = Instant::now();
-        let r = (|| {
-            self.state_scope()?;
-            check_key(&key)?;
-            let db = self.state_db()?;
-            let plugin = self.plugin.name.clone();
-            self.services.block_on(db.state_delete(&plugin, &key)).map_err(unavailable)
-        })();
-        self.finish("delete", &key, started, r)
+        self.state_call("delete", &key, |s, _, db, plugin| {
+            s.services.block_on(db.state_delete(plugin, &key)).map_err(unavailable)
+        })
     }
 }

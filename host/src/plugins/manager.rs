@@ -104,10 +104,14 @@ impl PluginManager {
     /// Loads (or reloads) the plugin in `dir`.
     pub async fn load_dir(&self, dir: &Path) -> Result<LoadOutcome, LoadError> {
         let _guard = self.load_lock.lock().await;
-        let manifest = Manifest::load(dir).map_err(|e| {
-            self.note_failure(None, dir, None, None, &e.to_string());
-            LoadError::from(e)
-        })?;
+        let manifest = match Manifest::load(dir) {
+            Ok(m) => m,
+            Err(e) => {
+                self.note_failure(None, dir, None, None, &e.to_string());
+                self.record_unreadable_manifest(dir, &e.to_string()).await;
+                return Err(e.into());
+            }
+        };
         let name = manifest.plugin.name.clone();
         self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_path_buf(), name.clone());
         let wasm_path = dir.join(&manifest.plugin.component);
@@ -217,6 +221,26 @@ impl PluginManager {
                 tracing::error!(plugin = %m.id(), error = %e, "cannot record plugin load attempt");
                 None
             }
+        }
+    }
+
+    /// A manifest that cannot be read still leaves a row: named after the directory
+    /// (or the plugin it held before), version unknown, rejected with the reason.
+    async fn record_unreadable_manifest(&self, dir: &Path, error: &str) {
+        let Some(db) = self.db.as_ref() else { return };
+        let known = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(dir).cloned();
+        let name = known.unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let row = NewPluginVersion {
+            name,
+            version: "unknown".into(),
+            sha256: String::new(),
+            kind: "unknown".into(),
+            status: VersionStatus::Rejected,
+            error: Some(error.to_string()),
+            source_path: Some(dir.display().to_string()),
+        };
+        if let Err(e) = db.insert_plugin_version(&row).await {
+            tracing::error!(dir = %dir.display(), error = %e, "cannot record plugin load attempt");
         }
     }
 
