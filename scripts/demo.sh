@@ -11,11 +11,11 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 
-echo "== building guest plugins (wasm32-wasip2)"
-bash plugins/build.sh
 echo "== building the host"
 cargo build --release --quiet --bin strata
 strata() { cargo run --release --quiet --bin strata -- "$@"; }
+echo "== strata plugin build plugins   (guest plugins → wasm32-wasip2 components)"
+strata plugin build plugins
 
 strata migrate
 echo "== strata score --plugin bant --input demo/leads.jsonl"

@@ -234,7 +234,7 @@ async fn score_for_unknown_lead_is_refused_and_record_scores_stores_both() {
         assert!(e.is_constraint(), "{e}");
         assert!(e.to_string().contains("insert_score"), "{e}");
         let ids = db
-            .record_scores(&[lead("ghost")], &[s.clone()])
+            .record_scores(&[lead("ghost")], std::slice::from_ref(&s))
             .await
             .unwrap();
         assert_eq!(

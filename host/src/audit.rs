@@ -11,7 +11,7 @@ const BATCH: usize = 1000;
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
 
 enum Msg {
-    Record(AuditRecord),
+    Record(Box<AuditRecord>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -36,7 +36,7 @@ impl AuditSink {
 
     pub fn record(&self, rec: AuditRecord) {
         if let Some(tx) = &self.tx {
-            if tx.send(Msg::Record(rec)).is_err() {
+            if tx.send(Msg::Record(Box::new(rec))).is_err() {
                 tracing::error!("audit writer has stopped; an audit record was lost");
             }
         }
@@ -65,7 +65,7 @@ async fn writer(db: Db, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut msg = Some(first);
         loop {
             match msg.take() {
-                Some(Msg::Record(r)) => batch.push(r),
+                Some(Msg::Record(r)) => batch.push(*r),
                 Some(Msg::Flush(w)) => {
                     waiters.push(w);
                     break;

@@ -13,7 +13,7 @@ use std::time::Duration;
 /// Milliseconds per epoch tick of the runtime; deadlines are whole ticks.
 pub const EPOCH_TICK_MS: u64 = 1;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub database: DatabaseSettings,
@@ -21,17 +21,6 @@ pub struct Config {
     pub runtime: RuntimeSettings,
     /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
     pub grants: BTreeMap<String, Grant>,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            database: DatabaseSettings::default(),
-            plugins: PluginSettings::default(),
-            runtime: RuntimeSettings::default(),
-            grants: BTreeMap::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

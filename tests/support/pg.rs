@@ -182,6 +182,8 @@ fn spawn_watchdog(root: bool, bin: &Path, dir: &Path, data: &Path) {
         dir = dir.display()
     );
     use std::os::unix::process::CommandExt;
+    // Deliberately never waited for: the watchdog must outlive this process.
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", &script])
         .process_group(0)

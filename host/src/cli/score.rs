@@ -44,10 +44,10 @@ pub(crate) fn score_all(
     threads: usize,
     progress: Option<&ProgressBar>,
 ) -> Vec<Result<Score, CallError>> {
+    type Slot = Option<Result<Score, CallError>>;
     let next = AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Score, CallError>>> = (0..leads.len()).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut [Option<Result<Score, CallError>>]>> =
-        results.chunks_mut(256).map(std::sync::Mutex::new).collect();
+    let mut results: Vec<Slot> = (0..leads.len()).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut [Slot]>> = results.chunks_mut(256).map(std::sync::Mutex::new).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {

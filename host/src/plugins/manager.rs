@@ -286,7 +286,7 @@ impl PluginManager {
     pub async fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>, String> {
         let _guard = self.load_lock.lock().await;
         let slot: Arc<Slot> = self.registry.slot(name).ok_or_else(|| format!("plugin {name} is not loaded"))?;
-        let (live, row, old, old_row) =
+        let ((live, row), (old, old_row)) =
             slot.roll_back().ok_or_else(|| format!("plugin {name} has no earlier version to roll back to"))?;
         self.record_status(old_row, VersionStatus::RolledBack, None).await;
         self.record_status(row, VersionStatus::Live, None).await;

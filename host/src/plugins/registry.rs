@@ -16,12 +16,15 @@ pub struct LoadFailure {
     pub at: i64,
 }
 
+/// A kept version and the id of its `plugin_versions` row.
+pub type Kept = (Arc<LoadedPlugin>, Option<String>);
+
 /// One plugin name: its live version, the versions kept for rollback, its switches.
 pub struct Slot {
     pub name: String,
     live: ArcSwapOption<LoadedPlugin>,
     /// Newest first; includes the live version. Bounded by `keep_versions`.
-    history: Mutex<VecDeque<(Arc<LoadedPlugin>, Option<String>)>>,
+    history: Mutex<VecDeque<Kept>>,
     disabled: AtomicBool,
     last_error: Mutex<Option<LoadFailure>>,
 }
@@ -58,7 +61,7 @@ impl Slot {
     }
 
     /// Versions kept, newest first, with their `plugin_versions` row ids.
-    pub fn history(&self) -> Vec<(Arc<LoadedPlugin>, Option<String>)> {
+    pub fn history(&self) -> Vec<Kept> {
         self.history.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
     }
 
@@ -72,17 +75,15 @@ impl Slot {
     }
 
     /// Makes the newest kept version older than the live one live again; the rolled-back
-    /// version is dropped from the history. Returns (new live, row id, old live, old row).
-    pub(crate) fn roll_back(
-        &self,
-    ) -> Option<(Arc<LoadedPlugin>, Option<String>, Arc<LoadedPlugin>, Option<String>)> {
+    /// version is dropped from the history. Returns (new live, old live).
+    pub(crate) fn roll_back(&self) -> Option<(Kept, Kept)> {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         let live = self.live.load_full()?;
         let pos = h.iter().position(|(v, _)| Arc::ptr_eq(v, &live))?;
-        let (old, old_row) = h.remove(pos)?;
-        let (prev, row) = h.get(pos).cloned().or_else(|| h.front().cloned())?;
-        self.live.store(Some(prev.clone()));
-        Some((prev, row, old, old_row))
+        let old = h.remove(pos)?;
+        let prev = h.get(pos).cloned().or_else(|| h.front().cloned())?;
+        self.live.store(Some(prev.0.clone()));
+        Some((prev, old))
     }
 
     pub(crate) fn clear(&self) -> Option<Arc<LoadedPlugin>> {

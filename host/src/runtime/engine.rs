@@ -30,7 +30,7 @@ pub fn build(s: &RuntimeSettings) -> wasmtime::Result<Engine> {
         .wasm_component_model(true)
         .parallel_compilation(true)
         // Keep virtual memory per slot modest so a large pool fits any machine.
-        .memory_reservation(((s.pool_max_memory_mb as u64) << 20).max(64 << 20))
+        .memory_reservation((s.pool_max_memory_mb << 20).max(64 << 20))
         .memory_guard_size(64 << 10)
         .memory_reservation_for_growth(0);
     Engine::new(&cfg)
