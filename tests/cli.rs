@@ -191,5 +191,10 @@ fn unknown_config_key_is_named_in_the_error() {
     let out = w.strata(&["migrate"]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("fuel_meterign"), "{:?}", text(&out));
+    // A fuel budget without metering is refused, not silently unenforced.
+    std::fs::write(&cfg, format!("{text0}[grants.loop]\nlimits = {{ fuel = 10 }}\n")).unwrap();
+    let out = w.strata(&["migrate"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("grants.loop.limits.fuel needs runtime.fuel_metering = true"), "{:?}", text(&out));
     let _ = Path::new("");
 }

@@ -163,9 +163,10 @@ async fn import_not_declared_in_the_manifest_is_rejected_even_if_granted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuel_budget_and_input_size_limits_are_enforced() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = host(
+    let h = host_with(
         &sqlite_url(tmp.path()),
         "[grants.loop-forever]\nlimits = { fuel = 1000000, deadline_ms = 5000 }\n[grants.bant]\nlimits = { max_input_bytes = 4096 }\n",
+        |c| c.runtime.fuel_metering = true,
     )
     .await;
     install(&h.plugins_dir, "testing/loop-forever", "loop-forever");

@@ -77,7 +77,9 @@ pub struct RuntimeSettings {
     pub default_deadline_ms: u64,
     pub default_max_input_bytes: u64,
     pub default_max_output_bytes: u64,
-    /// Count instructions so `limits.fuel` can be enforced (small cost on every call).
+    /// Count instructions so `limits.fuel` can be enforced. Off by default: metering costs
+    /// every call (about 5 µs of a 10 µs minimal call here); the wall-clock deadline bounds
+    /// calls either way. A grant that sets `limits.fuel` requires it.
     pub fuel_metering: bool,
 }
 
@@ -91,7 +93,7 @@ impl Default for RuntimeSettings {
             default_deadline_ms: 200,
             default_max_input_bytes: 1 << 20,
             default_max_output_bytes: 256 << 10,
-            fuel_metering: true,
+            fuel_metering: false,
         }
     }
 }
@@ -132,7 +134,7 @@ impl Config {
         Ok(cfg)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let r = &self.runtime;
         if r.pool_instances == 0 {
             return Err(ConfigError("runtime.pool_instances must be at least 1".into()));
@@ -145,6 +147,13 @@ impl Config {
         }
         if self.plugins.keep_versions == 0 {
             return Err(ConfigError("plugins.keep_versions must be at least 1".into()));
+        }
+        if !r.fuel_metering {
+            if let Some((name, _)) = self.grants.iter().find(|(_, g)| g.limits.fuel.is_some()) {
+                return Err(ConfigError(format!(
+                    "grants.{name}.limits.fuel needs runtime.fuel_metering = true (fuel is not counted otherwise)"
+                )));
+            }
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
             return Err(ConfigError(format!(

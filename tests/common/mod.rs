@@ -61,6 +61,11 @@ pub struct TestHost {
 
 /// A host on `db_url` with `grants` (TOML of `[grants.*]` tables) and an empty plugins dir.
 pub async fn host(db_url: &str, grants_toml: &str) -> TestHost {
+    host_with(db_url, grants_toml, |_| {}).await
+}
+
+/// Like [`host`], with a last word on the configuration.
+pub async fn host_with(db_url: &str, grants_toml: &str, tweak: impl FnOnce(&mut Config)) -> TestHost {
     let tmp = tempfile::tempdir().unwrap();
     let plugins_dir = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -71,6 +76,8 @@ pub async fn host(db_url: &str, grants_toml: &str) -> TestHost {
     config.runtime.pool_instances = 64;
     let extra: Config = toml::from_str(grants_toml).expect("grants TOML");
     config.grants = extra.grants;
+    tweak(&mut config);
+    config.validate().expect("valid test configuration");
     let db = Db::connect(db_url, &Default::default()).await.unwrap();
     db.migrate().await.unwrap();
     let audit = AuditSink::spawn(db.clone());

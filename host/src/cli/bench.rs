@@ -30,6 +30,9 @@ pub struct BenchArgs {
     /// Scorer for the bulk figure.
     #[arg(long, default_value = "xeducation")]
     pub bulk_plugin: String,
+    /// A constant scorer: its fresh-instance call is the host's pure per-call overhead.
+    #[arg(long, default_value = "plugins/testing/minimal")]
+    pub overhead_plugin: PathBuf,
     #[arg(long)]
     pub json: bool,
 }
@@ -152,6 +155,17 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
         (native, fresh, one, all)
     })
     .await?;
+    if args.overhead_plugin.join("plugin.toml").is_file() {
+        let minimal = app.manager.load_dir(&args.overhead_plugin).await?.plugin().clone();
+        let l = lead.clone();
+        let overhead = tokio::task::spawn_blocking(move || {
+            latencies_us(calls, || {
+                minimal.score(&l, None).expect("minimal scorer must score");
+            })
+        })
+        .await?;
+        report.insert("overhead_call_minimal_plugin".into(), overhead);
+    }
     report.insert("native_call".into(), figures.0);
     report.insert("fresh_instance_call".into(), figures.1);
     report.insert("throughput_1_thread_per_s".into(), figures.2.into());
@@ -239,8 +253,11 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
 fn print_table(r: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
     println!("strata bench — {} on {} threads", r["plugin"].as_str().unwrap_or(""), r["threads"]);
-    for key in ["native_call", "fresh_instance_call"] {
+    for key in ["native_call", "fresh_instance_call", "overhead_call_minimal_plugin"] {
         let c = &r[key];
+        if c.is_null() {
+            continue;
+        }
         println!(
             "  {:<28} p50 {:>9} µs   p90 {:>9} µs   p99 {:>9} µs",
             key,

@@ -154,7 +154,7 @@ export_agent!({Type});
 
 /// Same shadow-stack size as plugins/.cargo/config.toml: a small stack keeps per-call
 /// instance teardown cheap.
-const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=65536";
+const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=32768";
 
 /// Builds the crate or workspace at `path`; copies each component next to its manifest.
 pub fn build(path: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {

@@ -47,7 +47,7 @@ mod tests {
 
     #[test]
     fn operator_ceiling_wins_over_manifest_request() {
-        let s = RuntimeSettings::default();
+        let s = RuntimeSettings { fuel_metering: true, ..RuntimeSettings::default() };
         let asked = LimitsSpec { memory_mb: Some(100), deadline_ms: Some(500), ..Default::default() };
         let ceiling = LimitsSpec { memory_mb: Some(16), deadline_ms: None, fuel: Some(1000), ..Default::default() };
         let l = Limits::effective(&asked, &ceiling, &s);
@@ -56,5 +56,7 @@ mod tests {
         assert_eq!(l.fuel, Some(1000));
         let d = Limits::effective(&LimitsSpec::default(), &LimitsSpec::default(), &s);
         assert_eq!(d.deadline_ms, s.default_deadline_ms);
+        let unmetered = RuntimeSettings { fuel_metering: false, ..s };
+        assert_eq!(Limits::effective(&asked, &ceiling, &unmetered).fuel, None);
     }
 }

@@ -64,6 +64,10 @@ impl Runtime {
         };
         let operator_limits = grant.map(|g| g.limits).unwrap_or_default();
         let limits = Limits::effective(&manifest.limits, &operator_limits, self.settings());
+        if manifest.limits.fuel.is_some() && !self.settings().fuel_metering {
+            tracing::warn!(plugin = %plugin, "manifest asks for a fuel budget but runtime.fuel_metering is off; \
+                only the deadline bounds this plugin");
+        }
         Ok(LoadedPlugin {
             identity: Arc::new(PluginIdentity::new(&manifest.plugin.name, &manifest.plugin.version)),
             sha256,

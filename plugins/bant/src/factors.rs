@@ -15,6 +15,19 @@ fn rated(score: f64, why: impl Into<String>) -> Rated {
     }
 }
 
+/// `x` with `decimals` decimal places, formatted through integers: `{:.N}` on floats
+/// goes through exact float-to-decimal conversion, the costliest part of a score.
+pub fn fixed(x: f64, decimals: u32) -> String {
+    let scale = 10i64.pow(decimals);
+    let n = (x * scale as f64).round() as i64;
+    let (sign, n) = if n < 0 { ("-", -n) } else { ("", n) };
+    if decimals == 0 {
+        format!("{sign}{n}")
+    } else {
+        format!("{sign}{}.{:0width$}", n / scale, n % scale, width = decimals as usize)
+    }
+}
+
 /// Finds the first tier whose threshold `v` reaches; tiers are sorted high to low.
 fn tier(v: f64, tiers: &[(f64, f64)]) -> f64 {
     tiers
@@ -43,15 +56,15 @@ pub fn budget(budget: Option<f64>, revenue: Option<f64>) -> Rated {
             } else {
                 0.0
             };
-            let rev = r.map_or(String::new(), |r| format!(", company revenue {r:.0}"));
+            let rev = r.map_or(String::new(), |r| format!(", company revenue {}", fixed(r, 0)));
             rated(
                 (tier(b, BUDGET) + bonus).min(100.0),
-                format!("stated budget {b:.0}{rev}"),
+                format!("stated budget {}{rev}", fixed(b, 0)),
             )
         }
         (None, Some(r)) => rated(
             tier(r, REVENUE),
-            format!("no stated budget; company revenue {r:.0}"),
+            format!("no stated budget; company revenue {}", fixed(r, 0)),
         ),
         (None, None) => rated(30.0, "no budget or revenue given"),
     }

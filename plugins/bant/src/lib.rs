@@ -12,6 +12,8 @@
 mod factors;
 mod timeline;
 
+use factors::fixed;
+
 use factors::Rated;
 use strata_sdk::{export_scorer, Lead, LeadStatus, PluginError, Priority, Score, Scorer};
 
@@ -59,13 +61,14 @@ pub fn score_lead(lead: &Lead) -> Score {
     let reasoning = rated
         .iter()
         .zip(WEIGHTS)
-        .map(|(r, (name, w))| format!("{name} {:.0}/100 (×{w:.2}): {}", r.score, r.why))
+        .map(|(r, (name, w))| format!("{name} {}/100 (×{}): {}", fixed(r.score, 0), fixed(w, 2), r.why))
         .collect::<Vec<_>>()
         .join(". ");
 
     let mut builder = Score::builder(value)
         .reasoning(format!(
-            "{reasoning}. Weighted total {value:.1}.{status_note}"
+            "{reasoning}. Weighted total {}.{status_note}",
+            fixed(value, 1)
         ))
         .action(action(Priority::from_score(value), &rated))
         .confidence(confidence(lead));
