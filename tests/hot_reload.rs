@@ -3,6 +3,7 @@
 //! unload on removal, rollback, and a `plugin_versions` row for every attempt.
 
 mod common;
+mod support;
 
 use common::*;
 use std::path::Path;
@@ -135,10 +136,8 @@ async fn half_written_component_is_never_served_and_the_complete_one_goes_live()
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn removal_unloads_and_rollback_restores_the_previous_version() {
-    let tmp = tempfile::tempdir().unwrap();
-    let h = Arc::new(host(&sqlite_url(tmp.path()), "").await);
+async fn rollback_and_dedupe(url: &str) -> Arc<TestHost> {
+    let h = Arc::new(host(url, "").await);
     let dir = install(&h.plugins_dir, "bant", "bant");
     h.manager.load_dir(&dir).await.unwrap();
     set_version(&dir, "1.0.1");
@@ -149,17 +148,33 @@ async fn removal_unloads_and_rollback_restores_the_previous_version() {
     assert_eq!(back.version(), "1.0.0");
     assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.0"));
     assert!(h.manager.rollback("bant").await.is_err(), "nothing older than 1.0.0 is kept");
+    let rows = h.db.list_plugin_versions(Some("bant"), 10).await.unwrap();
+    let status: Vec<(String, String)> = rows.iter().map(|r| (r.version.clone(), r.status.as_str().to_string())).collect();
+    assert!(status.contains(&("1.0.1".into(), "rolled_back".into())), "{status:?}");
+    assert!(status.contains(&("1.0.0".into(), "live".into())), "{status:?}");
 
     // Loading the same bytes and manifest again is a no-op (hash dedupe).
-    let before = h.db.list_plugin_versions(Some("bant"), 50).await.unwrap().len();
+    let before = rows.len();
     set_version(&dir, "1.0.0");
     h.manager.load_dir(&dir).await.unwrap();
     h.manager.load_dir(&dir).await.unwrap();
     assert_eq!(h.db.list_plugin_versions(Some("bant"), 50).await.unwrap().len(), before);
+    h
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removal_unloads_and_rollback_restores_the_previous_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = rollback_and_dedupe(&sqlite_url(tmp.path())).await;
     let _watch = strata::plugins::watcher::watch(h.manager.clone(), &h.plugins_dir, Duration::from_millis(100)).unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(h.plugins_dir.join("bant")).unwrap();
     wait_for("bant unloaded", Duration::from_secs(20), || h.manager.registry().get("bant").is_err()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_and_version_rows_behave_the_same_on_postgres() {
+    let (url, _guard) = support::fresh_url(strata::db::Backend::Postgres).await;
+    rollback_and_dedupe(&url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
