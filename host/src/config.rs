@@ -19,6 +19,7 @@ pub struct Config {
     pub database: DatabaseSettings,
     pub plugins: PluginSettings,
     pub runtime: RuntimeSettings,
+    pub server: ServerSettings,
     /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
     pub grants: BTreeMap<String, Grant>,
 }
@@ -104,6 +105,51 @@ impl RuntimeSettings {
     }
 }
 
+/// `[server]`: the HTTP service (`strata serve`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: String,
+    /// `/health` and `/ready` without an API key.
+    pub public_health: bool,
+    /// `/metrics` without an API key.
+    pub public_metrics: bool,
+    /// Origins allowed by CORS; none by default.
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    /// Deepest nesting of arrays/objects accepted in a JSON body.
+    pub json_depth_limit: usize,
+    pub request_timeout_ms: u64,
+    /// Sustained requests per second per API key (or per client IP without a key).
+    pub rate_limit_per_second: u64,
+    /// Burst allowance on top of the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Job workers per process.
+    pub workers: usize,
+    /// Lease of a claimed job; a job whose claimer died is reclaimed after it.
+    pub job_lease_ms: i64,
+    pub job_max_attempts: i32,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8003".into(),
+            public_health: true,
+            public_metrics: true,
+            cors_origins: Vec::new(),
+            body_limit_bytes: 2 << 20,
+            json_depth_limit: 32,
+            request_timeout_ms: 30_000,
+            rate_limit_per_second: 2000,
+            rate_limit_burst: 4000,
+            workers: 2,
+            job_lease_ms: 30_000,
+            job_max_attempts: 3,
+        }
+    }
+}
+
 /// A configuration that cannot be used; the message names the file and key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -144,6 +190,18 @@ impl Config {
                 "runtime.default_memory_mb = {} must be 1..=runtime.pool_max_memory_mb ({})",
                 r.default_memory_mb, r.pool_max_memory_mb
             )));
+        }
+        let sv = &self.server;
+        if sv.bind.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError(format!("server.bind {:?} is not an address such as 127.0.0.1:8003", sv.bind)));
+        }
+        if sv.rate_limit_per_second == 0 || sv.rate_limit_burst == 0 {
+            return Err(ConfigError("server.rate_limit_per_second and server.rate_limit_burst must be at least 1".into()));
+        }
+        if sv.workers == 0 || sv.job_lease_ms < 1000 || sv.job_max_attempts < 1 {
+            return Err(ConfigError(
+                "server.workers >= 1, server.job_lease_ms >= 1000 and server.job_max_attempts >= 1 are required".into(),
+            ));
         }
         if self.plugins.keep_versions == 0 {
             return Err(ConfigError("plugins.keep_versions must be at least 1".into()));

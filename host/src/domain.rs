@@ -9,7 +9,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Lifecycle status of a lead.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LeadStatus {
     #[default]
@@ -22,7 +22,7 @@ pub enum LeadStatus {
 }
 
 /// Priority bucket of a score.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     Immediate,
@@ -82,7 +82,7 @@ pub struct UnknownVariant {
 
 /// A lead as the CRM holds it. `attributes` carries every field without a typed slot
 /// (custom CRM fields, data-set columns), in a stable order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Lead {
     pub id: String,
@@ -115,14 +115,14 @@ pub struct Lead {
 }
 
 /// One named factor of a score, 0–100.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Factor {
     pub name: String,
     pub score: f64,
 }
 
 /// A score as a scorer returns it (validated by the host before anyone sees it).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Score {
     pub value: f64,
     pub priority: Priority,
@@ -133,7 +133,7 @@ pub struct Score {
 }
 
 /// A human correction of a machine score. Stored beside the score, never over it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScoreOverride {
     pub value: Option<f64>,
     pub priority: Option<Priority>,
@@ -144,7 +144,7 @@ pub struct ScoreOverride {
 }
 
 /// A score stored for a lead.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredScore {
     pub id: String,
     pub lead_id: String,

@@ -44,9 +44,16 @@ pub struct Leads {
 }
 
 pub fn read(path: &Path, format: InputFormat, opts: &ReadOptions) -> Result<Leads, InputError> {
+    let p = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| InputError::Io { path: p.clone(), source })?;
+    parse(&bytes, &p, format, opts)
+}
+
+/// Parses leads from bytes; `origin` names them in errors (a path, "request body").
+pub fn parse(bytes: &[u8], origin: &str, format: InputFormat, opts: &ReadOptions) -> Result<Leads, InputError> {
     match format {
-        InputFormat::Csv => read_csv(path, opts),
-        InputFormat::Json => read_jsonl(path, opts),
+        InputFormat::Csv => parse_csv(bytes, origin, opts),
+        InputFormat::Json => parse_jsonl(bytes, origin, opts),
     }
 }
 
@@ -90,12 +97,9 @@ fn typed_field(normalised: &str) -> Option<Field> {
     })
 }
 
-fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Leads, InputError> {
-    let p = path.display().to_string();
-    let mut rdr = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_path(path)
-        .map_err(|e| InputError::Io { path: p.clone(), source: std::io::Error::other(e) })?;
+fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, InputError> {
+    let p = origin.to_string();
+    let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let headers = rdr
         .headers()
         .map_err(|e| InputError::Record { path: p.clone(), line: 1, message: e.to_string() })?
@@ -172,9 +176,13 @@ fn read_csv(path: &Path, opts: &ReadOptions) -> Result<Leads, InputError> {
     Ok(out)
 }
 
-fn read_jsonl(path: &Path, opts: &ReadOptions) -> Result<Leads, InputError> {
-    let p = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Io { path: p.clone(), source })?;
+fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, InputError> {
+    let p = origin.to_string();
+    let text = std::str::from_utf8(bytes).map_err(|e| InputError::Record {
+        path: p.clone(),
+        line: 0,
+        message: format!("not UTF-8: {e}"),
+    })?;
     let mut out = Leads { leads: Vec::new(), labels: Vec::new() };
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {

@@ -12,4 +12,5 @@ pub mod manifest;
 pub mod native;
 pub mod plugins;
 pub mod runtime;
+pub mod server;
 pub mod wit;

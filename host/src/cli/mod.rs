@@ -3,6 +3,7 @@
 mod backtest;
 mod bench;
 mod plugin;
+mod keys;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,15 @@ pub enum Command {
     Migrate,
     /// Measure call latency, throughput, compile/load and hot-swap times.
     Bench(bench::BenchArgs),
+    /// Run the HTTP service (API, job workers, hot reload) until SIGTERM/SIGINT.
+    Serve {
+        /// Address to bind (default: server.bind, 127.0.0.1:8003).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -50,6 +60,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args, config()?).await,
+        Command::Serve { bind } => {
+            let mut cfg = config()?;
+            if let Some(b) = bind {
+                cfg.server.bind = b;
+                cfg.validate()?;
+            }
+            crate::server::serve(cfg, None).await
+        }
+        Command::Keys(cmd) => keys::run(cmd, config()?).await,
     }
 }
 

@@ -17,7 +17,7 @@
 //! (SQLite 32 766, PostgreSQL 65 535).
 //!
 //! Topics: [`leads`], [`scores`], [`plugin_versions`], [`audit`], [`state`],
-//! [`executions`]; errors in [`error`].
+//! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; errors in [`error`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,17 +43,23 @@ macro_rules! on_pool {
 pub mod audit;
 pub mod error;
 pub mod executions;
+pub mod jobs;
+pub mod keys;
 pub mod leads;
 pub mod plugin_versions;
 pub mod scores;
 pub mod state;
+pub mod stats;
 
 pub use audit::{AuditFilter, AuditRecord, StoredAudit};
 pub use error::DbError;
 pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecution};
+pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
+pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};
 pub use leads::{LeadFilter, LeadRecord};
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
 pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};
+pub use stats::ExecutionStats;
 
 use error::q;
 
@@ -182,6 +188,14 @@ impl Db {
         match self.pool {
             Pool::Sqlite(_) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Connections in the pool and how many of them are idle.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::Postgres(p) => (p.size(), p.num_idle()),
         }
     }
 

@@ -1,0 +1,102 @@
+//! API errors as RFC 9457 `application/problem+json`, with a detail that names the cause.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answer of the API.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub detail: String,
+    /// Extra headers, e.g. `WWW-Authenticate`.
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+/// The body of an error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status says what kind of problem it is.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self { status, detail: detail.into(), headers: Vec::new() }
+    }
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, detail)
+    }
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNAUTHORIZED, detail);
+        e.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        e
+    }
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, detail)
+    }
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Problem {
+            kind: "about:blank",
+            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+        };
+        let mut res = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        for (k, v) in self.headers {
+            res.headers_mut().insert(k, v);
+        }
+        res
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(e: crate::db::DbError) -> Self {
+        if e.is_not_found() {
+            return ApiError::not_found(e.to_string());
+        }
+        if e.is_constraint() {
+            return ApiError::new(StatusCode::CONFLICT, e.to_string());
+        }
+        tracing::error!(error = %e, "database error");
+        ApiError::unavailable(format!("database unavailable: {e}"))
+    }
+}
+
+impl From<crate::runtime::CallError> for ApiError {
+    fn from(e: crate::runtime::CallError) -> Self {
+        use crate::runtime::CallError as C;
+        let status = match &e {
+            C::NotLoaded(_) => StatusCode::NOT_FOUND,
+            C::Disabled(_) => StatusCode::SERVICE_UNAVAILABLE,
+            C::WrongKind { .. } | C::InvalidInput { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            C::InputTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            // The plugin failed: an upstream failure of this request, not the host's.
+            _ => StatusCode::BAD_GATEWAY,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

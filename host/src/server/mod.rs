@@ -1,0 +1,248 @@
+//! `strata serve`: the HTTP service. Axum + tower-http; API keys with roles; rate limits
+//! per key or IP; problem+json errors; request ids; Prometheus metrics; OpenAPI generated
+//! from the handlers; a durable job queue with workers in every process.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod metrics;
+pub mod openapi;
+pub mod rate_limit;
+pub mod routes;
+pub mod worker;
+
+use crate::audit::AuditSink;
+use crate::config::Config;
+use crate::db::{Db, Role};
+use crate::plugins::PluginManager;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub manager: Arc<PluginManager>,
+    pub config: Arc<Config>,
+    pub audit: AuditSink,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub keys: Arc<auth::KeyCache>,
+    pub started: Instant,
+    /// Wakes an idle job worker when a job is enqueued.
+    pub worker_wake: Arc<tokio::sync::Notify>,
+}
+
+/// The request id of a request (from `x-request-id` when it is sane, else generated).
+#[derive(Clone)]
+pub struct RequestId(pub Arc<str>);
+
+fn sane_request_id(v: &HeaderValue) -> Option<&str> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        .then_some(s)
+}
+
+/// Assigns the request id, runs the request inside a span carrying it, echoes it back.
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id: Arc<str> = match req.headers().get("x-request-id").and_then(sane_request_id) {
+        Some(s) => Arc::from(s),
+        None => Arc::from(uuid::Uuid::new_v4().to_string()),
+    };
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut res = tracing::Instrument::instrument(next.run(req), span).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    res
+}
+
+/// Runs blocking plugin work off the async workers; a panic there is a 500, not a crash.
+pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, error::ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| error::ApiError::internal(format!("worker task failed: {e}")))
+}
+
+fn with_role(r: OpenApiRouter<AppState>, state: &AppState, role: Role) -> OpenApiRouter<AppState> {
+    r.layer(middleware::from_fn_with_state((state.clone(), role), auth::require))
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let sv = &state.config.server;
+    let ops = OpenApiRouter::new()
+        .routes(routes!(routes::health::health))
+        .routes(routes!(routes::health::ready));
+    let ops = if sv.public_health { ops } else { with_role(ops, &state, Role::Reader) };
+    let metrics = OpenApiRouter::new().routes(routes!(routes::health::metrics));
+    let metrics = if sv.public_metrics { metrics } else { with_role(metrics, &state, Role::Reader) };
+
+    let reader = OpenApiRouter::new()
+        .routes(routes!(routes::leads::list))
+        .routes(routes!(routes::leads::get))
+        .routes(routes!(routes::scores::list))
+        .routes(routes!(routes::scores::of_lead))
+        .routes(routes!(routes::scoring::job))
+        .routes(routes!(routes::executions::list))
+        .routes(routes!(routes::executions::stats))
+        .routes(routes!(routes::plugins::list))
+        .routes(routes!(routes::plugins::get))
+        .routes(routes!(routes::audit::list));
+    let operator = OpenApiRouter::new()
+        .routes(routes!(routes::leads::upsert))
+        .routes(routes!(routes::leads::bulk))
+        .routes(routes!(routes::scoring::score))
+        .routes(routes!(routes::scoring::qualify))
+        .routes(routes!(routes::scores::set_override))
+        .routes(routes!(routes::plugins::rollback))
+        .routes(routes!(routes::plugins::disable))
+        .routes(routes!(routes::plugins::enable));
+    let admin = OpenApiRouter::new()
+        .routes(routes!(routes::keys::list, routes::keys::create))
+        .routes(routes!(routes::keys::revoke));
+
+    let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(ops)
+        .merge(metrics)
+        .merge(with_role(reader, &state, Role::Reader))
+        .merge(with_role(operator, &state, Role::Operator))
+        .merge(with_role(admin, &state, Role::Admin))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+
+    let cors = if sv.cors_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let origins: Vec<HeaderValue> = sv.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers(tower_http::cors::Any)
+    };
+    let depth = json::DepthLimit(sv.json_depth_limit);
+    api.merge(openapi::docs_router(doc))
+        .fallback(|| async { error::ApiError::not_found("no such route") })
+        .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
+            req.extensions_mut().insert(depth);
+            next.run(req).await
+        }))
+        .layer(rate_limit::layer(sv.rate_limit_per_second, sv.rate_limit_burst))
+        .layer(middleware::from_fn(metrics::track))
+        .layer(RequestBodyLimitLayer::new(sv.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_millis(sv.request_timeout_ms)))
+        .layer(cors)
+        .layer(middleware::from_fn(request_id))
+        .with_state(state)
+}
+
+/// Connects the database, retrying with backoff while it is unreachable.
+pub async fn connect_with_retry(config: &Config, shutdown: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Db> {
+    let opts = crate::db::DbOptions { max_connections: config.database.max_connections, ..Default::default() };
+    let mut delay = Duration::from_millis(250);
+    loop {
+        match Db::connect(&config.database.url, &opts).await {
+            Ok(db) => return Ok(db),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "database unreachable; retrying");
+                if *shutdown.borrow() {
+                    anyhow::bail!("shutting down before the database became reachable: {e}");
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+    tracing::info!("shutdown signal received: draining");
+}
+
+/// Runs the service until SIGTERM/SIGINT: stop accepting, finish in-flight requests,
+/// return claimed jobs to the queue, flush the audit, exit.
+pub async fn serve(config: Config, ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>) -> anyhow::Result<()> {
+    serve_until(config, ready, shutdown_signal()).await
+}
+
+/// [`serve`] until `shutdown` resolves (tests and embedders).
+pub async fn serve_until(
+    config: Config,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let signal = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let db = connect_with_retry(&config, &stop_rx).await?;
+    db.migrate().await?;
+    let audit = AuditSink::spawn(db.clone());
+    let runtime = crate::app::App::runtime(&config, Some(db.clone()), audit.clone())?;
+    let config = Arc::new(config);
+    let manager = Arc::new(PluginManager::new(
+        Arc::new(runtime),
+        Arc::new(crate::plugins::Registry::new()),
+        config.clone(),
+        Some(db.clone()),
+    ));
+    let report = manager.load_all().await;
+    for (dir, e) in &report.failed {
+        tracing::warn!(dir = %dir.display(), error = %e, "plugin not loaded");
+    }
+    tracing::info!(loaded = ?report.loaded, "plugins loaded");
+    let _watch = if config.plugins.watch {
+        Some(crate::plugins::watcher::watch(manager.clone(), &config.plugins.dir, Duration::from_millis(config.plugins.debounce_ms))?)
+    } else {
+        None
+    };
+    let state = AppState {
+        db: db.clone(),
+        manager,
+        config: config.clone(),
+        audit: audit.clone(),
+        metrics: metrics::handle(),
+        keys: Arc::new(auth::KeyCache::default()),
+        started: Instant::now(),
+        worker_wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let workers = worker::spawn(state.clone(), stop_rx.clone());
+
+    let listener = tokio::net::TcpListener::bind(&config.server.bind).await
+        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", config.server.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "strata serving");
+    if let Some(tx) = ready {
+        let _ = tx.send(addr);
+    }
+    let mut stop = stop_rx.clone();
+    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await?;
+    for w in workers {
+        let _ = w.await;
+    }
+    audit.flush().await;
+    db.close().await;
+    signal.abort();
+    tracing::info!("stopped");
+    Ok(())
+}

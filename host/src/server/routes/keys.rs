@@ -1,0 +1,60 @@
+//! API keys (admin): list, create (the secret is shown once), revoke.
+
+use crate::db::Role;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::json::ApiJson;
+use crate::server::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+fn key_json(k: &crate::db::ApiKeyRecord) -> Value {
+    json!({
+        "id": k.id, "name": k.name, "role": k.role.as_str(), "prefix": k.prefix,
+        "created_at": k.created_at, "last_used_at": k.last_used_at, "revoked_at": k.revoked_at,
+    })
+}
+
+/// Every key (never the secrets).
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys", responses((status = 200, body = Object)),
+    security(("api_key" = [])))]
+pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    let keys = st.db.list_api_keys().await?;
+    Ok(Json(json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewKey {
+    pub name: String,
+    /// reader, operator or admin.
+    pub role: String,
+}
+
+/// Create a key. The response holds the secret; it is not stored and never shown again.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
+    responses((status = 201, body = Object), (status = 422, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn create(State(st): State<AppState>, ApiJson(req): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role: Role = req.role.parse().map_err(|e| ApiError::unprocessable(format!("{e}")))?;
+    if req.name.trim().is_empty() || req.name.len() > 100 {
+        return Err(ApiError::unprocessable("name must be 1-100 characters"));
+    }
+    let (rec, secret) = crate::server::auth::create_key(&st.db, &req.name, role).await?;
+    let mut v = key_json(&rec);
+    v["key"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(v)))
+}
+
+/// Revoke a key by id or prefix.
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn revoke(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    match st.db.revoke_api_key(&id).await? {
+        true => Ok(StatusCode::NO_CONTENT),
+        false => Err(ApiError::not_found(format!("no active key {id:?}"))),
+    }
+}

@@ -1,0 +1,11 @@
+//! HTTP routes, one module per resource. Each handler carries its `#[utoipa::path]`, and
+//! the router is assembled from those annotations, so the OpenAPI document cannot drift.
+
+pub mod audit;
+pub mod executions;
+pub mod health;
+pub mod keys;
+pub mod leads;
+pub mod plugins;
+pub mod scores;
+pub mod scoring;

@@ -1,0 +1,120 @@
+//! Scoring: the synchronous fast path (nothing stored) and qualification jobs.
+
+use crate::db::NewJob;
+use crate::domain::{Lead, Score};
+use crate::server::auth::Caller;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::json::ApiJson;
+use crate::server::{AppState, RequestId};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreRequest {
+    pub lead: Lead,
+    /// Scorer plugin name; default: `plugins.default_scorer`.
+    pub strategy: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ScoreResponse {
+    /// `plugin@version` that produced the score.
+    pub strategy: String,
+    pub lead_id: String,
+    pub score: Score,
+    pub duration_us: u64,
+}
+
+/// Score an inline lead now with a named or the default strategy. Nothing is stored.
+#[utoipa::path(post, path = "/api/v1/score", tag = "scoring", request_body = ScoreRequest,
+    responses((status = 200, body = ScoreResponse), (status = 404, body = crate::server::error::Problem),
+              (status = 422, body = crate::server::error::Problem), (status = 502, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn score(
+    State(st): State<AppState>,
+    Extension(rid): Extension<RequestId>,
+    ApiJson(req): ApiJson<ScoreRequest>,
+) -> ApiResult<Json<ScoreResponse>> {
+    let name = req.strategy.unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    let plugin = st.manager.registry().get(&name)?;
+    let started = Instant::now();
+    let rid: Arc<str> = rid.0;
+    let lead = req.lead;
+    let (lead, result) = crate::server::run_blocking(move || {
+        let r = plugin.score(&lead, Some(rid));
+        (lead, r.map(|s| (plugin.id().to_string(), s)))
+    })
+    .await?;
+    let elapsed = started.elapsed();
+    crate::server::metrics::plugin_call(&name, &result, elapsed);
+    let (strategy, score) = result?;
+    Ok(Json(ScoreResponse { strategy, lead_id: lead.id, score, duration_us: elapsed.as_micros() as u64 }))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QualifyRequest {
+    /// Scorer plugin name; default: `plugins.default_scorer`.
+    pub strategy: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    pub job_id: String,
+    pub status: String,
+    /// Where to poll the job.
+    pub href: String,
+}
+
+/// Qualify a stored lead in the background: enqueues a durable job (202 with its id).
+#[utoipa::path(post, path = "/api/v1/leads/qualify/{lead_id}", tag = "scoring",
+    params(("lead_id" = String, Path)), request_body(content = Option<QualifyRequest>),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn qualify(
+    State(st): State<AppState>,
+    Path(lead_id): Path<String>,
+    Extension(rid): Extension<RequestId>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> ApiResult<(StatusCode, Json<Accepted>)> {
+    let req: QualifyRequest = if body.is_empty() {
+        QualifyRequest::default()
+    } else {
+        crate::server::json::parse(&body, st.config.server.json_depth_limit)?
+    };
+    if st.db.get_lead(&lead_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
+    }
+    let strategy = req.strategy.unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    st.manager.registry().get(&strategy)?;
+    let job = st
+        .db
+        .enqueue_job(&NewJob {
+            kind: crate::server::worker::QUALIFY.into(),
+            payload: serde_json::json!({"lead_id": lead_id, "strategy": strategy, "requested_by": caller.name}),
+            max_attempts: st.config.server.job_max_attempts as i64,
+            request_id: Some(rid.0.to_string()),
+            run_at: None,
+        })
+        .await?;
+    st.worker_wake.notify_one();
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(Accepted { href: format!("/api/v1/jobs/{}", job.id), job_id: job.id, status: job.status.as_str().to_string() }),
+    ))
+}
+
+/// A job and its outcome.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "scoring", params(("id" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn job(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
+    let job = st.db.get_job(&id).await?.ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))?;
+    Ok(Json(serde_json::to_value(job).map_err(|e| ApiError::internal(e.to_string()))?))
+}

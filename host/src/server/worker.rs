@@ -1,0 +1,120 @@
+//! Job workers: claim durable jobs from the queue (leases; a job whose claimer died is
+//! reclaimed after its lease), run them, record the outcome; retries with exponential
+//! backoff, `dead` with the last error after the last attempt. On shutdown a worker hands
+//! its running job back to the queue.
+
+use super::AppState;
+use crate::db::{JobRecord, NewScore};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Kind of the job that scores a stored lead and stores the score.
+pub const QUALIFY: &str = "qualify";
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// Starts `server.workers` workers; they stop when `stop` turns true.
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let host = format!("{}-{}", hostname(), std::process::id());
+    (0..state.config.server.workers)
+        .map(|i| {
+            let owner = format!("{host}-w{i}-{}", uuid::Uuid::new_v4().simple());
+            tokio::spawn(run(state.clone(), owner, stop.clone()))
+        })
+        .collect()
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "host".into())
+}
+
+async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
+    let lease = st.config.server.job_lease_ms;
+    while !*stop.borrow() {
+        let job = match st.db.claim_job(&owner, lease, &[QUALIFY]).await {
+            Ok(Some(job)) => job,
+            Ok(None) => {
+                tokio::select! {
+                    _ = st.worker_wake.notified() => {}
+                    _ = tokio::time::sleep(IDLE_POLL) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot claim jobs; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind, request_id = job.request_id.as_deref().unwrap_or(""));
+        let work = tracing::Instrument::instrument(execute(&st, &job), span);
+        tokio::pin!(work);
+        let outcome = tokio::select! {
+            r = &mut work => Some(r),
+            _ = stop.wait_for(|s| *s) => None,
+        };
+        match outcome {
+            None => {
+                // Shutting down mid-job: give it back untouched (not counted as an attempt).
+                match st.db.release_job(&job.id, &owner).await {
+                    Ok(_) => tracing::info!(job_id = %job.id, "job returned to the queue on shutdown"),
+                    Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot release job; its lease will expire"),
+                }
+                break;
+            }
+            Some(Ok(result)) => {
+                metrics::counter!("jobs_total", "kind" => job.kind.clone(), "outcome" => "succeeded").increment(1);
+                metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone()).record(started.elapsed().as_secs_f64());
+                if let Ok(false) | Err(_) = st.db.complete_job(&job.id, &owner, &result).await {
+                    tracing::warn!(job_id = %job.id, "job finished after its lease was lost; result not recorded");
+                }
+            }
+            Some(Err(error)) => {
+                let delay = 500i64 << job.attempts.clamp(0, 10);
+                match st.db.fail_job(&job.id, &owner, &error, delay).await {
+                    Ok(Some(j)) => {
+                        let outcome = if j.status.as_str() == "dead" { "dead" } else { "retry" };
+                        metrics::counter!("jobs_total", "kind" => job.kind.clone(), "outcome" => outcome).increment(1);
+                        tracing::warn!(job_id = %job.id, attempt = job.attempts, %error, outcome, "job failed");
+                    }
+                    _ => tracing::warn!(job_id = %job.id, %error, "job failed after its lease was lost"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs one job; `Err` is the error to record.
+async fn execute(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
+    match job.kind.as_str() {
+        QUALIFY => qualify(st, job).await,
+        other => Err(format!("unknown job kind {other:?}")),
+    }
+}
+
+async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
+    let lead_id = job.payload["lead_id"].as_str().ok_or("payload has no lead_id")?.to_string();
+    let strategy = job.payload["strategy"].as_str().unwrap_or(&st.config.plugins.default_scorer).to_string();
+    let lead = st
+        .db
+        .get_lead(&lead_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("lead {lead_id:?} no longer exists"))?;
+    let plugin = st.manager.registry().get(&strategy).map_err(|e| e.to_string())?;
+    let rid: Option<Arc<str>> = job.request_id.as_deref().map(Arc::from);
+    let started = Instant::now();
+    let p = plugin.clone();
+    let result = tokio::task::spawn_blocking(move || p.score(&lead, rid))
+        .await
+        .map_err(|e| format!("scoring task failed: {e}"))?;
+    super::metrics::plugin_call(&strategy, &result, started.elapsed());
+    let score = result.map_err(|e| e.to_string())?;
+    let mut row = NewScore::new(lead_id.clone(), plugin.id(), score.clone());
+    row.request_id = job.request_id.clone();
+    let id = st.db.insert_score(&row).await.map_err(|e| e.to_string())?;
+    Ok(json!({ "lead_id": lead_id, "score_id": id, "strategy": plugin.id(), "score": score }))
+}

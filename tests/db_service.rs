@@ -1,0 +1,682 @@
+//! The HTTP service's tables: API keys, the durable job queue and execution stats, on
+//! SQLite and PostgreSQL.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use strata::db::{
+    hash_api_key_secret, ExecutionFinish, JobFilter, JobStatus, NewApiKey, NewExecution, NewJob,
+    Role,
+};
+use support::both_backends;
+
+fn key(name: &str, role: Role, secret: &str) -> NewApiKey {
+    NewApiKey {
+        name: name.into(),
+        role,
+        key_hash: hash_api_key_secret(secret),
+        prefix: secret[..8].into(),
+    }
+}
+
+#[tokio::test]
+async fn api_key_is_found_by_hash_touched_and_revoked_by_prefix() {
+    both_backends(|db| async move {
+        let secret = "sk_live_abcdef0123456789";
+        let rec = db
+            .insert_api_key(&key("ci", Role::Operator, secret))
+            .await
+            .unwrap();
+        assert_eq!(
+            (rec.role, rec.prefix.as_str()),
+            (Role::Operator, "sk_live_")
+        );
+        assert!(rec.is_active() && rec.last_used_at.is_none());
+
+        let found = db
+            .find_active_api_key(&hash_api_key_secret(secret))
+            .await
+            .unwrap()
+            .expect("found by hash");
+        assert_eq!(found, rec);
+        let upper = hash_api_key_secret(secret).to_ascii_uppercase();
+        assert!(db.find_active_api_key(&upper).await.unwrap().is_some());
+        assert!(db
+            .find_active_api_key(&hash_api_key_secret("wrong"))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(db.find_active_api_key("not hex").await.unwrap().is_none());
+
+        assert!(db.touch_api_key(&rec.id).await.unwrap());
+        assert!(!db.touch_api_key("nope").await.unwrap());
+        let touched = db
+            .find_active_api_key(&hash_api_key_secret(secret))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(touched.last_used_at.unwrap() >= rec.created_at);
+
+        assert!(db.revoke_api_key("sk_live").await.unwrap(), "by prefix");
+        assert!(db
+            .find_active_api_key(&hash_api_key_secret(secret))
+            .await
+            .unwrap()
+            .is_none());
+        assert!(
+            !db.revoke_api_key("sk_live").await.unwrap(),
+            "already revoked"
+        );
+        assert!(
+            !db.revoke_api_key(&rec.id).await.unwrap(),
+            "already revoked"
+        );
+        let listed = db.list_api_keys().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].revoked_at.is_some() && !listed[0].is_active());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn api_keys_list_oldest_first_and_refuse_duplicates_and_bad_input() {
+    both_backends(|db| async move {
+        let a = db
+            .insert_api_key(&key("a", Role::Admin, "aaaa1111-secret"))
+            .await
+            .unwrap();
+        let b = db
+            .insert_api_key(&key("b", Role::Reader, "bbbb2222-secret"))
+            .await
+            .unwrap();
+        let list = db.list_api_keys().await.unwrap();
+        assert_eq!(list, vec![a.clone(), b.clone()]);
+
+        let dup = db
+            .insert_api_key(&key("again", Role::Reader, "aaaa1111-secret"))
+            .await
+            .unwrap_err();
+        assert!(dup.is_constraint(), "{dup}");
+        let bad = NewApiKey {
+            key_hash: "xyz".into(),
+            ..key("c", Role::Reader, "cccc3333-secret")
+        };
+        assert!(matches!(
+            db.insert_api_key(&bad).await.unwrap_err(),
+            strata::db::DbError::InvalidInput { .. }
+        ));
+        assert!(db.revoke_api_key("  ").await.is_err());
+        assert!(!db.revoke_api_key("zzzz").await.unwrap(), "no match");
+        assert!(db.revoke_api_key(&b.id).await.unwrap(), "by id");
+        assert_eq!(db.list_api_keys().await.unwrap().len(), 2);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ambiguous_key_prefix_is_refused_naming_the_match_count() {
+    both_backends(|db| async move {
+        for s in ["sk_same_1-secret", "sk_same_2-secret", "sk_same_3-secret"] {
+            let mut k = key("k", Role::Reader, s);
+            k.prefix = s[..9].into();
+            db.insert_api_key(&k).await.unwrap();
+        }
+        let e = db.revoke_api_key("sk_same").await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("ambiguous") && msg.contains("3 active keys"),
+            "{msg}"
+        );
+        assert!(db.revoke_api_key("sk_same_2").await.unwrap());
+        let e = db.revoke_api_key("sk_sa").await.unwrap_err();
+        assert!(
+            e.to_string().contains("2 active keys"),
+            "revoked keys don't count: {e}"
+        );
+        let active = db
+            .list_api_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.is_active())
+            .count();
+        assert_eq!(active, 2);
+    })
+    .await;
+}
+
+#[test]
+fn roles_are_ordered_reader_operator_admin() {
+    assert!(Role::Reader < Role::Operator && Role::Operator < Role::Admin);
+    assert!(Role::Admin.allows(Role::Reader) && Role::Admin.allows(Role::Admin));
+    assert!(Role::Operator.allows(Role::Reader) && !Role::Operator.allows(Role::Admin));
+    assert!(!Role::Reader.allows(Role::Operator));
+    for r in Role::ALL {
+        assert_eq!(r.as_str().parse::<Role>().unwrap(), *r);
+    }
+    assert_eq!(" Admin ".parse::<Role>().unwrap(), Role::Admin);
+    assert!("root".parse::<Role>().is_err());
+    assert_eq!(
+        serde_json::to_value(Role::Operator).unwrap(),
+        json!("operator")
+    );
+}
+
+#[tokio::test]
+async fn job_is_enqueued_claimed_and_completed() {
+    both_backends(|db| async move {
+        let mut new = NewJob::new("score_batch", json!({"leads": ["L-1", "L-2"]}));
+        new.request_id = Some("req-1".into());
+        let job = db.enqueue_job(&new).await.unwrap();
+        assert_eq!(
+            (job.status, job.attempts, job.max_attempts),
+            (JobStatus::Queued, 0, 3)
+        );
+        assert_eq!(db.get_job(&job.id).await.unwrap().unwrap(), job);
+
+        assert!(
+            db.claim_job("w1", 30_000, &["other"])
+                .await
+                .unwrap()
+                .is_none(),
+            "kind filter"
+        );
+        let claimed = db
+            .claim_job("w1", 30_000, &["other", "score_batch"])
+            .await
+            .unwrap()
+            .expect("claimed");
+        assert_eq!(claimed.id, job.id);
+        assert_eq!(claimed.status, JobStatus::Running);
+        assert_eq!(claimed.attempts, 1);
+        assert_eq!(claimed.lease_owner.as_deref(), Some("w1"));
+        assert!(claimed.lease_expires_at.unwrap() >= claimed.updated_at + 30_000);
+        assert!(
+            db.claim_job("w2", 30_000, &[]).await.unwrap().is_none(),
+            "leased"
+        );
+
+        assert!(db.extend_lease(&job.id, "w1", 60_000).await.unwrap());
+        assert!(!db.extend_lease(&job.id, "w2", 60_000).await.unwrap());
+        assert!(
+            !db.complete_job(&job.id, "w2", &json!(1)).await.unwrap(),
+            "not the owner"
+        );
+        assert!(db
+            .complete_job(&job.id, "w1", &json!({"scored": 2}))
+            .await
+            .unwrap());
+        assert!(
+            !db.complete_job(&job.id, "w1", &json!(2)).await.unwrap(),
+            "done already"
+        );
+        let done = db.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(done.status, JobStatus::Succeeded);
+        assert_eq!(done.result, Some(json!({"scored": 2})));
+        assert_eq!(done.payload, new.payload);
+        assert_eq!(done.request_id.as_deref(), Some("req-1"));
+        assert!(done.finished_at.is_some() && done.lease_expires_at.is_none());
+        let v = serde_json::to_value(&done).unwrap();
+        assert_eq!(v["status"], json!("succeeded"));
+
+        assert!(db
+            .enqueue_job(&NewJob {
+                max_attempts: 0,
+                ..new.clone()
+            })
+            .await
+            .is_err());
+        assert!(db
+            .enqueue_job(&NewJob::new(" ", json!(null)))
+            .await
+            .is_err());
+        assert!(db.claim_job("w1", 0, &[]).await.is_err());
+        assert!(db.get_job("nope").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn job_due_later_is_not_claimed_before_run_at_and_oldest_run_at_goes_first() {
+    both_backends(|db| async move {
+        let now = strata::domain::now_ms();
+        let later = db
+            .enqueue_job(&NewJob {
+                run_at: Some(now + 3_600_000),
+                ..NewJob::new("k", json!("later"))
+            })
+            .await
+            .unwrap();
+        let second = db
+            .enqueue_job(&NewJob {
+                run_at: Some(now - 10),
+                ..NewJob::new("k", json!("second"))
+            })
+            .await
+            .unwrap();
+        let first = db
+            .enqueue_job(&NewJob {
+                run_at: Some(now - 20),
+                ..NewJob::new("k", json!("first"))
+            })
+            .await
+            .unwrap();
+        let a = db.claim_job("w", 10_000, &[]).await.unwrap().unwrap();
+        let b = db.claim_job("w", 10_000, &[]).await.unwrap().unwrap();
+        assert_eq!((a.id, b.id), (first.id, second.id));
+        assert!(db.claim_job("w", 10_000, &[]).await.unwrap().is_none());
+        assert_eq!(
+            db.get_job(&later.id).await.unwrap().unwrap().status,
+            JobStatus::Queued
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn concurrent_claimers_never_get_the_same_job() {
+    both_backends(|db| async move {
+        const JOBS: usize = 200;
+        const WORKERS: usize = 8;
+        let mut ids = Vec::new();
+        for i in 0..JOBS {
+            ids.push(
+                db.enqueue_job(&NewJob::new("k", json!(i)))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        let claims: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let mut tasks = Vec::new();
+        for w in 0..WORKERS {
+            let db = db.clone();
+            let claims = claims.clone();
+            tasks.push(tokio::spawn(async move {
+                let owner = format!("worker-{w}");
+                let mut done = 0usize;
+                while let Some(job) = db.claim_job(&owner, 60_000, &["k"]).await.unwrap() {
+                    assert_eq!(job.attempts, 1, "job {} handed out twice", job.id);
+                    claims.lock().unwrap().push((job.id.clone(), owner.clone()));
+                    tokio::task::yield_now().await;
+                    assert!(
+                        db.complete_job(&job.id, &owner, &json!({"by": owner}))
+                            .await
+                            .unwrap(),
+                        "{owner} could not complete its own job {}",
+                        job.id
+                    );
+                    done += 1;
+                }
+                done
+            }));
+        }
+        let mut completed = 0;
+        let mut busy_workers = 0;
+        for t in tasks {
+            let n = t.await.unwrap();
+            completed += n;
+            busy_workers += usize::from(n > 0);
+        }
+        assert_eq!(completed, JOBS);
+        let claims = claims.lock().unwrap().clone();
+        let mut per_job: HashMap<String, Vec<String>> = HashMap::new();
+        for (id, owner) in claims {
+            per_job.entry(id).or_default().push(owner);
+        }
+        assert_eq!(per_job.len(), JOBS, "every job claimed");
+        for (id, owners) in &per_job {
+            assert_eq!(owners.len(), 1, "job {id} claimed by {owners:?}");
+        }
+        for id in &ids {
+            let j = db.get_job(id).await.unwrap().unwrap();
+            assert_eq!((j.status, j.attempts), (JobStatus::Succeeded, 1));
+            assert_eq!(j.result, Some(json!({"by": per_job[id][0]})));
+        }
+        let depth = db.queue_depth().await.unwrap();
+        assert_eq!((depth.succeeded, depth.total()), (JOBS as i64, JOBS as i64));
+        assert!(
+            busy_workers > 1,
+            "work was shared ({busy_workers} workers busy)"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_lease_is_reclaimed_and_the_old_owner_is_fenced_off() {
+    both_backends(|db| async move {
+        let job = db.enqueue_job(&NewJob::new("k", json!(1))).await.unwrap();
+        let first = db.claim_job("dead-worker", 1, &[]).await.unwrap().unwrap();
+        assert_eq!(first.id, job.id);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        let again = db
+            .claim_job("w2", 60_000, &[])
+            .await
+            .unwrap()
+            .expect("reclaimed");
+        assert_eq!((again.id.as_str(), again.attempts), (job.id.as_str(), 2));
+        assert_eq!(again.lease_owner.as_deref(), Some("w2"));
+        assert!(
+            db.claim_job("w3", 60_000, &[]).await.unwrap().is_none(),
+            "lease is valid"
+        );
+
+        assert!(!db
+            .complete_job(&job.id, "dead-worker", &json!("stale"))
+            .await
+            .unwrap());
+        assert!(db
+            .fail_job(&job.id, "dead-worker", "x", 0)
+            .await
+            .unwrap()
+            .is_none());
+        assert!(!db.release_job(&job.id, "dead-worker").await.unwrap());
+        assert!(!db
+            .extend_lease(&job.id, "dead-worker", 1_000)
+            .await
+            .unwrap());
+        assert!(db
+            .complete_job(&job.id, "w2", &json!("fresh"))
+            .await
+            .unwrap());
+        let j = db.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(
+            (j.status, j.result),
+            (JobStatus::Succeeded, Some(json!("fresh")))
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn failed_job_is_retried_later_then_dead_after_max_attempts() {
+    both_backends(|db| async move {
+        let job = db
+            .enqueue_job(&NewJob {
+                max_attempts: 3,
+                ..NewJob::new("k", json!({}))
+            })
+            .await
+            .unwrap();
+        let c = db.claim_job("w", 60_000, &[]).await.unwrap().unwrap();
+        let before = strata::domain::now_ms();
+        let f = db
+            .fail_job(&c.id, "w", "boom 1", 300)
+            .await
+            .unwrap()
+            .expect("owned");
+        assert_eq!((f.status, f.attempts), (JobStatus::Queued, 1));
+        assert!(f.run_at >= before + 300, "retry is delayed");
+        assert_eq!((f.lease_owner, f.lease_expires_at), (None, None));
+        assert_eq!(f.last_error.as_deref(), Some("boom 1"));
+        assert!(
+            db.claim_job("w", 60_000, &[]).await.unwrap().is_none(),
+            "not due yet"
+        );
+        tokio::time::sleep(Duration::from_millis(350)).await;
+
+        let c = db
+            .claim_job("w", 60_000, &[])
+            .await
+            .unwrap()
+            .expect("due again");
+        assert_eq!(c.attempts, 2);
+        let f = db.fail_job(&c.id, "w", "boom 2", 0).await.unwrap().unwrap();
+        assert_eq!(f.status, JobStatus::Queued);
+        let c = db.claim_job("w", 60_000, &[]).await.unwrap().unwrap();
+        assert_eq!(c.attempts, 3);
+        let f = db.fail_job(&c.id, "w", "boom 3", 0).await.unwrap().unwrap();
+        assert_eq!((f.status, f.attempts), (JobStatus::Dead, 3));
+        assert_eq!(f.last_error.as_deref(), Some("boom 3"));
+        assert!(f.finished_at.is_some());
+        assert!(
+            db.claim_job("w", 60_000, &[]).await.unwrap().is_none(),
+            "dead stays dead"
+        );
+        assert_eq!(db.get_job(&job.id).await.unwrap().unwrap(), f);
+
+        let long = "é".repeat(10_000);
+        let j = db.enqueue_job(&NewJob::new("k", json!(2))).await.unwrap();
+        db.claim_job("w", 60_000, &[]).await.unwrap().unwrap();
+        let f = db.fail_job(&j.id, "w", &long, 0).await.unwrap().unwrap();
+        assert!(
+            f.last_error.unwrap().len() <= 8 * 1024,
+            "error text is capped"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn released_job_goes_back_to_the_queue_without_counting_the_attempt() {
+    both_backends(|db| async move {
+        let job = db.enqueue_job(&NewJob::new("k", json!(1))).await.unwrap();
+        let c = db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
+        assert_eq!(c.attempts, 1);
+        assert!(
+            !db.release_job(&job.id, "w2").await.unwrap(),
+            "not the owner"
+        );
+        assert!(db.release_job(&job.id, "w1").await.unwrap());
+        let r = db.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!(
+            (r.status, r.attempts, r.lease_owner),
+            (JobStatus::Queued, 0, None)
+        );
+        assert_eq!(r.run_at, job.run_at);
+        assert!(
+            !db.release_job(&job.id, "w1").await.unwrap(),
+            "not running any more"
+        );
+        let c = db.claim_job("w2", 60_000, &[]).await.unwrap().unwrap();
+        assert_eq!((c.id, c.attempts), (job.id, 1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn job_whose_worker_died_on_the_last_attempt_is_reaped_dead() {
+    both_backends(|db| async move {
+        let job = db
+            .enqueue_job(&NewJob {
+                max_attempts: 1,
+                ..NewJob::new("k", json!(1))
+            })
+            .await
+            .unwrap();
+        db.claim_job("crashy", 1, &[]).await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            db.claim_job("w", 60_000, &[]).await.unwrap().is_none(),
+            "no attempts left"
+        );
+        let j = db.get_job(&job.id).await.unwrap().unwrap();
+        assert_eq!((j.status, j.attempts), (JobStatus::Dead, 1));
+        let err = j.last_error.unwrap();
+        assert!(err.contains("crashy") && err.contains("expired"), "{err}");
+        assert_eq!(db.reap_expired_jobs().await.unwrap(), 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn queue_depth_and_list_jobs_count_by_status_and_kind() {
+    both_backends(|db| async move {
+        assert_eq!(db.queue_depth().await.unwrap().total(), 0);
+        for i in 0..5 {
+            db.enqueue_job(&NewJob::new(if i < 3 { "a" } else { "b" }, json!(i)))
+                .await
+                .unwrap();
+        }
+        let c1 = db.claim_job("w", 60_000, &["a"]).await.unwrap().unwrap();
+        let c2 = db.claim_job("w", 60_000, &["a"]).await.unwrap().unwrap();
+        db.complete_job(&c1.id, "w", &json!(null)).await.unwrap();
+        let one = db
+            .enqueue_job(&NewJob {
+                max_attempts: 1,
+                ..NewJob::new("b", json!(9))
+            })
+            .await
+            .unwrap();
+        // The two earlier "b" jobs come first (oldest run_at): complete them; fail `one`.
+        loop {
+            let c = db.claim_job("w", 60_000, &["b"]).await.unwrap().unwrap();
+            if c.id == one.id {
+                db.fail_job(&c.id, "w", "no", 0).await.unwrap().unwrap();
+                break;
+            }
+            assert!(db.complete_job(&c.id, "w", &json!(null)).await.unwrap());
+        }
+
+        let d = db.queue_depth().await.unwrap();
+        assert_eq!((d.queued, d.running, d.succeeded, d.dead), (1, 1, 3, 1));
+        assert_eq!(d.get(JobStatus::Running), 1);
+        assert_eq!(d.total(), 6);
+
+        let running = db
+            .list_jobs(&JobFilter {
+                status: Some(JobStatus::Running),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].id, c2.id);
+        let b = db
+            .list_jobs(&JobFilter {
+                kind: Some("b".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(b.len(), 3);
+        assert!(
+            b.windows(2).all(|w| w[0].created_at >= w[1].created_at),
+            "newest first"
+        );
+        let page = db
+            .list_jobs(&JobFilter {
+                limit: 2,
+                offset: 1,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 2);
+        let all = db.list_jobs(&JobFilter::default()).await.unwrap();
+        assert_eq!(all.len(), 6);
+        assert_eq!(page[0].id, all[1].id);
+        for s in JobStatus::ALL {
+            assert_eq!(s.as_str().parse::<JobStatus>().unwrap(), *s);
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn execution_stats_give_counts_percentiles_and_sums_per_agent_version() {
+    both_backends(|db| async move {
+        let base = 1_000_000;
+        let run = |agent: &str, version: &str, at: i64| {
+            let mut e = NewExecution::new(agent, version, json!(null));
+            e.created_at = at;
+            e
+        };
+        // researcher 1.0: durations 10, 20, …, 100 ms; every 4th run failed.
+        for i in 1..=10i64 {
+            let id = db
+                .insert_execution(&run("researcher", "1.0", base + i))
+                .await
+                .unwrap();
+            let fin = ExecutionFinish {
+                status: if i % 4 == 0 { "failed" } else { "succeeded" }.into(),
+                tokens_in: 100,
+                tokens_out: 10 * i,
+                cost: 0.25,
+                duration_ms: Some(10 * i),
+                finished_at: base + i + 10 * i,
+                ..Default::default()
+            };
+            db.finish_execution(&id, &fin).await.unwrap();
+        }
+        // One still running: counted, not in latencies or the success rate.
+        db.insert_execution(&run("researcher", "1.0", base + 50))
+            .await
+            .unwrap();
+        // Another version and an old run outside the window.
+        let id = db
+            .insert_execution(&run("researcher", "2.0", base + 60))
+            .await
+            .unwrap();
+        db.finish_execution(
+            &id,
+            &ExecutionFinish {
+                status: "succeeded".into(),
+                duration_ms: Some(7),
+                tokens_in: 1,
+                tokens_out: 2,
+                cost: 0.5,
+                finished_at: base + 67,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        db.insert_execution(&run("old", "0.1", 5)).await.unwrap();
+
+        let all = db.execution_stats(None).await.unwrap();
+        assert_eq!(
+            all.iter()
+                .map(|s| (s.agent.as_str(), s.agent_version.as_str()))
+                .collect::<Vec<_>>(),
+            [("old", "0.1"), ("researcher", "1.0"), ("researcher", "2.0")]
+        );
+        let old = &all[0];
+        assert_eq!(
+            (old.count, old.running, old.succeeded, old.failed),
+            (1, 1, 0, 0)
+        );
+        assert_eq!(
+            (old.success_rate, old.p50_ms, old.latency_samples),
+            (None, None, 0)
+        );
+
+        let stats = db.execution_stats(Some(base)).await.unwrap();
+        assert_eq!(stats.len(), 2);
+        let r1 = &stats[0];
+        assert_eq!(
+            (r1.count, r1.running, r1.succeeded, r1.failed),
+            (11, 1, 8, 2)
+        );
+        assert_eq!(r1.success_rate, Some(0.8));
+        assert_eq!(
+            (r1.p50_ms, r1.p95_ms, r1.p99_ms),
+            (Some(50), Some(100), Some(100))
+        );
+        assert_eq!(r1.latency_samples, 10);
+        assert_eq!((r1.tokens_in, r1.tokens_out), (1_000, 550));
+        assert!((r1.cost - 2.5).abs() < 1e-9, "{}", r1.cost);
+        let r2 = &stats[1];
+        assert_eq!(
+            (r2.agent_version.as_str(), r2.count, r2.success_rate),
+            ("2.0", 1, Some(1.0))
+        );
+        assert_eq!((r2.p50_ms, r2.p99_ms), (Some(7), Some(7)));
+        assert_eq!((r2.tokens_in, r2.tokens_out, r2.cost), (1, 2, 0.5));
+        let v = serde_json::to_value(r1).unwrap();
+        assert_eq!(v["p95_ms"], json!(100));
+
+        assert!(db
+            .execution_stats(Some(base * 10))
+            .await
+            .unwrap()
+            .is_empty());
+    })
+    .await;
+}

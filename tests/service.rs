@@ -1,0 +1,184 @@
+//! `strata serve` as real processes: two servers on one PostgreSQL share the job queue
+//! and no job runs twice; SIGTERM drains and returns an in-flight job to the queue.
+
+mod common;
+mod support;
+
+use common::*;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use strata::db::{Backend, Db, JobStatus, NewJob};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write_config(dir: &Path, db_url: &str, plugins: &Path, workers: usize) -> std::path::PathBuf {
+    let cfg = dir.join(format!("strata-{}.toml", free_port()));
+    std::fs::write(
+        &cfg,
+        format!(
+            "[database]\nurl = \"{db_url}\"\n[plugins]\ndir = \"{}\"\nwatch = false\n[runtime]\ncache_dir = \"{}\"\n\
+             default_deadline_ms = 30000\npool_instances = 16\n[server]\nworkers = {workers}\njob_lease_ms = 5000\n",
+            plugins.display(),
+            dir.join("cache").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+struct Proc {
+    child: Child,
+    port: u16,
+}
+
+impl Proc {
+    fn start(config: &Path) -> Proc {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["--config", config.to_str().unwrap(), "serve", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Proc { child, port }
+    }
+
+    async fn wait_ready(&mut self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{}/ready", self.port)).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("strata serve exited early: {status}");
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "server not ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id());
+        let start = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(start.elapsed() < Duration::from_secs(30), "server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32) {
+    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+fn slow_lead(id: &str, burn: u32) -> strata::domain::Lead {
+    let mut l = hot_lead(id);
+    l.attributes.insert("burn".into(), burn.to_string());
+    l
+}
+
+async fn enqueue(db: &Db, lead_id: &str) -> String {
+    let mut job = NewJob::new("qualify", serde_json::json!({"lead_id": lead_id, "strategy": "slow-good"}));
+    job.max_attempts = 3;
+    db.enqueue_job(&job).await.unwrap().id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgres_share_the_queue_and_run_no_job_twice() {
+    let (url, _guard) = support::fresh_url(Backend::Postgres).await;
+    let h = host(&url, "").await;
+    install(&h.plugins_dir, "bant", "bant");
+    install(&h.plugins_dir, "testing/slow-good", "slow-good");
+    let cfg = write_config(h.tmp.path(), &url, &h.plugins_dir, 2);
+    let mut a = Proc::start(&cfg);
+    let mut b = Proc::start(&cfg);
+    a.wait_ready().await;
+    b.wait_ready().await;
+
+    const N: usize = 60;
+    let leads: Vec<_> = (0..N).map(|i| slow_lead(&format!("q-{i}"), 20)).collect();
+    h.db.upsert_leads(&leads).await.unwrap();
+    for l in &leads {
+        enqueue(&h.db, &l.id).await;
+    }
+    let start = Instant::now();
+    loop {
+        let d = h.db.queue_depth().await.unwrap();
+        if d.succeeded as usize == N {
+            break;
+        }
+        assert_eq!(d.dead, 0);
+        assert!(start.elapsed() < Duration::from_secs(120), "jobs not done: {d:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Exactly one score per lead: no job ran twice.
+    assert_eq!(h.db.count_scores().await.unwrap(), N as i64);
+    for l in &leads {
+        assert_eq!(h.db.latest_scores(&l.id, 10).await.unwrap().len(), 1, "{}", l.id);
+    }
+    // Both processes took jobs.
+    let jobs = h.db.list_jobs(&strata::db::JobFilter { limit: 1000, ..Default::default() }).await.unwrap();
+    let owners_a = jobs.iter().filter(|j| j.lease_owner.as_deref().unwrap_or("").contains(&format!("-{}-w", a.child.id()))).count();
+    let owners_b = jobs.iter().filter(|j| j.lease_owner.as_deref().unwrap_or("").contains(&format!("-{}-w", b.child.id()))).count();
+    assert_eq!(owners_a + owners_b, N);
+    assert!(owners_a > 0 && owners_b > 0, "a: {owners_a}, b: {owners_b}");
+    assert!(a.terminate().success());
+    assert!(b.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_returns_the_job_in_flight_to_the_queue_and_a_restart_finishes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = sqlite_url(tmp.path());
+    let h = host(&url, "").await;
+    install(&h.plugins_dir, "testing/slow-good", "slow-good");
+    install(&h.plugins_dir, "bant", "bant");
+    let cfg = write_config(h.tmp.path(), &url, &h.plugins_dir, 1);
+    let mut a = Proc::start(&cfg);
+    a.wait_ready().await;
+    // About 2 s of work (≈ 2 ms per burn unit).
+    h.db.upsert_lead(&slow_lead("slow-1", 1000)).await.unwrap();
+    let id = enqueue(&h.db, "slow-1").await;
+    let start = Instant::now();
+    while h.db.get_job(&id).await.unwrap().unwrap().status != JobStatus::Running {
+        assert!(start.elapsed() < Duration::from_secs(30), "job never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = a.terminate();
+    assert!(status.success(), "exit status {status}");
+    let job = h.db.get_job(&id).await.unwrap().unwrap();
+    assert_eq!(job.status, JobStatus::Queued, "{job:?}");
+    assert_eq!(job.attempts, 0, "an interrupted attempt is not counted");
+    assert_eq!(h.db.count_scores().await.unwrap(), 0);
+
+    let mut b = Proc::start(&cfg);
+    b.wait_ready().await;
+    let start = Instant::now();
+    loop {
+        let job = h.db.get_job(&id).await.unwrap().unwrap();
+        if job.status == JobStatus::Succeeded {
+            assert_eq!(job.attempts, 1);
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{job:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(h.db.count_scores().await.unwrap(), 1);
+    assert!(b.terminate().success());
+}
