@@ -129,6 +129,9 @@ pub struct ServerSettings {
     /// Lease of a claimed job; a job whose claimer died is reclaimed after it.
     pub job_lease_ms: i64,
     pub job_max_attempts: i32,
+    /// Accept `"strategy": "native-bant"` on `/api/v1/score`: the BANT logic compiled into
+    /// the host, for the load benchmark's comparison. Off in production.
+    pub native_reference: bool,
 }
 
 impl Default for ServerSettings {
@@ -146,6 +149,7 @@ impl Default for ServerSettings {
             workers: 2,
             job_lease_ms: 30_000,
             job_max_attempts: 3,
+            native_reference: false,
         }
     }
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The native reference strategy (benchmarks only, `server.native_reference`).
+const NATIVE_BANT: &str = "native-bant";
+
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
@@ -41,6 +44,17 @@ pub async fn score(
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult<Json<ScoreResponse>> {
     let name = req.strategy.unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    if name == NATIVE_BANT && st.config.server.native_reference {
+        let started = Instant::now();
+        let lead = req.lead;
+        let (lead, score) = crate::server::run_blocking(move || {
+            let s = crate::native::bant_score(&lead);
+            (lead, s)
+        })
+        .await?;
+        let duration_us = started.elapsed().as_micros() as u64;
+        return Ok(Json(ScoreResponse { strategy: NATIVE_BANT.into(), lead_id: lead.id, score, duration_us }));
+    }
     let plugin = st.manager.registry().get(&name)?;
     let started = Instant::now();
     let rid: Arc<str> = rid.0;
