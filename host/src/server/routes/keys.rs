@@ -38,7 +38,7 @@ pub struct NewKey {
     responses((status = 201, body = Object), (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn create(State(st): State<AppState>, ApiJson(req): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
-    let role: Role = req.role.parse().map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let role: Role = req.role.parse().map_err(|e: <Role as std::str::FromStr>::Err| ApiError::unprocessable(e.to_string()))?;
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return Err(ApiError::unprocessable("name must be 1-100 characters"));
     }
