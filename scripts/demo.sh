@@ -25,3 +25,7 @@ strata score --plugin xeducation --input tests/data/leads-xeducation.csv --quiet
 echo "== strata backtest --plugin xeducation --input tests/data/leads-xeducation.csv"
 strata backtest --plugin xeducation --input tests/data/leads-xeducation.csv
 echo "== stored in var/strata.db; inspect a plugin with: cargo run --release --bin strata -- plugin inspect plugins/bant"
+if [ "${1:-}" = "--serve" ]; then
+    echo "== strata serve --demo (Ctrl-C to stop)"
+    strata serve --demo
+fi

@@ -40,6 +40,10 @@ pub enum Command {
         /// Address to bind (default: server.bind, 127.0.0.1:8003).
         #[arg(long)]
         bind: Option<String>,
+        /// First-try mode: load the demo leads (demo/leads.jsonl), create an admin key and
+        /// print it with the URL.
+        #[arg(long)]
+        demo: bool,
     },
     /// Manage API keys.
     #[command(subcommand)]
@@ -60,11 +64,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => bench::run(args, config()?).await,
-        Command::Serve { bind } => {
+        Command::Serve { bind, demo } => {
             let mut cfg = config()?;
             if let Some(b) = bind {
                 cfg.server.bind = b;
                 cfg.validate()?;
+            }
+            if demo {
+                return serve_demo(cfg).await;
             }
             crate::server::serve(cfg, None).await
         }
@@ -87,4 +94,27 @@ pub(crate) async fn load_named(
         }
     }
     anyhow::bail!("no plugin named {name:?} under {} (build it with `strata plugin build`)", root.display())
+}
+
+/// `strata serve --demo`: demo leads and an admin key, then serve.
+async fn serve_demo(cfg: crate::config::Config) -> anyhow::Result<()> {
+    let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
+    db.migrate().await?;
+    let demo = std::path::Path::new("demo/leads.jsonl");
+    if demo.exists() {
+        let leads = crate::input::read(demo, crate::input::InputFormat::Json, &Default::default())?;
+        db.upsert_leads(&leads.leads).await?;
+        eprintln!("loaded {} demo leads from {}", leads.leads.len(), demo.display());
+    }
+    let (_, key) = crate::server::auth::create_key(&db, "demo-admin", crate::db::Role::Admin).await?;
+    db.close().await;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        if let Ok(addr) = rx.await {
+            println!("Strata is serving at http://{addr}  (docs: http://{addr}/api/docs)");
+            println!("admin key (shown once): {key}");
+            println!("try: curl -s -X POST -H \"Authorization: Bearer {key}\" http://{addr}/api/v1/leads/qualify/demo-001");
+        }
+    });
+    crate::server::serve(cfg, Some(tx)).await
 }

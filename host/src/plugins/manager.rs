@@ -147,6 +147,7 @@ impl PluginManager {
                     tokio::time::sleep(PARTIAL_PAUSE).await;
                 }
                 Err((e, row)) => {
+                    metrics::counter!("plugin_loads_total", "plugin" => name.clone(), "outcome" => "rejected").increment(1);
                     self.record_status(row, VersionStatus::Rejected, Some(&e.to_string())).await;
                     self.note_failure(Some(&name), dir, Some(&manifest.plugin.version), Some(&sha), &e.to_string());
                     tracing::warn!(plugin = %manifest.id(), sha256 = %sha, error = %e, "plugin version rejected; previous version stays live");
@@ -189,6 +190,7 @@ impl PluginManager {
         .map_err(|e| (e, row.clone()))?;
 
         let plugin = Arc::new(prepared);
+        metrics::counter!("plugin_loads_total", "plugin" => manifest.plugin.name.clone(), "outcome" => "live").increment(1);
         let slot = self.registry.slot_or_insert(&manifest.plugin.name);
         let previous_row = slot.history().first().and_then(|(_, r)| r.clone());
         let replaced = slot.swap_in(plugin.clone(), row.clone(), self.config.plugins.keep_versions);
