@@ -205,3 +205,18 @@ async fn broken_manifest_is_recorded_and_the_live_version_stays() {
     assert!(rows.iter().any(|r| r.status.as_str() == "rejected" && r.error.as_deref().unwrap_or("").contains("invalid manifest")));
     assert!(h.manager.registry().slot("bant").unwrap().last_error().is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_directory_added_while_watching_is_loaded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = Arc::new(host(&sqlite_url(tmp.path()), "").await);
+    let _watch = strata::plugins::watcher::watch(h.manager.clone(), &h.plugins_dir, Duration::from_millis(100)).unwrap();
+    // Files arrive one after the other in a new directory.
+    let dir = h.plugins_dir.join("bant");
+    std::fs::create_dir_all(&dir).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let src = plugin_source("bant");
+    std::fs::copy(src.join("plugin.wasm"), dir.join("plugin.wasm")).unwrap();
+    std::fs::copy(src.join("plugin.toml"), dir.join("plugin.toml")).unwrap();
+    wait_for("bant loaded", Duration::from_secs(20), || live_version(&h, "bant").is_some()).await;
+}

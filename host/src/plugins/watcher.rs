@@ -31,7 +31,10 @@ fn plugin_dir_of(root: &Path, path: &Path) -> Option<PathBuf> {
     Some(root.join(first.as_os_str()))
 }
 
-/// Starts watching `root`. Must be called inside a tokio runtime.
+/// Starts watching `root` (itself, non-recursively, for plugin directories appearing or
+/// going away) and each plugin directory in it (non-recursively: a plugin is its
+/// manifest and component, and build trees such as `target/` next to them must not cost
+/// a watch each). Must be called inside a tokio runtime.
 pub fn watch(manager: Arc<PluginManager>, root: &Path, debounce: Duration) -> notify::Result<WatchHandle> {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let (tx, mut rx) = mpsc::unbounded_channel::<BTreeSet<PathBuf>>();
@@ -54,12 +57,32 @@ pub fn watch(manager: Arc<PluginManager>, root: &Path, debounce: Duration) -> no
             }
         }
     })?;
-    debouncer.watch(&root, RecursiveMode::Recursive)?;
-    tracing::info!(dir = %root.display(), "watching plugins for hot reload");
+    debouncer.watch(&root, RecursiveMode::NonRecursive)?;
+    let mut watched: BTreeSet<PathBuf> = BTreeSet::new();
+    for dir in PluginManager::plugin_dirs(&root).unwrap_or_default() {
+        debouncer.watch(&dir, RecursiveMode::NonRecursive)?;
+        watched.insert(dir);
+    }
+    tracing::info!(dir = %root.display(), plugins = watched.len(), "watching plugins for hot reload");
+    let debouncer = Arc::new(std::sync::Mutex::new(debouncer));
+    let handle = debouncer.clone();
 
     let task = tokio::spawn(async move {
         while let Some(dirs) = rx.recv().await {
             for dir in dirs {
+                // A new plugin directory: watch it too (its files may still be arriving).
+                if dir.is_dir() && !watched.contains(&dir) {
+                    let mut d = debouncer.lock().unwrap_or_else(|e| e.into_inner());
+                    match d.watch(&dir, RecursiveMode::NonRecursive) {
+                        Ok(()) => {
+                            watched.insert(dir.clone());
+                        }
+                        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch plugin directory"),
+                    }
+                }
+                if !dir.exists() {
+                    watched.remove(&dir);
+                }
                 if dir.join(MANIFEST_FILE).is_file() {
                     // Errors are recorded and logged by the manager; the old version stays.
                     let _ = manager.load_dir(&dir).await;
@@ -71,7 +94,7 @@ pub fn watch(manager: Arc<PluginManager>, root: &Path, debounce: Duration) -> no
             }
         }
     });
-    Ok(WatchHandle { _debouncer: Box::new(debouncer), task })
+    Ok(WatchHandle { _debouncer: Box::new(handle), task })
 }
 
 #[cfg(test)]
