@@ -354,3 +354,37 @@ async fn rate_limit_answers_429_with_retry_after_per_key() {
     assert_eq!(s.req(Method::GET, "/api/v1/leads", Some(&s.admin)).send().await.unwrap().status(), StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cors_answers_only_allowlisted_origins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&sqlite_url(tmp.path()), "", |c| c.server.cors_origins = vec!["https://crm.example".into()]).await;
+    let preflight = |origin: &'static str| {
+        s.req(Method::OPTIONS, "/api/v1/leads", None)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .send()
+    };
+    let ok = preflight("https://crm.example").await.unwrap();
+    assert_eq!(ok.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()), Some("https://crm.example"));
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_at_start_is_retried_not_a_panic() {
+    let mut config = strata::config::Config::default();
+    config.database.url = "postgres://strata:secret-pw@127.0.0.1:1/strata".into();
+    config.server.bind = "127.0.0.1:0".into();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(strata::server::serve_until(config, None, async move {
+        let _ = stop_rx.await;
+    }));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!task.is_finished(), "still retrying");
+    let _ = stop_tx.send(());
+    let err = tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap().unwrap_err().to_string();
+    assert!(err.contains("before the database became reachable"), "{err}");
+    assert!(!err.contains("secret-pw"), "password leaked: {err}");
+}
