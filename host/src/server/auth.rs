@@ -12,7 +12,6 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::Response;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -36,7 +35,7 @@ pub fn generate_key() -> String {
 }
 
 pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
+    crate::db::hash_api_key_secret(key)
 }
 
 /// Creates and stores a key; the secret is returned once and never stored.
