@@ -25,7 +25,11 @@ struct Server {
 }
 
 impl Server {
-    async fn start(url: &str, grants: &str, tweak: impl FnOnce(&mut strata::config::Config)) -> Server {
+    async fn start(
+        url: &str,
+        grants: &str,
+        tweak: impl FnOnce(&mut strata::config::Config),
+    ) -> Server {
         // Reuse the test host's plugins dir and database; the server builds its own runtime.
         let host = host(url, grants).await;
         install(&host.plugins_dir, "bant", "bant");
@@ -43,13 +47,25 @@ impl Server {
         tweak(&mut config);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(strata::server::serve_until(config, Some(ready_tx), async move {
-            let _ = stop_rx.await;
-        }));
-        let addr = tokio::time::timeout(Duration::from_secs(60), ready_rx).await.expect("server ready").unwrap();
+        let task = tokio::spawn(strata::server::serve_until(
+            config,
+            Some(ready_tx),
+            async move {
+                let _ = stop_rx.await;
+            },
+        ));
+        let addr = tokio::time::timeout(Duration::from_secs(60), ready_rx)
+            .await
+            .expect("server ready")
+            .unwrap();
         let key = |role| {
             let db = host.db.clone();
-            async move { strata::server::auth::create_key(&db, &format!("{role:?}"), role).await.unwrap().1 }
+            async move {
+                strata::server::auth::create_key(&db, &format!("{role:?}"), role)
+                    .await
+                    .unwrap()
+                    .1
+            }
         };
         Server {
             base: format!("http://{addr}"),
@@ -71,7 +87,13 @@ impl Server {
         }
     }
 
-    async fn json(&self, method: Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+    async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut r = self.req(method, path, Some(key));
         if let Some(b) = body {
             r = r.json(&b);
@@ -79,12 +101,19 @@ impl Server {
         let res = r.send().await.unwrap();
         let status = res.status();
         let text = res.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     async fn stop(mut self) {
         let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(30), self.task).await.expect("server stops").unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("server stops")
+            .unwrap()
+            .unwrap();
     }
 }
 
@@ -124,10 +153,22 @@ async fn every_protected_route_answers_401_without_a_valid_key_and_403_for_a_les
     for (m, path, role) in PROTECTED {
         let method: Method = m.parse().unwrap();
         let r = s.req(method.clone(), path, None).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{m} {path} without key");
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{m} {path} without key"
+        );
         assert_eq!(r.headers()["content-type"], "application/problem+json");
-        let r = s.req(method.clone(), path, Some("strata_not-a-key")).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{m} {path} with a bad key");
+        let r = s
+            .req(method.clone(), path, Some("strata_not-a-key"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "{m} {path} with a bad key"
+        );
         let lesser = match role {
             Role::Reader => None,
             Role::Operator => Some(&s.reader),
@@ -135,26 +176,67 @@ async fn every_protected_route_answers_401_without_a_valid_key_and_403_for_a_les
         };
         if let Some(k) = lesser {
             let r = s.req(method.clone(), path, Some(k)).send().await.unwrap();
-            assert_eq!(r.status(), StatusCode::FORBIDDEN, "{m} {path} with a lesser role");
+            assert_eq!(
+                r.status(),
+                StatusCode::FORBIDDEN,
+                "{m} {path} with a lesser role"
+            );
             let body: Value = r.json().await.unwrap();
-            assert!(body["detail"].as_str().unwrap().contains(&format!("needs the {} role", role.as_str())));
+            assert!(body["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("needs the {} role", role.as_str())));
         }
     }
     // Public: health, metrics, docs.
-    for path in ["/health", "/ready", "/metrics", "/api/openapi.json", "/api/docs"] {
+    for path in [
+        "/health",
+        "/ready",
+        "/metrics",
+        "/api/openapi.json",
+        "/api/docs",
+    ] {
         let r = s.req(Method::GET, path, None).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{path}");
         assert!(r.headers().contains_key("x-request-id"));
     }
     // A revoked key stops working (after the short lookup cache).
-    let (st, v) = s.json(Method::POST, "/api/v1/keys", &s.admin, Some(json!({"name": "temp", "role": "reader"}))).await;
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/keys",
+            &s.admin,
+            Some(json!({"name": "temp", "role": "reader"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::CREATED);
     let temp = v["key"].as_str().unwrap().to_string();
-    assert_eq!(s.req(Method::GET, "/api/v1/leads", Some(&temp)).send().await.unwrap().status(), StatusCode::OK);
-    let (st, _) = s.json(Method::DELETE, &format!("/api/v1/keys/{}", v["id"].as_str().unwrap()), &s.admin, None).await;
+    assert_eq!(
+        s.req(Method::GET, "/api/v1/leads", Some(&temp))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let (st, _) = s
+        .json(
+            Method::DELETE,
+            &format!("/api/v1/keys/{}", v["id"].as_str().unwrap()),
+            &s.admin,
+            None,
+        )
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(s.req(Method::GET, "/api/v1/leads", Some(&temp)).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.req(Method::GET, "/api/v1/leads", Some(&temp))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
     s.stop().await;
 }
 
@@ -162,7 +244,14 @@ async fn every_protected_route_answers_401_without_a_valid_key_and_403_for_a_les
 async fn openapi_documents_every_route() {
     let tmp = tempfile::tempdir().unwrap();
     let s = Server::start(&sqlite_url(tmp.path()), "", |_| {}).await;
-    let doc: Value = s.req(Method::GET, "/api/openapi.json", None).send().await.unwrap().json().await.unwrap();
+    let doc: Value = s
+        .req(Method::GET, "/api/openapi.json", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let paths = doc["paths"].as_object().unwrap();
     for (m, path, _) in PROTECTED {
         let templ = path
@@ -173,8 +262,13 @@ async fn openapi_documents_every_route() {
             .replace("/jobs/x", "/jobs/{id}")
             .replace("/keys/x", "/keys/{id}")
             .replace("/plugins/bant", "/plugins/{name}");
-        let op = paths.get(&templ).unwrap_or_else(|| panic!("{templ} missing from OpenAPI"));
-        assert!(op.get(m.to_ascii_lowercase()).is_some(), "{m} {templ} missing");
+        let op = paths
+            .get(&templ)
+            .unwrap_or_else(|| panic!("{templ} missing from OpenAPI"));
+        assert!(
+            op.get(m.to_ascii_lowercase()).is_some(),
+            "{m} {templ} missing"
+        );
     }
     for p in ["/health", "/ready", "/metrics"] {
         assert!(paths.contains_key(p), "{p}");
@@ -183,33 +277,87 @@ async fn openapi_documents_every_route() {
 }
 
 async fn lead_and_score_flow(url: &str) {
-    let s = Server::start(url, "[grants.stateful]\ncapabilities = [\"state\"]\n", |_| {}).await;
+    let s = Server::start(
+        url,
+        "[grants.stateful]\ncapabilities = [\"state\"]\n",
+        |_| {},
+    )
+    .await;
     let op = s.operator.clone();
 
     // Leads.
-    let (st, _) = s.json(Method::POST, "/api/v1/leads", &op, Some(lead_json("api-1"))).await;
+    let (st, _) = s
+        .json(Method::POST, "/api/v1/leads", &op, Some(lead_json("api-1")))
+        .await;
     assert_eq!(st, StatusCode::CREATED);
     let csv = "id,name,company,budget,title,timeline\napi-2,Ann,Initech,90000,CTO,this month\napi-3,Bob,Hooli,500,Intern,next year\n";
-    let r = s.req(Method::POST, "/api/v1/leads/bulk", Some(&op)).header("content-type", "text/csv").body(csv).send().await.unwrap();
+    let r = s
+        .req(Method::POST, "/api/v1/leads/bulk", Some(&op))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let nd = format!("{}\n{}\n", json!({"id": "api-4", "company": "X"}), json!({"id": "api-5"}));
-    let r = s.req(Method::POST, "/api/v1/leads/bulk", Some(&op)).header("content-type", "application/x-ndjson").body(nd).send().await.unwrap();
+    let nd = format!(
+        "{}\n{}\n",
+        json!({"id": "api-4", "company": "X"}),
+        json!({"id": "api-5"})
+    );
+    let r = s
+        .req(Method::POST, "/api/v1/leads/bulk", Some(&op))
+        .header("content-type", "application/x-ndjson")
+        .body(nd)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED);
-    let (st, page) = s.json(Method::GET, "/api/v1/leads?limit=2", &s.reader, None).await;
+    let (st, page) = s
+        .json(Method::GET, "/api/v1/leads?limit=2", &s.reader, None)
+        .await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(page["total"], 5);
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
-    let (st, l) = s.json(Method::GET, "/api/v1/leads/api-2", &s.reader, None).await;
-    assert_eq!((st, l["company"].as_str()), (StatusCode::OK, Some("Initech")));
-    assert_eq!(s.json(Method::GET, "/api/v1/leads/nope", &s.reader, None).await.0, StatusCode::NOT_FOUND);
+    let (st, l) = s
+        .json(Method::GET, "/api/v1/leads/api-2", &s.reader, None)
+        .await;
+    assert_eq!(
+        (st, l["company"].as_str()),
+        (StatusCode::OK, Some("Initech"))
+    );
+    assert_eq!(
+        s.json(Method::GET, "/api/v1/leads/nope", &s.reader, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 
     // Fast path: scored, nothing stored.
-    let (st, v) = s.json(Method::POST, "/api/v1/score", &op, Some(json!({"lead": lead_json("inline-1")}))).await;
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("inline-1")})),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["strategy"], "bant@1.0.0");
     assert!(v["score"]["value"].as_f64().unwrap() > 50.0);
-    assert_eq!(s.json(Method::GET, "/api/v1/leads/inline-1", &s.reader, None).await.0, StatusCode::NOT_FOUND);
-    let (st, v) = s.json(Method::POST, "/api/v1/score", &op, Some(json!({"lead": lead_json("i2"), "strategy": "nope"}))).await;
+    assert_eq!(
+        s.json(Method::GET, "/api/v1/leads/inline-1", &s.reader, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("i2"), "strategy": "nope"})),
+        )
+        .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
 
     // Capability calls through the API carry the request id into the audit.
@@ -222,13 +370,24 @@ async fn lead_and_score_flow(url: &str) {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["x-request-id"], "req-audit-1");
-    let (_, audit) = s.json(Method::GET, "/api/v1/audit?request_id=req-audit-1", &s.reader, None).await;
+    let (_, audit) = s
+        .json(
+            Method::GET,
+            "/api/v1/audit?request_id=req-audit-1",
+            &s.reader,
+            None,
+        )
+        .await;
     let items = audit["items"].as_array().unwrap();
     assert_eq!(items.len(), 2, "{audit}");
-    assert!(items.iter().all(|a| a["plugin"] == "stateful" && a["capability"] == "state" && a["allowed"] == true));
+    assert!(items
+        .iter()
+        .all(|a| a["plugin"] == "stateful" && a["capability"] == "state" && a["allowed"] == true));
 
     // Qualify as a job, then read the stored score.
-    let (st, acc) = s.json(Method::POST, "/api/v1/leads/qualify/api-2", &op, None).await;
+    let (st, acc) = s
+        .json(Method::POST, "/api/v1/leads/qualify/api-2", &op, None)
+        .await;
     assert_eq!(st, StatusCode::ACCEPTED, "{acc}");
     let job_path = acc["href"].as_str().unwrap().to_string();
     let start = Instant::now();
@@ -242,42 +401,131 @@ async fn lead_and_score_flow(url: &str) {
     };
     assert_eq!(job["status"], "succeeded", "{job}");
     assert_eq!(job["attempts"], 1);
-    assert_eq!(s.json(Method::POST, "/api/v1/leads/qualify/ghost", &op, None).await.0, StatusCode::NOT_FOUND);
-    let (st, sc) = s.json(Method::GET, "/api/v1/leads/scores/api-2", &s.reader, None).await;
+    assert_eq!(
+        s.json(Method::POST, "/api/v1/leads/qualify/ghost", &op, None)
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    let (st, sc) = s
+        .json(Method::GET, "/api/v1/leads/scores/api-2", &s.reader, None)
+        .await;
     assert_eq!(st, StatusCode::OK, "{sc}");
     let machine = sc["latest"]["score"]["value"].as_f64().unwrap();
     assert_eq!(sc["latest"]["strategy"], "bant@1.0.0");
-    assert!(sc["latest"]["request_id"].is_string(), "the job carries the request id");
+    assert!(
+        sc["latest"]["request_id"].is_string(),
+        "the job carries the request id"
+    );
 
     // Override: kept beside the machine score.
     let (st, ov) = s
-        .json(Method::PUT, "/api/v1/leads/scores/api-2/override", &op, Some(json!({"score": 12.0, "priority": "low", "reason": "budget frozen"})))
+        .json(
+            Method::PUT,
+            "/api/v1/leads/scores/api-2/override",
+            &op,
+            Some(json!({"score": 12.0, "priority": "low", "reason": "budget frozen"})),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{ov}");
-    assert_eq!(ov["score"]["value"].as_f64().unwrap(), machine, "machine score unchanged");
+    assert_eq!(
+        ov["score"]["value"].as_f64().unwrap(),
+        machine,
+        "machine score unchanged"
+    );
     assert_eq!(ov["human_override"]["value"], 12.0);
     assert_eq!(ov["human_override"]["by"], "Operator");
-    let (st, _) = s.json(Method::PUT, "/api/v1/leads/scores/api-2/override", &op, Some(json!({"score": 12.0, "reason": ""}))).await;
+    let (st, _) = s
+        .json(
+            Method::PUT,
+            "/api/v1/leads/scores/api-2/override",
+            &op,
+            Some(json!({"score": 12.0, "reason": ""})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-    let (_, list) = s.json(Method::GET, "/api/v1/leads/scores?min_score=1&sort=highest&strategy=bant@1.0.0", &s.reader, None).await;
+    let (_, list) = s
+        .json(
+            Method::GET,
+            "/api/v1/leads/scores?min_score=1&sort=highest&strategy=bant@1.0.0",
+            &s.reader,
+            None,
+        )
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
-    assert_eq!(s.json(Method::GET, "/api/v1/leads/scores?sort=sideways", &s.reader, None).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        s.json(
+            Method::GET,
+            "/api/v1/leads/scores?sort=sideways",
+            &s.reader,
+            None
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
 
     // Plugin controls, live.
-    let (_, p) = s.json(Method::GET, "/api/v1/plugins/bant", &s.reader, None).await;
+    let (_, p) = s
+        .json(Method::GET, "/api/v1/plugins/bant", &s.reader, None)
+        .await;
     assert_eq!(p["live_version"], "1.0.0");
     assert_eq!(p["load_attempts"][0]["status"], "live");
-    assert_eq!(s.json(Method::POST, "/api/v1/plugins/bant/disable", &op, None).await.0, StatusCode::OK);
-    let (st, v) = s.json(Method::POST, "/api/v1/score", &op, Some(json!({"lead": lead_json("i4")}))).await;
+    assert_eq!(
+        s.json(Method::POST, "/api/v1/plugins/bant/disable", &op, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("i4")})),
+        )
+        .await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-    assert_eq!(s.json(Method::POST, "/api/v1/plugins/bant/enable", &op, None).await.0, StatusCode::OK);
-    assert_eq!(s.json(Method::POST, "/api/v1/score", &op, Some(json!({"lead": lead_json("i5")}))).await.0, StatusCode::OK);
-    assert_eq!(s.json(Method::POST, "/api/v1/plugins/bant/rollback", &op, None).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        s.json(Method::POST, "/api/v1/plugins/bant/enable", &op, None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("i5")}))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.json(Method::POST, "/api/v1/plugins/bant/rollback", &op, None)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
 
-    let (st, _) = s.json(Method::GET, "/api/v1/agents/stats", &s.reader, None).await;
+    let (st, _) = s
+        .json(Method::GET, "/api/v1/agents/stats", &s.reader, None)
+        .await;
     assert_eq!(st, StatusCode::OK);
-    let metrics = s.req(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("http_requests_total") && metrics.contains("plugin_calls_total"), "{metrics}");
+    let metrics = s
+        .req(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("http_requests_total") && metrics.contains("plugin_calls_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("jobs_queue_depth"));
     s.stop().await;
 }
@@ -299,19 +547,64 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     // A small limit, so the oversized request still fits one write: the client has sent
     // everything before the server answers 413 and closes (no reset race).
-    let s = Server::start(&sqlite_url(tmp.path()), "", |c| c.server.body_limit_bytes = 1024).await;
+    let s = Server::start(&sqlite_url(tmp.path()), "", |c| {
+        c.server.body_limit_bytes = 1024
+    })
+    .await;
     let op = &s.operator;
     let post = |body: String, ct: &'static str| {
-        s.req(Method::POST, "/api/v1/leads", Some(op)).header("content-type", ct).body(body).send()
+        s.req(Method::POST, "/api/v1/leads", Some(op))
+            .header("content-type", ct)
+            .body(body)
+            .send()
     };
     let cases: Vec<(String, &str, StatusCode, &str)> = vec![
-        ("{\"id\": \"x\",".into(), "application/json", StatusCode::BAD_REQUEST, "malformed JSON"),
-        ("{\"id\": \"x\", \"employees\": \"many\"}".into(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "employees"),
-        ("{\"id\": \"x\", \"colour\": 1}".into(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "colour"),
-        ("{\"id\": \"x\", \"budget\": -5}".into(), "application/json", StatusCode::UNPROCESSABLE_ENTITY, "budget"),
-        (format!("{{\"id\": \"x\", \"notes\": \"{}\"}}", "a".repeat(1500)), "application/json", StatusCode::PAYLOAD_TOO_LARGE, ""),
-        (format!("{{\"id\": \"x\", \"attributes\": {}1{}}}", "[".repeat(100), "]".repeat(100)), "application/json", StatusCode::BAD_REQUEST, "nested deeper"),
-        ("id=x".into(), "application/x-www-form-urlencoded", StatusCode::UNSUPPORTED_MEDIA_TYPE, "application/json"),
+        (
+            "{\"id\": \"x\",".into(),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "malformed JSON",
+        ),
+        (
+            "{\"id\": \"x\", \"employees\": \"many\"}".into(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "employees",
+        ),
+        (
+            "{\"id\": \"x\", \"colour\": 1}".into(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "colour",
+        ),
+        (
+            "{\"id\": \"x\", \"budget\": -5}".into(),
+            "application/json",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "budget",
+        ),
+        (
+            format!("{{\"id\": \"x\", \"notes\": \"{}\"}}", "a".repeat(1500)),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "",
+        ),
+        (
+            format!(
+                "{{\"id\": \"x\", \"attributes\": {}1{}}}",
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
+            "application/json",
+            StatusCode::BAD_REQUEST,
+            "nested deeper",
+        ),
+        (
+            "id=x".into(),
+            "application/x-www-form-urlencoded",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "application/json",
+        ),
     ];
     for (body, ct, want, detail) in cases {
         let r = post(body, ct).await.unwrap();
@@ -328,9 +621,20 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("line 3"));
-    let (st, v) = s.json(Method::POST, "/api/v1/score", op, Some(json!({"lead": {"id": "x", "budget": "big"}}))).await;
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            op,
+            Some(json!({"lead": {"id": "x", "budget": "big"}})),
+        )
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
-    assert_eq!(s.host.db.count_leads(&Default::default()).await.unwrap(), 0, "nothing stored");
+    assert_eq!(
+        s.host.db.count_leads(&Default::default()).await.unwrap(),
+        0,
+        "nothing stored"
+    );
     s.stop().await;
 }
 
@@ -344,7 +648,11 @@ async fn rate_limit_answers_429_with_retry_after_per_key() {
     .await;
     let mut statuses = Vec::new();
     for _ in 0..5 {
-        let r = s.req(Method::GET, "/api/v1/leads", Some(&s.reader)).send().await.unwrap();
+        let r = s
+            .req(Method::GET, "/api/v1/leads", Some(&s.reader))
+            .send()
+            .await
+            .unwrap();
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
             assert!(r.headers().contains_key("retry-after"));
         }
@@ -353,14 +661,24 @@ async fn rate_limit_answers_429_with_retry_after_per_key() {
     assert_eq!(statuses[..3], [StatusCode::OK; 3]);
     assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS);
     // Another key has its own budget.
-    assert_eq!(s.req(Method::GET, "/api/v1/leads", Some(&s.admin)).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        s.req(Method::GET, "/api/v1/leads", Some(&s.admin))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
     s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_answers_only_allowlisted_origins() {
     let tmp = tempfile::tempdir().unwrap();
-    let s = Server::start(&sqlite_url(tmp.path()), "", |c| c.server.cors_origins = vec!["https://crm.example".into()]).await;
+    let s = Server::start(&sqlite_url(tmp.path()), "", |c| {
+        c.server.cors_origins = vec!["https://crm.example".into()]
+    })
+    .await;
     let preflight = |origin: &'static str| {
         s.req(Method::OPTIONS, "/api/v1/leads", None)
             .header("origin", origin)
@@ -368,7 +686,12 @@ async fn cors_answers_only_allowlisted_origins() {
             .send()
     };
     let ok = preflight("https://crm.example").await.unwrap();
-    assert_eq!(ok.headers().get("access-control-allow-origin").map(|v| v.to_str().unwrap()), Some("https://crm.example"));
+    assert_eq!(
+        ok.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap()),
+        Some("https://crm.example")
+    );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
     s.stop().await;
@@ -386,7 +709,15 @@ async fn unreachable_database_at_start_is_retried_not_a_panic() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!task.is_finished(), "still retrying");
     let _ = stop_tx.send(());
-    let err = tokio::time::timeout(Duration::from_secs(20), task).await.unwrap().unwrap().unwrap_err().to_string();
-    assert!(err.contains("before the database became reachable"), "{err}");
+    let err = tokio::time::timeout(Duration::from_secs(20), task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("before the database became reachable"),
+        "{err}"
+    );
     assert!(!err.contains("secret-pw"), "password leaked: {err}");
 }

@@ -20,8 +20,17 @@ async fn stateful_host(url: &str, grants: &str) -> TestHost {
     h
 }
 
-fn score(h: &TestHost, name: &str, id: &str, rid: Option<&str>) -> Result<strata::domain::Score, CallError> {
-    h.manager.registry().get(name).unwrap().score(&hot_lead(id), rid.map(Arc::from))
+fn score(
+    h: &TestHost,
+    name: &str,
+    id: &str,
+    rid: Option<&str>,
+) -> Result<strata::domain::Score, CallError> {
+    h.manager
+        .registry()
+        .get(name)
+        .unwrap()
+        .score(&hot_lead(id), rid.map(Arc::from))
 }
 
 async fn state_persists_and_is_audited(backend: Backend) {
@@ -30,20 +39,35 @@ async fn state_persists_and_is_audited(backend: Backend) {
     let h = Arc::new(h);
     let h2 = h.clone();
     let values = blocking(move || {
-        (0..3).map(|_| score(&h2, "stateful", "lead-a", Some("req-42")).unwrap().value).collect::<Vec<_>>()
+        (0..3)
+            .map(|_| {
+                score(&h2, "stateful", "lead-a", Some("req-42"))
+                    .unwrap()
+                    .value
+            })
+            .collect::<Vec<_>>()
     })
     .await;
     // The smoke test ran once on another lead id; lead-a counts from 1.
     assert_eq!(values, vec![10.0, 20.0, 30.0], "{backend}");
     h.audit.flush().await;
-    let rows = h
-        .db
-        .list_audit(&AuditFilter { plugin: Some("stateful".into()), request_id: Some("req-42".into()), ..Default::default() })
+    let rows =
+        h.db.list_audit(&AuditFilter {
+            plugin: Some("stateful".into()),
+            request_id: Some("req-42".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(rows.len(), 6, "{backend}: a get and a set per call");
-    assert!(rows.iter().all(|r| r.record.allowed && r.record.capability == "state"));
-    assert!(rows.iter().any(|r| r.record.operation == "set" && r.record.target.as_deref() == Some("count:lead-a")));
+    assert!(rows
+        .iter()
+        .all(|r| r.record.allowed && r.record.capability == "state"));
+    assert!(
+        rows.iter()
+            .any(|r| r.record.operation == "set"
+                && r.record.target.as_deref() == Some("count:lead-a"))
+    );
     assert!(rows.iter().all(|r| r.record.plugin_version == "1.0.0"));
 
     // A new host on the same database sees the stored state.
@@ -72,13 +96,21 @@ async fn state_value_over_the_granted_size_is_denied_and_audited_as_denied() {
     let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
     assert!(err.contains("max_value_bytes"), "{err}");
     h.audit.flush().await;
-    let denied = h
-        .db
-        .list_audit(&AuditFilter { plugin: Some("stateful".into()), allowed: Some(false), ..Default::default() })
+    let denied =
+        h.db.list_audit(&AuditFilter {
+            plugin: Some("stateful".into()),
+            allowed: Some(false),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert!(!denied.is_empty());
-    assert!(denied[0].record.detail.as_deref().unwrap_or("").contains("max_value_bytes"));
+    assert!(denied[0]
+        .record
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("max_value_bytes"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,9 +124,23 @@ async fn plugins_cannot_see_each_others_state() {
     let dir = h.plugins_dir.join("other");
     std::fs::create_dir_all(&dir).unwrap();
     let m = std::fs::read_to_string(h.plugins_dir.join("stateful/plugin.toml")).unwrap();
-    std::fs::write(dir.join("plugin.toml"), m.replace("name = \"stateful\"", "name = \"other\"")).unwrap();
-    std::fs::copy(h.plugins_dir.join("stateful/plugin.wasm"), dir.join("plugin.wasm")).unwrap();
-    let h3 = Arc::new(host(&url, &format!("{STATE_GRANT}[grants.other]\ncapabilities = [\"state\"]\n")).await);
+    std::fs::write(
+        dir.join("plugin.toml"),
+        m.replace("name = \"stateful\"", "name = \"other\""),
+    )
+    .unwrap();
+    std::fs::copy(
+        h.plugins_dir.join("stateful/plugin.wasm"),
+        dir.join("plugin.wasm"),
+    )
+    .unwrap();
+    let h3 = Arc::new(
+        host(
+            &url,
+            &format!("{STATE_GRANT}[grants.other]\ncapabilities = [\"state\"]\n"),
+        )
+        .await,
+    );
     std::fs::create_dir_all(h3.plugins_dir.join("other")).unwrap();
     for f in ["plugin.toml", "plugin.wasm"] {
         std::fs::copy(dir.join(f), h3.plugins_dir.join("other").join(f)).unwrap();
@@ -102,7 +148,10 @@ async fn plugins_cannot_see_each_others_state() {
     h3.manager.load_all().await;
     let v = blocking(move || score(&h3, "other", "shared", None).unwrap().value).await;
     assert_eq!(v, 10.0, "other plugin starts its own count");
-    assert_eq!(h.db.state_get("stateful", "count:shared").await.unwrap(), Some(1u64.to_le_bytes().to_vec()));
+    assert_eq!(
+        h.db.state_get("stateful", "count:shared").await.unwrap(),
+        Some(1u64.to_le_bytes().to_vec())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,13 +165,33 @@ async fn crm_reads_stored_leads_when_granted() {
         let h = Arc::new(h);
         let h2 = h.clone();
         let (known, unknown) = blocking(move || {
-            (score(&h2, "ungranted-crm", "known", None).unwrap(), score(&h2, "ungranted-crm", "missing", None).unwrap())
+            (
+                score(&h2, "ungranted-crm", "known", None).unwrap(),
+                score(&h2, "ungranted-crm", "missing", None).unwrap(),
+            )
         })
         .await;
-        assert!(known.reasoning.contains("lead found = true"), "{backend}: {}", known.reasoning);
-        assert!(unknown.reasoning.contains("lead found = false"), "{backend}");
+        assert!(
+            known.reasoning.contains("lead found = true"),
+            "{backend}: {}",
+            known.reasoning
+        );
+        assert!(
+            unknown.reasoning.contains("lead found = false"),
+            "{backend}"
+        );
         h.audit.flush().await;
-        let rows = h.db.list_audit(&AuditFilter { capability: Some("crm".into()), ..Default::default() }).await.unwrap();
-        assert!(rows.iter().any(|r| r.record.target.as_deref() == Some("lead:known") && r.record.allowed), "{backend}");
+        let rows =
+            h.db.list_audit(&AuditFilter {
+                capability: Some("crm".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| r.record.target.as_deref() == Some("lead:known") && r.record.allowed),
+            "{backend}"
+        );
     }
 }

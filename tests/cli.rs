@@ -41,22 +41,30 @@ impl Work {
             .arg("--config")
             .arg(self.path("strata.toml"))
             .args(args)
-            .env("CARGO_TARGET_DIR", std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-                repo_root().join("plugins/target").display().to_string()
-            }))
+            .env(
+                "CARGO_TARGET_DIR",
+                std::env::var("CARGO_TARGET_DIR")
+                    .unwrap_or_else(|_| repo_root().join("plugins/target").display().to_string()),
+            )
             .output()
             .expect("run strata")
     }
 
     async fn db(&self) -> strata::db::Db {
-        strata::db::Db::connect(&format!("sqlite://{}", self.path("strata.db").display()), &Default::default())
-            .await
-            .unwrap()
+        strata::db::Db::connect(
+            &format!("sqlite://{}", self.path("strata.db").display()),
+            &Default::default(),
+        )
+        .await
+        .unwrap()
     }
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn demo() -> String {
@@ -64,7 +72,10 @@ fn demo() -> String {
 }
 
 fn xeducation() -> String {
-    repo_root().join("tests/data/leads-xeducation.csv").display().to_string()
+    repo_root()
+        .join("tests/data/leads-xeducation.csv")
+        .display()
+        .to_string()
 }
 
 #[tokio::test]
@@ -73,24 +84,41 @@ async fn score_stores_and_prints_every_demo_lead() {
     let out = w.strata(&["score", "--plugin", "bant", "--input", &demo()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("demo-001") && stdout.contains("demo-012"), "{stdout}");
+    assert!(
+        stdout.contains("demo-001") && stdout.contains("demo-012"),
+        "{stdout}"
+    );
     assert!(stderr.contains("12 scored, 0 failed"), "{stderr}");
     let db = w.db().await;
     let scores = db.latest_scores("demo-002", 5).await.unwrap();
     assert_eq!(scores.len(), 1);
     assert_eq!(scores[0].strategy, "bant@1.0.0");
     assert!(scores[0].score.value > scores.iter().map(|_| 0.0).sum::<f64>());
-    assert!(db.get_lead("demo-002").await.unwrap().is_some(), "leads are stored too");
+    assert!(
+        db.get_lead("demo-002").await.unwrap().is_some(),
+        "leads are stored too"
+    );
     // Hot lead beats junk.
-    let hot = db.latest_scores("demo-001", 1).await.unwrap()[0].score.value;
-    let junk = db.latest_scores("demo-009", 1).await.unwrap()[0].score.value;
+    let hot = db.latest_scores("demo-001", 1).await.unwrap()[0]
+        .score
+        .value;
+    let junk = db.latest_scores("demo-009", 1).await.unwrap()[0]
+        .score
+        .value;
     assert!(hot > junk + 30.0, "hot {hot} vs junk {junk}");
 }
 
 #[tokio::test]
 async fn score_stores_the_whole_x_education_set() {
     let w = Work::new();
-    let out = w.strata(&["score", "--plugin", "xeducation", "--input", &xeducation(), "--quiet"]);
+    let out = w.strata(&[
+        "score",
+        "--plugin",
+        "xeducation",
+        "--input",
+        &xeducation(),
+        "--quiet",
+    ]);
     let (_, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("9240 scored, 0 failed"), "{stderr}");
@@ -101,7 +129,14 @@ async fn score_stores_the_whole_x_education_set() {
 #[tokio::test]
 async fn backtest_reports_auc_without_showing_the_label_to_the_plugin() {
     let w = Work::new();
-    let out = w.strata(&["backtest", "--plugin", "xeducation", "--input", &xeducation(), "--json"]);
+    let out = w.strata(&[
+        "backtest",
+        "--plugin",
+        "xeducation",
+        "--input",
+        &xeducation(),
+        "--json",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
@@ -114,21 +149,53 @@ async fn backtest_reports_auc_without_showing_the_label_to_the_plugin() {
 #[tokio::test]
 async fn inspect_shows_imports_and_declared_versus_granted() {
     let w = Work::new();
-    let out = w.strata(&["plugin", "inspect", w.path("plugins/ungranted-crm").to_str().unwrap(), "--json"]);
+    let out = w.strata(&[
+        "plugin",
+        "inspect",
+        w.path("plugins/ungranted-crm").to_str().unwrap(),
+        "--json",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["world"], "strata:plugin/scorer");
-    assert!(r["imports"].as_array().unwrap().iter().any(|i| i == "strata:plugin/crm@0.1.0"));
-    let crm = r["capabilities"].as_array().unwrap().iter().find(|c| c["capability"] == "crm").unwrap().clone();
-    assert_eq!((crm["imported"].as_bool(), crm["declared"].as_bool(), crm["granted"].as_bool()), (Some(true), Some(true), Some(false)));
+    assert!(r["imports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i == "strata:plugin/crm@0.1.0"));
+    let crm = r["capabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["capability"] == "crm")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (
+            crm["imported"].as_bool(),
+            crm["declared"].as_bool(),
+            crm["granted"].as_bool()
+        ),
+        (Some(true), Some(true), Some(false))
+    );
     assert_eq!(r["loadable"], false);
-    assert!(r["load_error"].as_str().unwrap().contains("[grants.ungranted-crm]"));
+    assert!(r["load_error"]
+        .as_str()
+        .unwrap()
+        .contains("[grants.ungranted-crm]"));
     assert_eq!(r["sha256"].as_str().unwrap().len(), 64);
 
-    let out = w.strata(&["plugin", "inspect", w.path("plugins/bant").to_str().unwrap()]);
+    let out = w.strata(&[
+        "plugin",
+        "inspect",
+        w.path("plugins/bant").to_str().unwrap(),
+    ]);
     let (stdout, _) = text(&out);
-    assert!(stdout.contains("bant@1.0.0") && stdout.contains("loadable: yes"), "{stdout}");
+    assert!(
+        stdout.contains("bant@1.0.0") && stdout.contains("loadable: yes"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
@@ -137,14 +204,24 @@ async fn plugin_test_runs_smoke_cases_and_fails_on_a_violated_bound() {
     let out = w.strata(&["plugin", "test", w.path("plugins/bant").to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stdout.lines().filter(|l| l.starts_with("ok")).count() >= 2, "{stdout}");
+    assert!(
+        stdout.lines().filter(|l| l.starts_with("ok")).count() >= 2,
+        "{stdout}"
+    );
 
     let m = std::fs::read_to_string(w.path("plugins/bant/plugin.toml")).unwrap();
-    std::fs::write(w.path("plugins/bant/plugin.toml"), m.replacen("min_score = ", "min_score = 99.9 #", 1)).unwrap();
+    std::fs::write(
+        w.path("plugins/bant/plugin.toml"),
+        m.replacen("min_score = ", "min_score = 99.9 #", 1),
+    )
+    .unwrap();
     let out = w.strata(&["plugin", "test", w.path("plugins/bant").to_str().unwrap()]);
     let (stdout, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(stdout.contains("FAIL") && stderr.contains("smoke case"), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("FAIL") && stderr.contains("smoke case"),
+        "{stdout}{stderr}"
+    );
 }
 
 #[tokio::test]
@@ -152,7 +229,17 @@ async fn scaffolded_plugin_builds_and_loads() {
     let w = Work::new();
     let parent = w.path("plugins");
     let sdk = repo_root().join("plugins/sdk");
-    let out = w.strata(&["plugin", "new", "my-scorer", "--kind", "scorer", "--dir", parent.to_str().unwrap(), "--sdk", sdk.to_str().unwrap()]);
+    let out = w.strata(&[
+        "plugin",
+        "new",
+        "my-scorer",
+        "--kind",
+        "scorer",
+        "--dir",
+        parent.to_str().unwrap(),
+        "--sdk",
+        sdk.to_str().unwrap(),
+    ]);
     assert!(out.status.success(), "{:?}", text(&out));
     let dir = parent.join("my-scorer");
     let out = w.strata(&["plugin", "build", dir.to_str().unwrap()]);
@@ -169,10 +256,19 @@ async fn malformed_input_is_rejected_with_line_and_cause_and_nothing_is_stored()
     let w = Work::new();
     let bad = w.path("bad.csv");
     std::fs::write(&bad, "id,name,budget\nok-1,Ann,1000\nbad-2,Bob,lots\n").unwrap();
-    let out = w.strata(&["score", "--plugin", "bant", "--input", bad.to_str().unwrap()]);
+    let out = w.strata(&[
+        "score",
+        "--plugin",
+        "bant",
+        "--input",
+        bad.to_str().unwrap(),
+    ]);
     let (_, stderr) = text(&out);
     assert!(!out.status.success());
-    assert!(stderr.contains("line 3") && stderr.contains("budget"), "{stderr}");
+    assert!(
+        stderr.contains("line 3") && stderr.contains("budget"),
+        "{stderr}"
+    );
     let db = w.db().await;
     assert_eq!(db.count_scores().await.unwrap(), 0);
 
@@ -187,14 +283,28 @@ fn unknown_config_key_is_named_in_the_error() {
     let cfg = w.path("strata.toml");
     let text0 = std::fs::read_to_string(&cfg).unwrap();
     std::fs::write(&cfg, format!("{text0}\n[runtime.extra]\nx = 1\n")).unwrap();
-    std::fs::write(&cfg, text0.replace("[runtime]", "[runtime]\nfuel_meterign = true")).unwrap();
+    std::fs::write(
+        &cfg,
+        text0.replace("[runtime]", "[runtime]\nfuel_meterign = true"),
+    )
+    .unwrap();
     let out = w.strata(&["migrate"]);
     assert!(!out.status.success());
     assert!(text(&out).1.contains("fuel_meterign"), "{:?}", text(&out));
     // A fuel budget without metering is refused, not silently unenforced.
-    std::fs::write(&cfg, format!("{text0}[grants.loop]\nlimits = {{ fuel = 10 }}\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text0}[grants.loop]\nlimits = {{ fuel = 10 }}\n"),
+    )
+    .unwrap();
     let out = w.strata(&["migrate"]);
     assert!(!out.status.success());
-    assert!(text(&out).1.contains("grants.loop.limits.fuel needs runtime.fuel_metering = true"), "{:?}", text(&out));
+    assert!(
+        text(&out)
+            .1
+            .contains("grants.loop.limits.fuel needs runtime.fuel_metering = true"),
+        "{:?}",
+        text(&out)
+    );
     let _ = Path::new("");
 }

@@ -23,14 +23,24 @@ fn set_version(dir: &Path, version: &str) {
     let m = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
     let m = m
         .lines()
-        .map(|l| if l.starts_with("version = ") { format!("version = \"{version}\"") } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("version = ") {
+                format!("version = \"{version}\"")
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(dir.join("plugin.toml"), m).unwrap();
 }
 
 fn live_version(h: &TestHost, name: &str) -> Option<String> {
-    h.manager.registry().get(name).ok().map(|p| p.version().to_string())
+    h.manager
+        .registry()
+        .get(name)
+        .ok()
+        .map(|p| p.version().to_string())
 }
 
 /// Writes `bytes` to `path` via a temporary file and rename (what deploy tools do).
@@ -45,22 +55,41 @@ async fn swap_under_concurrent_calls_fails_no_call_and_rejects_a_broken_version(
     let tmp = tempfile::tempdir().unwrap();
     let h = Arc::new(host(&sqlite_url(tmp.path()), "").await);
     let dir = install(&h.plugins_dir, "testing/slow-good", "slow-good");
-    let _watch = strata::plugins::watcher::watch(h.manager.clone(), &h.plugins_dir, Duration::from_millis(100)).unwrap();
+    let _watch = strata::plugins::watcher::watch(
+        h.manager.clone(),
+        &h.plugins_dir,
+        Duration::from_millis(100),
+    )
+    .unwrap();
     h.manager.load_all().await;
     assert_eq!(live_version(&h, "slow-good").as_deref(), Some("1.0.0"));
 
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(AtomicUsize::new(0));
-    let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new()));
+    let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
+        String,
+        usize,
+    >::new()));
     let mut workers = Vec::new();
     for w in 0..2 {
-        let (h, stop, failures, versions) = (h.clone(), stop.clone(), failures.clone(), versions.clone());
+        let (h, stop, failures, versions) =
+            (h.clone(), stop.clone(), failures.clone(), versions.clone());
         workers.push(tokio::task::spawn_blocking(move || {
             let mut i = 0;
             while !stop.load(Ordering::Relaxed) {
-                let p = h.manager.registry().get("slow-good").expect("always a live version");
+                let p = h
+                    .manager
+                    .registry()
+                    .get("slow-good")
+                    .expect("always a live version");
                 match p.score(&hot_lead(&format!("w{w}-{i}")), None) {
-                    Ok(_) => *versions.lock().unwrap().entry(p.version().to_string()).or_default() += 1,
+                    Ok(_) => {
+                        *versions
+                            .lock()
+                            .unwrap()
+                            .entry(p.version().to_string())
+                            .or_default() += 1
+                    }
                     Err(e) => {
                         eprintln!("failed call: {e}");
                         failures.fetch_add(1, Ordering::Relaxed);
@@ -76,14 +105,20 @@ async fn swap_under_concurrent_calls_fails_no_call_and_rejects_a_broken_version(
     set_version(&dir, "1.1.0");
     let wasm = std::fs::read(dir.join("plugin.wasm")).unwrap();
     replace_by_rename(&dir.join("plugin.wasm"), &wasm);
-    wait_for("version 1.1.0 live", Duration::from_secs(20), || live_version(&h, "slow-good").as_deref() == Some("1.1.0")).await;
+    wait_for("version 1.1.0 live", Duration::from_secs(20), || {
+        live_version(&h, "slow-good").as_deref() == Some("1.1.0")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // A broken version, written in place: rejected, 1.1.0 keeps serving.
     set_version(&dir, "2.0.0");
     std::fs::write(dir.join("plugin.wasm"), b"\0asm this is not a component").unwrap();
     let slot = h.manager.registry().slot("slow-good").unwrap();
-    wait_for("broken version rejected", Duration::from_secs(20), || slot.last_error().is_some()).await;
+    wait_for("broken version rejected", Duration::from_secs(20), || {
+        slot.last_error().is_some()
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(live_version(&h, "slow-good").as_deref(), Some("1.1.0"));
     let err = slot.last_error().unwrap();
@@ -95,16 +130,41 @@ async fn swap_under_concurrent_calls_fails_no_call_and_rejects_a_broken_version(
         w.await.unwrap();
     }
     let versions = versions.lock().unwrap().clone();
-    assert_eq!(failures.load(Ordering::Relaxed), 0, "calls failed during swaps: {versions:?}");
-    assert!(versions.get("1.0.0").copied().unwrap_or(0) > 0, "{versions:?}");
-    assert!(versions.get("1.1.0").copied().unwrap_or(0) > 0, "{versions:?}");
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "calls failed during swaps: {versions:?}"
+    );
+    assert!(
+        versions.get("1.0.0").copied().unwrap_or(0) > 0,
+        "{versions:?}"
+    );
+    assert!(
+        versions.get("1.1.0").copied().unwrap_or(0) > 0,
+        "{versions:?}"
+    );
     assert!(!versions.contains_key("2.0.0"));
 
-    let rows = h.db.list_plugin_versions(Some("slow-good"), 20).await.unwrap();
-    let status: Vec<(String, String)> = rows.iter().map(|r| (r.version.clone(), r.status.as_str().to_string())).collect();
-    assert!(status.contains(&("1.0.0".into(), "retired".into())), "{status:?}");
-    assert!(status.contains(&("1.1.0".into(), "live".into())), "{status:?}");
-    assert!(status.contains(&("2.0.0".into(), "rejected".into())), "{status:?}");
+    let rows =
+        h.db.list_plugin_versions(Some("slow-good"), 20)
+            .await
+            .unwrap();
+    let status: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.version.clone(), r.status.as_str().to_string()))
+        .collect();
+    assert!(
+        status.contains(&("1.0.0".into(), "retired".into())),
+        "{status:?}"
+    );
+    assert!(
+        status.contains(&("1.1.0".into(), "live".into())),
+        "{status:?}"
+    );
+    assert!(
+        status.contains(&("2.0.0".into(), "rejected".into())),
+        "{status:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +172,12 @@ async fn half_written_component_is_never_served_and_the_complete_one_goes_live()
     let tmp = tempfile::tempdir().unwrap();
     let h = Arc::new(host(&sqlite_url(tmp.path()), "").await);
     let dir = install(&h.plugins_dir, "bant", "bant");
-    let _watch = strata::plugins::watcher::watch(h.manager.clone(), &h.plugins_dir, Duration::from_millis(100)).unwrap();
+    let _watch = strata::plugins::watcher::watch(
+        h.manager.clone(),
+        &h.plugins_dir,
+        Duration::from_millis(100),
+    )
+    .unwrap();
     h.manager.load_all().await;
     let full = wasm_of("bant");
     let full_sha = strata::runtime::prepare::sha256_hex(&full);
@@ -126,7 +191,10 @@ async fn half_written_component_is_never_served_and_the_complete_one_goes_live()
         tokio::time::sleep(Duration::from_millis(300)).await;
         f.write_all(&full[full.len() / 2..]).unwrap();
     }
-    wait_for("9.0.0 live", Duration::from_secs(20), || live_version(&h, "bant").as_deref() == Some("9.0.0")).await;
+    wait_for("9.0.0 live", Duration::from_secs(20), || {
+        live_version(&h, "bant").as_deref() == Some("9.0.0")
+    })
+    .await;
     assert_eq!(h.manager.registry().get("bant").unwrap().sha256, full_sha);
     let rows = h.db.list_plugin_versions(Some("bant"), 20).await.unwrap();
     for r in &rows {
@@ -147,18 +215,36 @@ async fn rollback_and_dedupe(url: &str) -> Arc<TestHost> {
     let back = h.manager.rollback("bant").await.unwrap();
     assert_eq!(back.version(), "1.0.0");
     assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.0"));
-    assert!(h.manager.rollback("bant").await.is_err(), "nothing older than 1.0.0 is kept");
+    assert!(
+        h.manager.rollback("bant").await.is_err(),
+        "nothing older than 1.0.0 is kept"
+    );
     let rows = h.db.list_plugin_versions(Some("bant"), 10).await.unwrap();
-    let status: Vec<(String, String)> = rows.iter().map(|r| (r.version.clone(), r.status.as_str().to_string())).collect();
-    assert!(status.contains(&("1.0.1".into(), "rolled_back".into())), "{status:?}");
-    assert!(status.contains(&("1.0.0".into(), "live".into())), "{status:?}");
+    let status: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.version.clone(), r.status.as_str().to_string()))
+        .collect();
+    assert!(
+        status.contains(&("1.0.1".into(), "rolled_back".into())),
+        "{status:?}"
+    );
+    assert!(
+        status.contains(&("1.0.0".into(), "live".into())),
+        "{status:?}"
+    );
 
     // Loading the same bytes and manifest again is a no-op (hash dedupe).
     let before = rows.len();
     set_version(&dir, "1.0.0");
     h.manager.load_dir(&dir).await.unwrap();
     h.manager.load_dir(&dir).await.unwrap();
-    assert_eq!(h.db.list_plugin_versions(Some("bant"), 50).await.unwrap().len(), before);
+    assert_eq!(
+        h.db.list_plugin_versions(Some("bant"), 50)
+            .await
+            .unwrap()
+            .len(),
+        before
+    );
     h
 }
 
@@ -166,9 +252,17 @@ async fn rollback_and_dedupe(url: &str) -> Arc<TestHost> {
 async fn removal_unloads_and_rollback_restores_the_previous_version() {
     let tmp = tempfile::tempdir().unwrap();
     let h = rollback_and_dedupe(&sqlite_url(tmp.path())).await;
-    let _watch = strata::plugins::watcher::watch(h.manager.clone(), &h.plugins_dir, Duration::from_millis(100)).unwrap();
+    let _watch = strata::plugins::watcher::watch(
+        h.manager.clone(),
+        &h.plugins_dir,
+        Duration::from_millis(100),
+    )
+    .unwrap();
     std::fs::remove_dir_all(h.plugins_dir.join("bant")).unwrap();
-    wait_for("bant unloaded", Duration::from_secs(20), || h.manager.registry().get("bant").is_err()).await;
+    wait_for("bant unloaded", Duration::from_secs(20), || {
+        h.manager.registry().get("bant").is_err()
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,7 +278,9 @@ async fn version_failing_its_smoke_test_is_rejected() {
     let dir = install(&h.plugins_dir, "bant", "bant");
     h.manager.load_dir(&dir).await.unwrap();
     let m = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
-    let m = m.replace("version = \"1.0.0\"", "version = \"1.2.0\"").replacen("min_score = ", "min_score = 99.9 #", 1);
+    let m = m
+        .replace("version = \"1.0.0\"", "version = \"1.2.0\"")
+        .replacen("min_score = ", "min_score = 99.9 #", 1);
     std::fs::write(dir.join("plugin.toml"), m).unwrap();
     let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
     assert!(err.contains("smoke test"), "{err}");
@@ -197,20 +293,42 @@ async fn broken_manifest_is_recorded_and_the_live_version_stays() {
     let h = host(&sqlite_url(tmp.path()), "").await;
     let dir = install(&h.plugins_dir, "bant", "bant");
     h.manager.load_dir(&dir).await.unwrap();
-    std::fs::write(dir.join("plugin.toml"), "[plugin]\nname = \"bant\"\nversion = \n").unwrap();
+    std::fs::write(
+        dir.join("plugin.toml"),
+        "[plugin]\nname = \"bant\"\nversion = \n",
+    )
+    .unwrap();
     let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
-    assert!(err.contains("invalid manifest") && err.contains("plugin.toml"), "{err}");
+    assert!(
+        err.contains("invalid manifest") && err.contains("plugin.toml"),
+        "{err}"
+    );
     assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.0"));
     let rows = h.db.list_plugin_versions(Some("bant"), 10).await.unwrap();
-    assert!(rows.iter().any(|r| r.status.as_str() == "rejected" && r.error.as_deref().unwrap_or("").contains("invalid manifest")));
-    assert!(h.manager.registry().slot("bant").unwrap().last_error().is_some());
+    assert!(rows.iter().any(|r| r.status.as_str() == "rejected"
+        && r.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("invalid manifest")));
+    assert!(h
+        .manager
+        .registry()
+        .slot("bant")
+        .unwrap()
+        .last_error()
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_directory_added_while_watching_is_loaded() {
     let tmp = tempfile::tempdir().unwrap();
     let h = Arc::new(host(&sqlite_url(tmp.path()), "").await);
-    let _watch = strata::plugins::watcher::watch(h.manager.clone(), &h.plugins_dir, Duration::from_millis(100)).unwrap();
+    let _watch = strata::plugins::watcher::watch(
+        h.manager.clone(),
+        &h.plugins_dir,
+        Duration::from_millis(100),
+    )
+    .unwrap();
     // Files arrive one after the other in a new directory.
     let dir = h.plugins_dir.join("bant");
     std::fs::create_dir_all(&dir).unwrap();
@@ -218,5 +336,8 @@ async fn a_plugin_directory_added_while_watching_is_loaded() {
     let src = plugin_source("bant");
     std::fs::copy(src.join("plugin.wasm"), dir.join("plugin.wasm")).unwrap();
     std::fs::copy(src.join("plugin.toml"), dir.join("plugin.toml")).unwrap();
-    wait_for("bant loaded", Duration::from_secs(20), || live_version(&h, "bant").is_some()).await;
+    wait_for("bant loaded", Duration::from_secs(20), || {
+        live_version(&h, "bant").is_some()
+    })
+    .await;
 }

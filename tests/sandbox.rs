@@ -35,7 +35,11 @@ async fn host_with_hostiles() -> TestHost {
         install(&h.plugins_dir, &format!("testing/{name}"), name);
     }
     let report = h.manager.load_all().await;
-    assert!(report.failed.is_empty(), "load failures: {:?}", report.failed);
+    assert!(
+        report.failed.is_empty(),
+        "load failures: {:?}",
+        report.failed
+    );
     h
 }
 
@@ -56,10 +60,16 @@ async fn each_hostile_plugin_fails_its_call_with_a_typed_error_naming_it() {
         assert!(e.to_string().contains("loop-forever@"), "{e}");
 
         let e = call(&h, "memory-bomb", "x").unwrap_err();
-        assert!(matches!(e, CallError::MemoryLimit { limit_mb: 16, .. }), "{e}");
+        assert!(
+            matches!(e, CallError::MemoryLimit { limit_mb: 16, .. }),
+            "{e}"
+        );
 
         let e = call(&h, "deep-recursion", "x").unwrap_err();
-        assert!(matches!(e, CallError::Trap { .. } | CallError::StackOverflow { .. }), "{e}");
+        assert!(
+            matches!(e, CallError::Trap { .. } | CallError::StackOverflow { .. }),
+            "{e}"
+        );
 
         let e = call(&h, "panic", "x").unwrap_err();
         match &e {
@@ -74,14 +84,21 @@ async fn each_hostile_plugin_fails_its_call_with_a_typed_error_naming_it() {
         assert!(matches!(e, CallError::InvalidOutput { .. }), "{e}");
         assert!(e.to_string().contains("150"), "{e}");
         let e = call(&h, "bad-score", "nan").unwrap_err();
-        assert!(matches!(e, CallError::InvalidOutput { .. }) && e.to_string().contains("confidence NaN"), "{e}");
+        assert!(
+            matches!(e, CallError::InvalidOutput { .. })
+                && e.to_string().contains("confidence NaN"),
+            "{e}"
+        );
         let e = call(&h, "bad-score", "factor").unwrap_err();
         assert!(e.to_string().contains("factor fit = 150"), "{e}");
 
         // The good plugin is untouched, and a hostile one can be called again (fresh instance).
         let s = call(&h, "bant", "good").unwrap();
         assert!(s.value > 50.0);
-        assert!(matches!(call(&h, "loop-forever", "again"), Err(CallError::Deadline { .. })));
+        assert!(matches!(
+            call(&h, "loop-forever", "again"),
+            Err(CallError::Deadline { .. })
+        ));
     })
     .await;
 }
@@ -101,7 +118,11 @@ async fn good_plugin_keeps_scoring_while_hostile_plugins_fail_concurrently() {
     }
     let good = {
         let h = h.clone();
-        tokio::task::spawn_blocking(move || (0..500).filter(|i| call(&h, "bant", &format!("g{i}")).is_ok()).count())
+        tokio::task::spawn_blocking(move || {
+            (0..500)
+                .filter(|i| call(&h, "bant", &format!("g{i}")).is_ok())
+                .count()
+        })
     };
     for j in handles {
         j.await.unwrap();
@@ -117,10 +138,20 @@ async fn wasi_denies_files_environment_sockets_and_name_lookup() {
     install(&h.plugins_dir, "testing/escape", "escape");
     h.manager.load_all().await;
     let p = h.manager.registry().get("escape").unwrap();
-    let s = blocking(move || p.score(&hot_lead("e"), None)).await.unwrap();
-    assert!(!s.reasoning.contains("ESCAPED"), "sandbox escape: {}", s.reasoning);
+    let s = blocking(move || p.score(&hot_lead("e"), None))
+        .await
+        .unwrap();
+    assert!(
+        !s.reasoning.contains("ESCAPED"),
+        "sandbox escape: {}",
+        s.reasoning
+    );
     for part in ["fs=denied", "env=denied", "tcp=denied", "dns=denied"] {
-        assert!(s.reasoning.contains(part), "missing {part} in {}", s.reasoning);
+        assert!(
+            s.reasoning.contains(part),
+            "missing {part} in {}",
+            s.reasoning
+        );
     }
     assert!(!s.reasoning.contains("do-not-leak"));
 }
@@ -138,12 +169,23 @@ async fn import_not_granted_is_rejected_at_load_with_the_config_to_add() {
     assert!(msg.contains("[grants.ungranted-crm]"), "{msg}");
     assert!(h.manager.registry().get("ungranted-crm").is_err());
     // The attempt is recorded as rejected, with the reason.
-    let rows = h.db.list_plugin_versions(Some("ungranted-crm"), 10).await.unwrap();
+    let rows =
+        h.db.list_plugin_versions(Some("ungranted-crm"), 10)
+            .await
+            .unwrap();
     assert_eq!(rows[0].status.as_str(), "rejected");
-    assert!(rows[0].error.as_deref().unwrap_or("").contains("not granted"));
+    assert!(rows[0]
+        .error
+        .as_deref()
+        .unwrap_or("")
+        .contains("not granted"));
 
     // Granted: it loads.
-    let h2 = host(&sqlite_url(&tmp.path().join("b")), "[grants.ungranted-crm]\ncapabilities = [\"crm\"]\n").await;
+    let h2 = host(
+        &sqlite_url(&tmp.path().join("b")),
+        "[grants.ungranted-crm]\ncapabilities = [\"crm\"]\n",
+    )
+    .await;
     let dir = install(&h2.plugins_dir, "testing/ungranted-crm", "ungranted-crm");
     h2.manager.load_dir(&dir).await.unwrap();
 }
@@ -151,10 +193,18 @@ async fn import_not_granted_is_rejected_at_load_with_the_config_to_add() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_not_declared_in_the_manifest_is_rejected_even_if_granted() {
     let tmp = tempfile::tempdir().unwrap();
-    let h = host(&sqlite_url(tmp.path()), "[grants.ungranted-crm]\ncapabilities = [\"crm\"]\n").await;
+    let h = host(
+        &sqlite_url(tmp.path()),
+        "[grants.ungranted-crm]\ncapabilities = [\"crm\"]\n",
+    )
+    .await;
     let dir = install(&h.plugins_dir, "testing/ungranted-crm", "ungranted-crm");
     let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
-    let stripped: String = manifest.lines().filter(|l| !l.trim_start().starts_with("crm")).collect::<Vec<_>>().join("\n");
+    let stripped: String = manifest
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("crm"))
+        .collect::<Vec<_>>()
+        .join("\n");
     std::fs::write(dir.join("plugin.toml"), stripped).unwrap();
     let err = h.manager.load_dir(&dir).await.unwrap_err().to_string();
     assert!(err.contains("does not declare"), "{err}");
@@ -175,11 +225,29 @@ async fn fuel_budget_and_input_size_limits_are_enforced() {
     let h = std::sync::Arc::new(h);
     blocking(move || {
         let e = call(&h, "loop-forever", "x").unwrap_err();
-        assert!(matches!(e, CallError::Fuel { fuel: 1_000_000, .. }), "{e}");
+        assert!(
+            matches!(
+                e,
+                CallError::Fuel {
+                    fuel: 1_000_000,
+                    ..
+                }
+            ),
+            "{e}"
+        );
         let mut big = hot_lead("big");
         big.notes = Some("x".repeat(10_000));
-        let e = h.manager.registry().get("bant").unwrap().score(&big, None).unwrap_err();
-        assert!(matches!(e, CallError::InputTooLarge { limit: 4096, .. }), "{e}");
+        let e = h
+            .manager
+            .registry()
+            .get("bant")
+            .unwrap()
+            .score(&big, None)
+            .unwrap_err();
+        assert!(
+            matches!(e, CallError::InputTooLarge { limit: 4096, .. }),
+            "{e}"
+        );
     })
     .await;
 }

@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 use strata::db::{Backend, Db, JobStatus, NewJob};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn write_config(dir: &Path, db_url: &str, plugins: &Path, workers: usize) -> std::path::PathBuf {
@@ -38,7 +42,13 @@ impl Proc {
     fn start(config: &Path) -> Proc {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["--config", config.to_str().unwrap(), "serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args([
+                "--config",
+                config.to_str().unwrap(),
+                "serve",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -57,7 +67,10 @@ impl Proc {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("strata serve exited early: {status}");
             }
-            assert!(start.elapsed() < Duration::from_secs(60), "server not ready");
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "server not ready"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -69,7 +82,10 @@ impl Proc {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "server did not stop on SIGTERM");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "server did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -83,7 +99,10 @@ impl Drop for Proc {
 }
 
 fn unsafe_kill(pid: u32) {
-    let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -94,7 +113,10 @@ fn slow_lead(id: &str, burn: u32) -> strata::domain::Lead {
 }
 
 async fn enqueue(db: &Db, lead_id: &str) -> String {
-    let mut job = NewJob::new("qualify", serde_json::json!({"lead_id": lead_id, "strategy": "slow-good"}));
+    let mut job = NewJob::new(
+        "qualify",
+        serde_json::json!({"lead_id": lead_id, "strategy": "slow-good"}),
+    );
     job.max_attempts = 3;
     db.enqueue_job(&job).await.unwrap().id
 }
@@ -124,18 +146,48 @@ async fn two_servers_on_one_postgres_share_the_queue_and_run_no_job_twice() {
             break;
         }
         assert_eq!(d.dead, 0);
-        assert!(start.elapsed() < Duration::from_secs(120), "jobs not done: {d:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "jobs not done: {d:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Exactly one score per lead: no job ran twice.
     assert_eq!(h.db.count_scores().await.unwrap(), N as i64);
     for l in &leads {
-        assert_eq!(h.db.latest_scores(&l.id, 10).await.unwrap().len(), 1, "{}", l.id);
+        assert_eq!(
+            h.db.latest_scores(&l.id, 10).await.unwrap().len(),
+            1,
+            "{}",
+            l.id
+        );
     }
     // Both processes took jobs.
-    let jobs = h.db.list_jobs(&strata::db::JobFilter { limit: 1000, ..Default::default() }).await.unwrap();
-    let owners_a = jobs.iter().filter(|j| j.lease_owner.as_deref().unwrap_or("").contains(&format!("-{}-w", a.child.id()))).count();
-    let owners_b = jobs.iter().filter(|j| j.lease_owner.as_deref().unwrap_or("").contains(&format!("-{}-w", b.child.id()))).count();
+    let jobs =
+        h.db.list_jobs(&strata::db::JobFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let owners_a = jobs
+        .iter()
+        .filter(|j| {
+            j.lease_owner
+                .as_deref()
+                .unwrap_or("")
+                .contains(&format!("-{}-w", a.child.id()))
+        })
+        .count();
+    let owners_b = jobs
+        .iter()
+        .filter(|j| {
+            j.lease_owner
+                .as_deref()
+                .unwrap_or("")
+                .contains(&format!("-{}-w", b.child.id()))
+        })
+        .count();
     assert_eq!(owners_a + owners_b, N);
     assert!(owners_a > 0 && owners_b > 0, "a: {owners_a}, b: {owners_b}");
     assert!(a.terminate().success());
@@ -157,7 +209,10 @@ async fn sigterm_returns_the_job_in_flight_to_the_queue_and_a_restart_finishes_i
     let id = enqueue(&h.db, "slow-1").await;
     let start = Instant::now();
     while h.db.get_job(&id).await.unwrap().unwrap().status != JobStatus::Running {
-        assert!(start.elapsed() < Duration::from_secs(30), "job never claimed");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job never claimed"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let status = a.terminate();

@@ -28,17 +28,41 @@ async fn layer_and_agent_plugins_run_and_kinds_are_checked() {
             payload: "{\"id\":\"L1\"}".into(),
         };
         let out = layer.run_layer(&input, None).unwrap();
-        assert_eq!(out.output, "{\"run_id\":\"run-1\",\"container\":\"sales\",\"dry_run\":true}");
-        assert_eq!(out.events, vec![("lead.created.done".to_string(), "{\"id\":\"L1\"}".to_string())]);
-        let e = layer.run_layer(&LayerInput { payload: String::new(), ..input.clone() }, None).unwrap_err();
+        assert_eq!(
+            out.output,
+            "{\"run_id\":\"run-1\",\"container\":\"sales\",\"dry_run\":true}"
+        );
+        assert_eq!(
+            out.events,
+            vec![(
+                "lead.created.done".to_string(),
+                "{\"id\":\"L1\"}".to_string()
+            )]
+        );
+        let e = layer
+            .run_layer(
+                &LayerInput {
+                    payload: String::new(),
+                    ..input.clone()
+                },
+                None,
+            )
+            .unwrap_err();
         assert!(matches!(e, CallError::InvalidInput { .. }), "{e}");
 
-        assert_eq!(agent.run_agent("{\"lead\":\"L1\"}", None).unwrap(), "{\"echo\":{\"lead\":\"L1\"}}");
+        assert_eq!(
+            agent.run_agent("{\"lead\":\"L1\"}", None).unwrap(),
+            "{\"echo\":{\"lead\":\"L1\"}}"
+        );
 
         let e = layer.score(&hot_lead("x"), None).unwrap_err();
         assert!(matches!(e, CallError::WrongKind { .. }), "{e}");
         let e = bant.run_agent("{}", None).unwrap_err();
-        assert!(e.to_string().contains("is a scorer; this call needs an agent"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("is a scorer; this call needs an agent"),
+            "{e}"
+        );
     })
     .await;
 }

@@ -19,7 +19,10 @@ pub struct App {
 impl App {
     /// Connects and migrates the database and builds the runtime. Plugins are not loaded.
     pub async fn start(config: Config) -> anyhow::Result<App> {
-        let opts = DbOptions { max_connections: config.database.max_connections, ..DbOptions::default() };
+        let opts = DbOptions {
+            max_connections: config.database.max_connections,
+            ..DbOptions::default()
+        };
         let db = Db::connect(&config.database.url, &opts).await?;
         db.migrate().await?;
         let audit = AuditSink::spawn(db.clone());
@@ -31,12 +34,25 @@ impl App {
             config.clone(),
             Some(db.clone()),
         ));
-        Ok(App { config, db, audit, manager })
+        Ok(App {
+            config,
+            db,
+            audit,
+            manager,
+        })
     }
 
     /// A runtime with the given services (no database: offline tools).
-    pub fn runtime(config: &Config, db: Option<Db>, audit: AuditSink) -> Result<Runtime, LoadError> {
-        let services = HostServices { db, audit, rt: tokio::runtime::Handle::current() };
+    pub fn runtime(
+        config: &Config,
+        db: Option<Db>,
+        audit: AuditSink,
+    ) -> Result<Runtime, LoadError> {
+        let services = HostServices {
+            db,
+            audit,
+            rt: tokio::runtime::Handle::current(),
+        };
         Runtime::new(config.runtime.clone(), services)
     }
 

@@ -34,7 +34,10 @@ pub struct DatabaseSettings {
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        Self { url: "sqlite://var/strata.db".into(), max_connections: 8 }
+        Self {
+            url: "sqlite://var/strata.db".into(),
+            max_connections: 8,
+        }
     }
 }
 
@@ -165,7 +168,10 @@ impl Config {
         let mut fig = Figment::new();
         match path {
             Some(p) if !p.exists() => {
-                return Err(ConfigError(format!("config file {} does not exist", p.display())));
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    p.display()
+                )));
             }
             Some(p) => fig = fig.merge(Toml::file(p)),
             None => {
@@ -175,7 +181,11 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(Env::prefixed("STRATA_").split("__").ignore(&["config", "log"]));
+        fig = fig.merge(
+            Env::prefixed("STRATA_")
+                .split("__")
+                .ignore(&["config", "log"]),
+        );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             fig = fig.merge(("database.url", url));
         }
@@ -187,7 +197,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let r = &self.runtime;
         if r.pool_instances == 0 {
-            return Err(ConfigError("runtime.pool_instances must be at least 1".into()));
+            return Err(ConfigError(
+                "runtime.pool_instances must be at least 1".into(),
+            ));
         }
         if r.default_memory_mb == 0 || r.default_memory_mb > r.pool_max_memory_mb {
             return Err(ConfigError(format!(
@@ -197,10 +209,16 @@ impl Config {
         }
         let sv = &self.server;
         if sv.bind.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError(format!("server.bind {:?} is not an address such as 127.0.0.1:8003", sv.bind)));
+            return Err(ConfigError(format!(
+                "server.bind {:?} is not an address such as 127.0.0.1:8003",
+                sv.bind
+            )));
         }
         if sv.rate_limit_per_second == 0 || sv.rate_limit_burst == 0 {
-            return Err(ConfigError("server.rate_limit_per_second and server.rate_limit_burst must be at least 1".into()));
+            return Err(ConfigError(
+                "server.rate_limit_per_second and server.rate_limit_burst must be at least 1"
+                    .into(),
+            ));
         }
         if sv.workers == 0 || sv.job_lease_ms < 1000 || sv.job_max_attempts < 1 {
             return Err(ConfigError(
@@ -208,7 +226,9 @@ impl Config {
             ));
         }
         if self.plugins.keep_versions == 0 {
-            return Err(ConfigError("plugins.keep_versions must be at least 1".into()));
+            return Err(ConfigError(
+                "plugins.keep_versions must be at least 1".into(),
+            ));
         }
         if !r.fuel_metering {
             if let Some((name, _)) = self.grants.iter().find(|(_, g)| g.limits.fuel.is_some()) {
@@ -217,7 +237,8 @@ impl Config {
                 )));
             }
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
             return Err(ConfigError(format!(
                 "database.url must start with sqlite:// or postgres://, got {:?}",
                 crate::db::redact_url(&self.database.url)

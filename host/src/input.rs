@@ -15,7 +15,12 @@ pub enum InputFormat {
 impl InputFormat {
     /// From the file extension: `.csv` is CSV, anything else JSON Lines.
     pub fn detect(path: &Path) -> InputFormat {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("csv") => InputFormat::Csv,
             _ => InputFormat::Json,
         }
@@ -26,9 +31,16 @@ impl InputFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
     #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path}, line {line}: {message}")]
-    Record { path: String, line: u64, message: String },
+    Record {
+        path: String,
+        line: u64,
+        message: String,
+    },
 }
 
 /// Options of reading: which column (if any) is a label to set aside (for backtests).
@@ -45,12 +57,20 @@ pub struct Leads {
 
 pub fn read(path: &Path, format: InputFormat, opts: &ReadOptions) -> Result<Leads, InputError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| InputError::Io { path: p.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| InputError::Io {
+        path: p.clone(),
+        source,
+    })?;
     parse(&bytes, &p, format, opts)
 }
 
 /// Parses leads from bytes; `origin` names them in errors (a path, "request body").
-pub fn parse(bytes: &[u8], origin: &str, format: InputFormat, opts: &ReadOptions) -> Result<Leads, InputError> {
+pub fn parse(
+    bytes: &[u8],
+    origin: &str,
+    format: InputFormat,
+    opts: &ReadOptions,
+) -> Result<Leads, InputError> {
     match format {
         InputFormat::Csv => parse_csv(bytes, origin, opts),
         InputFormat::Json => parse_jsonl(bytes, origin, opts),
@@ -102,16 +122,25 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let headers = rdr
         .headers()
-        .map_err(|e| InputError::Record { path: p.clone(), line: 1, message: e.to_string() })?
-        .clone();
-    let columns: Vec<(String, Option<Field>)> =
-        headers.iter().map(|h| (h.trim().to_string(), typed_field(&normalise(h)))).collect();
-    let label_col = opts.label.as_ref().map(|l| {
-        columns.iter().position(|(h, _)| h == l).ok_or_else(|| InputError::Record {
+        .map_err(|e| InputError::Record {
             path: p.clone(),
             line: 1,
-            message: format!("label column {l:?} not in the header"),
-        })
+            message: e.to_string(),
+        })?
+        .clone();
+    let columns: Vec<(String, Option<Field>)> = headers
+        .iter()
+        .map(|h| (h.trim().to_string(), typed_field(&normalise(h))))
+        .collect();
+    let label_col = opts.label.as_ref().map(|l| {
+        columns
+            .iter()
+            .position(|(h, _)| h == l)
+            .ok_or_else(|| InputError::Record {
+                path: p.clone(),
+                line: 1,
+                message: format!("label column {l:?} not in the header"),
+            })
     });
     let label_col = label_col.transpose()?;
     if !columns.iter().any(|(_, f)| matches!(f, Some(Field::Id))) {
@@ -121,15 +150,28 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
             message: "no id column (one of: id, lead_id, Prospect ID)".into(),
         });
     }
-    let mut out = Leads { leads: Vec::new(), labels: Vec::new() };
+    let mut out = Leads {
+        leads: Vec::new(),
+        labels: Vec::new(),
+    };
     for (i, rec) in rdr.records().enumerate() {
         let line = i as u64 + 2;
-        let rec = rec.map_err(|e| InputError::Record { path: p.clone(), line, message: e.to_string() })?;
-        let err = |message: String| InputError::Record { path: p.clone(), line, message };
+        let rec = rec.map_err(|e| InputError::Record {
+            path: p.clone(),
+            line,
+            message: e.to_string(),
+        })?;
+        let err = |message: String| InputError::Record {
+            path: p.clone(),
+            line,
+            message,
+        };
         let mut lead = Lead::default();
         let mut attributes = BTreeMap::new();
         for (idx, value) in rec.iter().enumerate() {
-            let Some((header, field)) = columns.get(idx) else { continue };
+            let Some((header, field)) = columns.get(idx) else {
+                continue;
+            };
             if Some(idx) == label_col {
                 continue;
             }
@@ -139,7 +181,10 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
             }
             let text = || Some(value.to_string());
             let num = |what: &str| {
-                value.replace(',', "").parse::<f64>().map_err(|_| err(format!("{what} {value:?} is not a number")))
+                value
+                    .replace(',', "")
+                    .parse::<f64>()
+                    .map_err(|_| err(format!("{what} {value:?} is not a number")))
             };
             match field {
                 Some(Field::Id) => lead.id = value.to_string(),
@@ -159,7 +204,11 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
                 Some(Field::Budget) => lead.budget = Some(num("budget")?),
                 Some(Field::Timeline) => lead.timeline = text(),
                 Some(Field::Source) => lead.source = text(),
-                Some(Field::Status) => lead.status = value.parse::<LeadStatus>().map_err(|e| err(e.to_string()))?,
+                Some(Field::Status) => {
+                    lead.status = value
+                        .parse::<LeadStatus>()
+                        .map_err(|e| err(e.to_string()))?
+                }
                 Some(Field::Notes) => lead.notes = text(),
                 None => {
                     attributes.insert(header.clone(), value.to_string());
@@ -170,7 +219,11 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
             return Err(err("empty id".into()));
         }
         lead.attributes = attributes;
-        out.labels.push(label_col.and_then(|c| rec.get(c)).map(|v| v.trim().to_string()));
+        out.labels.push(
+            label_col
+                .and_then(|c| rec.get(c))
+                .map(|v| v.trim().to_string()),
+        );
         out.leads.push(lead);
     }
     Ok(out)
@@ -183,15 +236,25 @@ fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, 
         line: 0,
         message: format!("not UTF-8: {e}"),
     })?;
-    let mut out = Leads { leads: Vec::new(), labels: Vec::new() };
+    let mut out = Leads {
+        leads: Vec::new(),
+        labels: Vec::new(),
+    };
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
-        let err = |message: String| InputError::Record { path: p.clone(), line: i as u64 + 1, message };
-        let mut value: serde_json::Value = serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
+        let err = |message: String| InputError::Record {
+            path: p.clone(),
+            line: i as u64 + 1,
+            message,
+        };
+        let mut value: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| err(e.to_string()))?;
         let label = match (&opts.label, value.as_object_mut()) {
-            (Some(l), Some(obj)) => obj.remove(l).map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())),
+            (Some(l), Some(obj)) => obj
+                .remove(l)
+                .map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())),
             _ => None,
         };
         let lead: Lead = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;

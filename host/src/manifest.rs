@@ -130,7 +130,10 @@ pub struct Manifest {
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     #[error("cannot read manifest {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid manifest {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid manifest {path}: {message}")]
@@ -140,9 +143,15 @@ pub enum ManifestError {
 impl Manifest {
     /// Reads and validates `dir/plugin.toml` (or the file itself if `path` is a file).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let file = if path.is_dir() { path.join(MANIFEST_FILE) } else { path.to_path_buf() };
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| ManifestError::Read { path: file.clone(), source })?;
+        let file = if path.is_dir() {
+            path.join(MANIFEST_FILE)
+        } else {
+            path.to_path_buf()
+        };
+        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
+            path: file.clone(),
+            source,
+        })?;
         Self::parse(&text, &file)
     }
 
@@ -151,7 +160,12 @@ impl Manifest {
             path: origin.to_path_buf(),
             message: e.to_string(),
         })?;
-        manifest.validate().map_err(|message| ManifestError::Invalid { path: origin.to_path_buf(), message })?;
+        manifest
+            .validate()
+            .map_err(|message| ManifestError::Invalid {
+                path: origin.to_path_buf(),
+                message,
+            })?;
         Ok(manifest)
     }
 
@@ -159,16 +173,25 @@ impl Manifest {
         let name = &self.plugin.name;
         if name.is_empty()
             || name.len() > 64
-            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         {
-            return Err(format!("plugin.name {name:?} must be 1-64 characters of [a-z0-9-]"));
+            return Err(format!(
+                "plugin.name {name:?} must be 1-64 characters of [a-z0-9-]"
+            ));
         }
         if !is_semver(&self.plugin.version) {
-            return Err(format!("plugin.version {:?} is not a semantic version (e.g. 1.2.0)", self.plugin.version));
+            return Err(format!(
+                "plugin.version {:?} is not a semantic version (e.g. 1.2.0)",
+                self.plugin.version
+            ));
         }
         let comp = &self.plugin.component;
         if comp.is_empty() || comp.contains('/') || comp.contains('\\') || comp.starts_with('.') {
-            return Err(format!("plugin.component {comp:?} must be a plain file name next to plugin.toml"));
+            return Err(format!(
+                "plugin.component {comp:?} must be a plain file name next to plugin.toml"
+            ));
         }
         if !self.smoke.is_empty() && self.plugin.kind != PluginKind::Scorer {
             return Err("smoke cases are only defined for scorers".into());
@@ -192,7 +215,10 @@ impl Manifest {
 fn is_semver(v: &str) -> bool {
     let core = v.split(['-', '+']).next().unwrap_or("");
     let parts: Vec<&str> = core.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -228,18 +254,36 @@ priority = ["high", "immediate"]
         assert!(m.capabilities.declares(Capability::State));
         assert!(!m.capabilities.declares(Capability::Crm));
         assert_eq!(m.smoke[0].input.attributes["Lead Origin"], "API");
-        assert_eq!(m.smoke[0].expect.priority, vec![Priority::High, Priority::Immediate]);
+        assert_eq!(
+            m.smoke[0].expect.priority,
+            vec![Priority::High, Priority::Immediate]
+        );
     }
 
     #[test]
     fn rejects_bad_names_versions_and_unknown_keys() {
         let bad_name = GOOD.replace("name = \"bant\"", "name = \"Bad Name\"");
-        assert!(Manifest::parse(&bad_name, Path::new("p")).unwrap_err().to_string().contains("plugin.name"));
+        assert!(Manifest::parse(&bad_name, Path::new("p"))
+            .unwrap_err()
+            .to_string()
+            .contains("plugin.name"));
         let bad_ver = GOOD.replace("1.0.0", "one");
-        assert!(Manifest::parse(&bad_ver, Path::new("p")).unwrap_err().to_string().contains("semantic version"));
+        assert!(Manifest::parse(&bad_ver, Path::new("p"))
+            .unwrap_err()
+            .to_string()
+            .contains("semantic version"));
         let unknown = GOOD.replace("[limits]", "[limits]\nmemroy_mb = 3");
-        assert!(Manifest::parse(&unknown, Path::new("p")).unwrap_err().to_string().contains("memroy_mb"));
-        let escape = GOOD.replace("kind = \"scorer\"", "kind = \"scorer\"\ncomponent = \"../x.wasm\"");
-        assert!(Manifest::parse(&escape, Path::new("p")).unwrap_err().to_string().contains("plain file name"));
+        assert!(Manifest::parse(&unknown, Path::new("p"))
+            .unwrap_err()
+            .to_string()
+            .contains("memroy_mb"));
+        let escape = GOOD.replace(
+            "kind = \"scorer\"",
+            "kind = \"scorer\"\ncomponent = \"../x.wasm\"",
+        );
+        assert!(Manifest::parse(&escape, Path::new("p"))
+            .unwrap_err()
+            .to_string()
+            .contains("plain file name"));
     }
 }

@@ -46,7 +46,10 @@ pub fn bant_score(l: &Lead) -> Score {
         attributes: l
             .attributes
             .iter()
-            .map(|(k, v)| sdk::Attribute { name: k.clone(), value: v.clone() })
+            .map(|(k, v)| sdk::Attribute {
+                name: k.clone(),
+                value: v.clone(),
+            })
             .collect(),
     };
     let s = bant::score_lead(&lead);
@@ -56,6 +59,13 @@ pub fn bant_score(l: &Lead) -> Score {
         recommended_action: s.recommended_action,
         reasoning: s.reasoning,
         confidence: s.confidence,
-        factors: s.factors.into_iter().map(|f| Factor { name: f.name, score: f.score }).collect(),
+        factors: s
+            .factors
+            .into_iter()
+            .map(|f| Factor {
+                name: f.name,
+                score: f.score,
+            })
+            .collect(),
     }
 }

@@ -11,7 +11,10 @@ use strata::plugins::{PluginManager, Registry};
 use tempfile::TempDir;
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("repo root")
+        .to_path_buf()
 }
 
 /// Builds every guest plugin (once per test process; serialised across processes).
@@ -26,7 +29,10 @@ pub fn ensure_plugins_built() {
             .stdout(std::process::Stdio::null())
             .status()
             .expect("run plugins/build.sh");
-        assert!(status.success(), "building the guest plugins failed (plugins/build.sh)");
+        assert!(
+            status.success(),
+            "building the guest plugins failed (plugins/build.sh)"
+        );
     });
 }
 
@@ -65,7 +71,11 @@ pub async fn host(db_url: &str, grants_toml: &str) -> TestHost {
 }
 
 /// Like [`host`], with a last word on the configuration.
-pub async fn host_with(db_url: &str, grants_toml: &str, tweak: impl FnOnce(&mut Config)) -> TestHost {
+pub async fn host_with(
+    db_url: &str,
+    grants_toml: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestHost {
     let tmp = tempfile::tempdir().unwrap();
     let plugins_dir = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins_dir).unwrap();
@@ -88,7 +98,13 @@ pub async fn host_with(db_url: &str, grants_toml: &str, tweak: impl FnOnce(&mut 
         Arc::new(config),
         Some(db.clone()),
     ));
-    TestHost { tmp, plugins_dir, db, audit, manager }
+    TestHost {
+        tmp,
+        plugins_dir,
+        db,
+        audit,
+        manager,
+    }
 }
 
 pub fn sqlite_url(dir: &Path) -> String {

@@ -43,7 +43,11 @@ pub struct PluginIdentity {
 
 impl PluginIdentity {
     pub fn new(name: &str, version: &str) -> Self {
-        Self { name: name.into(), version: version.into(), id: format!("{name}@{version}") }
+        Self {
+            name: name.into(),
+            version: version.into(),
+            id: format!("{name}@{version}"),
+        }
     }
 }
 
@@ -136,6 +140,9 @@ impl CallState {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }

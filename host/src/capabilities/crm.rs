@@ -43,13 +43,23 @@ fn unavailable(e: impl std::fmt::Display) -> CapabilityError {
 
 impl CallState {
     fn crm_scope(&self) -> Result<CrmScope, CapabilityError> {
-        self.grants.crm.ok_or_else(|| CapabilityError::Denied("crm is not granted".into()))
+        self.grants
+            .crm
+            .ok_or_else(|| CapabilityError::Denied("crm is not granted".into()))
     }
 
-    fn crm_finish<T>(&self, op: &str, target: &str, started: Instant, r: Result<T, CapabilityError>) -> Result<T, CapabilityError> {
+    fn crm_finish<T>(
+        &self,
+        op: &str,
+        target: &str,
+        started: Instant,
+        r: Result<T, CapabilityError>,
+    ) -> Result<T, CapabilityError> {
         let (allowed, detail) = match &r {
             Ok(_) => (true, None),
-            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => (false, Some(m.clone())),
+            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
+                (false, Some(m.clone()))
+            }
             Err(CapabilityError::Unavailable(m)) => (true, Some(format!("unavailable: {m}"))),
         };
         self.audit(Capability::Crm, op, target, allowed, detail, started);
@@ -62,25 +72,47 @@ impl wit::Host for CallState {
         let started = Instant::now();
         let r = (|| {
             if self.crm_scope()?.leads == Some(false) {
-                return Err(CapabilityError::Denied("crm grant does not include leads".into()));
+                return Err(CapabilityError::Denied(
+                    "crm grant does not include leads".into(),
+                ));
             }
-            let db = self.services.db.clone().ok_or_else(|| unavailable("no database configured"))?;
-            let lead = self.services.block_on(db.get_lead(&id)).map_err(unavailable)?;
+            let db = self
+                .services
+                .db
+                .clone()
+                .ok_or_else(|| unavailable("no database configured"))?;
+            let lead = self
+                .services
+                .block_on(db.get_lead(&id))
+                .map_err(unavailable)?;
             Ok(lead.as_ref().map(types::Lead::from))
         })();
         self.crm_finish("get-lead", &format!("lead:{id}"), started, r)
     }
 
-    fn list_scores(&mut self, lead_id: String, limit: u32) -> Result<Vec<types::StoredScore>, CapabilityError> {
+    fn list_scores(
+        &mut self,
+        lead_id: String,
+        limit: u32,
+    ) -> Result<Vec<types::StoredScore>, CapabilityError> {
         let started = Instant::now();
         let r = (|| {
             let scope = self.crm_scope()?;
             if scope.scores == Some(false) {
-                return Err(CapabilityError::Denied("crm grant does not include scores".into()));
+                return Err(CapabilityError::Denied(
+                    "crm grant does not include scores".into(),
+                ));
             }
             let limit = limit.min(scope.max_results.unwrap_or(DEFAULT_MAX_RESULTS));
-            let db = self.services.db.clone().ok_or_else(|| unavailable("no database configured"))?;
-            let scores = self.services.block_on(db.latest_scores(&lead_id, limit as i64)).map_err(unavailable)?;
+            let db = self
+                .services
+                .db
+                .clone()
+                .ok_or_else(|| unavailable("no database configured"))?;
+            let scores = self
+                .services
+                .block_on(db.latest_scores(&lead_id, limit as i64))
+                .map_err(unavailable)?;
             Ok(scores.iter().map(types::StoredScore::from).collect())
         })();
         self.crm_finish("list-scores", &format!("lead:{lead_id}"), started, r)

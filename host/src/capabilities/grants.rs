@@ -38,7 +38,11 @@ impl EffectiveGrants {
 
     /// Capabilities in effect, `log` included.
     pub fn capabilities(&self) -> Vec<Capability> {
-        Capability::ALL.iter().copied().filter(|c| self.has(*c)).collect()
+        Capability::ALL
+            .iter()
+            .copied()
+            .filter(|c| self.has(*c))
+            .collect()
     }
 }
 
@@ -49,12 +53,21 @@ pub enum GrantError {
         "plugin {plugin} imports `{interface}` but its plugin.toml does not declare it; \
          add `[capabilities] {capability} = {{}}` to the plugin's manifest"
     )]
-    NotDeclared { plugin: String, interface: String, capability: Capability },
+    NotDeclared {
+        plugin: String,
+        interface: String,
+        capability: Capability,
+    },
     #[error(
         "plugin {plugin} imports `{interface}` but the operator has not granted it; \
          add `capabilities = [\"{capability}\"]` under `[grants.{name}]` in strata.toml"
     )]
-    NotGranted { plugin: String, name: String, interface: String, capability: Capability },
+    NotGranted {
+        plugin: String,
+        name: String,
+        interface: String,
+        capability: Capability,
+    },
 }
 
 /// Declared ∩ granted for every capability (scopes narrowed to the tighter of both).

@@ -17,7 +17,10 @@ pub(crate) fn sanitize(message: &str, max: usize) -> String {
     while !message.is_char_boundary(end) {
         end -= 1;
     }
-    let mut out: String = message[..end].chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let mut out: String = message[..end]
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if end < message.len() {
         out.push('…');
     }

@@ -26,7 +26,9 @@ use crate::wit::since_v0_1_0::scorer;
 use wasmtime::component::Linker;
 
 /// A host capability = one WIT interface of `strata:plugin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Capability {
     Log,
@@ -48,7 +50,10 @@ impl Capability {
 
     /// The capability an interface name stands for; `types` carries no capability.
     pub fn from_interface(name: &str) -> Option<Capability> {
-        Capability::ALL.iter().copied().find(|c| c.interface() == name)
+        Capability::ALL
+            .iter()
+            .copied()
+            .find(|c| c.interface() == name)
     }
 }
 
@@ -74,10 +79,10 @@ pub fn linker_for(
         crm::link(&mut linker)?;
     }
     // `types` holds only types; it still has a (no-op) host trait in the bindings.
-    scorer::strata::plugin::types::add_to_linker::<CallState, wasmtime::component::HasSelf<CallState>>(
-        &mut linker,
-        |s| s,
-    )?;
+    scorer::strata::plugin::types::add_to_linker::<
+        CallState,
+        wasmtime::component::HasSelf<CallState>,
+    >(&mut linker, |s| s)?;
     Ok(linker)
 }
 

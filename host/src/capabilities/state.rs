@@ -44,7 +44,10 @@ pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
 
 fn check_key(key: &str) -> Result<(), CapabilityError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES {
-        return Err(CapabilityError::Invalid(format!("state key must be 1-{MAX_KEY_BYTES} bytes, got {}", key.len())));
+        return Err(CapabilityError::Invalid(format!(
+            "state key must be 1-{MAX_KEY_BYTES} bytes, got {}",
+            key.len()
+        )));
     }
     Ok(())
 }
@@ -52,14 +55,25 @@ fn check_key(key: &str) -> Result<(), CapabilityError> {
 impl CallState {
     fn state_scope(&self) -> Result<StateScope, CapabilityError> {
         // Linked only when granted; checked again so a linker mistake cannot widen access.
-        self.grants.state.ok_or_else(|| CapabilityError::Denied("state is not granted".into()))
+        self.grants
+            .state
+            .ok_or_else(|| CapabilityError::Denied("state is not granted".into()))
     }
 
     fn state_db(&self) -> Result<crate::db::Db, CapabilityError> {
-        self.services.db.clone().ok_or_else(|| CapabilityError::Unavailable("no database configured".into()))
+        self.services
+            .db
+            .clone()
+            .ok_or_else(|| CapabilityError::Unavailable("no database configured".into()))
     }
 
-    fn finish<T>(&self, op: &str, key: &str, started: Instant, r: Result<T, CapabilityError>) -> Result<T, CapabilityError> {
+    fn finish<T>(
+        &self,
+        op: &str,
+        key: &str,
+        started: Instant,
+        r: Result<T, CapabilityError>,
+    ) -> Result<T, CapabilityError> {
         let (allowed, detail) = match &r {
             Ok(_) => (true, None),
             Err(CapabilityError::Denied(m)) => (false, Some(m.clone())),
@@ -95,7 +109,11 @@ impl CallState {
 
 impl wit::Host for CallState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
-        self.state_call("get", &key, |s, _, db, plugin| s.services.block_on(db.state_get(plugin, &key)).map_err(unavailable))
+        self.state_call("get", &key, |s, _, db, plugin| {
+            s.services
+                .block_on(db.state_get(plugin, &key))
+                .map_err(unavailable)
+        })
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
@@ -108,7 +126,12 @@ impl wit::Host for CallState {
                 )));
             }
             s.services.block_on(async {
-                if db.state_get(plugin, &key).await.map_err(unavailable)?.is_none() {
+                if db
+                    .state_get(plugin, &key)
+                    .await
+                    .map_err(unavailable)?
+                    .is_none()
+                {
                     let count = db.state_count(plugin).await.map_err(unavailable)?;
                     if count as u64 >= scope.key_cap() {
                         return Err(CapabilityError::Denied(format!(
@@ -117,14 +140,18 @@ impl wit::Host for CallState {
                         )));
                     }
                 }
-                db.state_set(plugin, &key, &value).await.map_err(unavailable)
+                db.state_set(plugin, &key, &value)
+                    .await
+                    .map_err(unavailable)
             })
         })
     }
 
     fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
         self.state_call("delete", &key, |s, _, db, plugin| {
-            s.services.block_on(db.state_delete(plugin, &key)).map_err(unavailable)
+            s.services
+                .block_on(db.state_delete(plugin, &key))
+                .map_err(unavailable)
         })
     }
 }

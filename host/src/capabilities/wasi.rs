@@ -45,7 +45,13 @@ struct PipeBuf {
 
 impl CappedPipe {
     pub fn new(cap: usize) -> Self {
-        Self { inner: Arc::new(Mutex::new(PipeBuf { bytes: Vec::new(), cap, truncated: false })) }
+        Self {
+            inner: Arc::new(Mutex::new(PipeBuf {
+                bytes: Vec::new(),
+                cap,
+                truncated: false,
+            })),
+        }
     }
 
     fn push(&self, data: &[u8]) {
@@ -84,7 +90,11 @@ impl StdoutStream for CappedPipe {
 }
 
 impl tokio::io::AsyncWrite for CappedPipe {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         self.push(buf);
         Poll::Ready(Ok(buf.len()))
     }
@@ -126,7 +136,10 @@ const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl CallLimiter {
     pub(crate) fn new(max_memory: usize) -> Self {
-        Self { max_memory, memory_exceeded: false }
+        Self {
+            max_memory,
+            memory_exceeded: false,
+        }
     }
 }
 
@@ -139,15 +152,28 @@ pub struct MemoryLimitExceeded {
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.max_memory {
             self.memory_exceeded = true;
-            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit_mb: self.max_memory >> 20, desired }));
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit_mb: self.max_memory >> 20,
+                desired,
+            }));
         }
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
 }

@@ -49,20 +49,37 @@ pub fn lift(scores: &[f64], positive: &[bool], fraction: f64) -> Option<f64> {
     let mut idx: Vec<usize> = (0..scores.len()).collect();
     idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     let n = ((scores.len() as f64 * fraction).ceil() as usize).max(1);
-    let top = idx[..n.min(idx.len())].iter().filter(|&&i| positive[i]).count() as f64 / n as f64;
+    let top = idx[..n.min(idx.len())]
+        .iter()
+        .filter(|&&i| positive[i])
+        .count() as f64
+        / n as f64;
     let base = positive.iter().filter(|p| **p).count() as f64 / positive.len().max(1) as f64;
     (base > 0.0).then(|| top / base)
 }
 
 pub async fn run(args: BacktestArgs, config: Config) -> anyhow::Result<()> {
-    let format = args.format.unwrap_or_else(|| InputFormat::detect(&args.input));
+    let format = args
+        .format
+        .unwrap_or_else(|| InputFormat::detect(&args.input));
     let app = crate::app::App::start(config).await?;
     let plugin = super::load_named(&app.manager, &args.plugin).await?;
-    let read = input::read(&args.input, format, &ReadOptions { label: Some(args.label.clone()) })?;
+    let read = input::read(
+        &args.input,
+        format,
+        &ReadOptions {
+            label: Some(args.label.clone()),
+        },
+    )?;
     let positive: Vec<bool> = read
         .labels
         .iter()
-        .map(|l| matches!(l.as_deref().map(str::to_ascii_lowercase).as_deref(), Some("1" | "true" | "yes")))
+        .map(|l| {
+            matches!(
+                l.as_deref().map(str::to_ascii_lowercase).as_deref(),
+                Some("1" | "true" | "yes")
+            )
+        })
         .collect();
     let leads = Arc::new(read.leads);
     let (p, l) = (plugin.clone(), leads.clone());
@@ -118,8 +135,14 @@ mod tests {
 
     #[test]
     fn auc_is_one_for_perfect_ranking_and_half_for_ties() {
-        assert_eq!(auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]), Some(1.0));
-        assert_eq!(auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]), Some(0.5));
+        assert_eq!(
+            auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
+            Some(1.0)
+        );
+        assert_eq!(
+            auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
+            Some(0.5)
+        );
         assert_eq!(auc(&[0.9, 0.1], &[false, true]), Some(0.0));
         assert_eq!(auc(&[1.0], &[true]), None);
     }

@@ -145,7 +145,9 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     let native_lead = lead.clone();
     let figures = tokio::task::spawn_blocking(move || {
         let native = latencies_us(calls * 5, || {
-            std::hint::black_box(crate::native::bant_score(std::hint::black_box(&native_lead)));
+            std::hint::black_box(crate::native::bant_score(std::hint::black_box(
+                &native_lead,
+            )));
         });
         let fresh = latencies_us(calls, || {
             p.score(&l, None).expect("bench scorer must score");
@@ -156,7 +158,12 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     })
     .await?;
     if args.overhead_plugin.join("plugin.toml").is_file() {
-        let minimal = app.manager.load_dir(&args.overhead_plugin).await?.plugin().clone();
+        let minimal = app
+            .manager
+            .load_dir(&args.overhead_plugin)
+            .await?
+            .plugin()
+            .clone();
         let l = lead.clone();
         let overhead = tokio::task::spawn_blocking(move || {
             latencies_us(calls, || {
@@ -169,7 +176,10 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     report.insert("native_call".into(), figures.0);
     report.insert("fresh_instance_call".into(), figures.1);
     report.insert("throughput_1_thread_per_s".into(), figures.2.into());
-    report.insert(format!("throughput_{threads}_threads_per_s"), figures.3.into());
+    report.insert(
+        format!("throughput_{threads}_threads_per_s"),
+        figures.3.into(),
+    );
 
     // Compile vs cached-artifact load vs hot swap.
     let dir = find_dir(&plugins_root, &args.plugin)?;
@@ -199,7 +209,12 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     report.insert("cached_artifact_load_ms".into(), cached_ms.into());
 
     // Hot swap: a new version (new bytes → compile) and a re-deploy of cached bytes.
-    let swap_manager = PluginManager::new(rt.clone(), Arc::new(crate::plugins::Registry::new()), app.config.clone(), None);
+    let swap_manager = PluginManager::new(
+        rt.clone(),
+        Arc::new(crate::plugins::Registry::new()),
+        app.config.clone(),
+        None,
+    );
     let comp = swap_dir.join(&manifest.plugin.component);
     std::fs::write(&comp, with_custom_section(&wasm, "v1"))?;
     swap_manager.load_dir(&swap_dir).await?;
@@ -207,7 +222,10 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     let t = Instant::now();
     swap_manager.load_dir(&swap_dir).await?;
     let swap_cold = t.elapsed().as_secs_f64() * 1e3;
-    rt.cache().forget(&crate::runtime::prepare::sha256_hex(&with_custom_section(&wasm, "v1")));
+    rt.cache()
+        .forget(&crate::runtime::prepare::sha256_hex(&with_custom_section(
+            &wasm, "v1",
+        )));
     std::fs::write(&comp, with_custom_section(&wasm, "v1"))?;
     let t = Instant::now();
     swap_manager.load_dir(&swap_dir).await?;
@@ -218,26 +236,38 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     // Bulk: the labelled data set scored through the Wasm plugin and stored in SQLite.
     if args.bulk_input.exists() {
         let bulk = super::load_named(&app.manager, &args.bulk_plugin).await?;
-        let read = input::read(&args.bulk_input, InputFormat::detect(&args.bulk_input), &ReadOptions {
-            label: Some("Converted".into()),
-        })?;
+        let read = input::read(
+            &args.bulk_input,
+            InputFormat::detect(&args.bulk_input),
+            &ReadOptions {
+                label: Some("Converted".into()),
+            },
+        )?;
         let leads = Arc::new(read.leads);
         let t = Instant::now();
         let (b, l) = (bulk.clone(), leads.clone());
-        let results = tokio::task::spawn_blocking(move || super::score::score_all(&b, &l, threads, None)).await?;
+        let results =
+            tokio::task::spawn_blocking(move || super::score::score_all(&b, &l, threads, None))
+                .await?;
         let scored = t.elapsed().as_secs_f64() * 1e3;
         let rows: Vec<_> = leads
             .iter()
             .zip(results)
-            .filter_map(|(l, r)| r.ok().map(|s| crate::db::NewScore::new(l.id.clone(), bulk.id(), s)))
+            .filter_map(|(l, r)| {
+                r.ok()
+                    .map(|s| crate::db::NewScore::new(l.id.clone(), bulk.id(), s))
+            })
             .collect();
         let t2 = Instant::now();
         app.db.record_scores(&leads, &rows).await?;
         let stored = t2.elapsed().as_secs_f64() * 1e3;
-        report.insert("bulk".into(), serde_json::json!({
-            "plugin": bulk.id(), "leads": leads.len(), "scored": rows.len(),
-            "score_ms": scored, "store_ms": stored, "total_ms": scored + stored,
-        }));
+        report.insert(
+            "bulk".into(),
+            serde_json::json!({
+                "plugin": bulk.id(), "leads": leads.len(), "scored": rows.len(),
+                "score_ms": scored, "store_ms": stored, "total_ms": scored + stored,
+            }),
+        );
     }
 
     let report = serde_json::Value::Object(report);
@@ -252,8 +282,16 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
 
 fn print_table(r: &serde_json::Value) {
     let f = |v: &serde_json::Value| v.as_f64().map_or("-".to_string(), |x| format!("{x:.3}"));
-    println!("strata bench — {} on {} threads", r["plugin"].as_str().unwrap_or(""), r["threads"]);
-    for key in ["native_call", "fresh_instance_call", "overhead_call_minimal_plugin"] {
+    println!(
+        "strata bench — {} on {} threads",
+        r["plugin"].as_str().unwrap_or(""),
+        r["threads"]
+    );
+    for key in [
+        "native_call",
+        "fresh_instance_call",
+        "overhead_call_minimal_plugin",
+    ] {
         let c = &r[key];
         if c.is_null() {
             continue;

@@ -25,7 +25,12 @@ pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
         KeysCommand::Create { role, name } => {
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let (rec, secret) = crate::server::auth::create_key(&db, &name, role).await?;
-            eprintln!("created {} key {:?} (id {}); store it now, it is not shown again:", rec.role.as_str(), rec.name, rec.id);
+            eprintln!(
+                "created {} key {:?} (id {}); store it now, it is not shown again:",
+                rec.role.as_str(),
+                rec.name,
+                rec.id
+            );
             println!("{secret}");
         }
         KeysCommand::List => {
@@ -36,7 +41,11 @@ pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
                     k.role.as_str(),
                     k.name,
                     k.prefix,
-                    if k.revoked_at.is_some() { "revoked" } else { "active" }
+                    if k.revoked_at.is_some() {
+                        "revoked"
+                    } else {
+                        "active"
+                    }
                 );
             }
         }

@@ -2,21 +2,30 @@
 
 mod backtest;
 mod bench;
-mod plugin;
 mod keys;
+mod plugin;
 mod score;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Plugin host for AI-assisted CRM work")]
+#[command(
+    name = "strata",
+    version,
+    about = "Plugin host for AI-assisted CRM work"
+)]
 pub struct Cli {
     /// Configuration file (default: config/strata.toml if present).
     #[arg(long, short, global = true, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format: human or json.
-    #[arg(long, global = true, default_value = "human", env = "STRATA_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "human",
+        env = "STRATA_LOG_FORMAT"
+    )]
     pub log_format: String,
     #[command(subcommand)]
     pub command: Command,
@@ -60,7 +69,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config()?;
             let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
             db.migrate().await?;
-            println!("migrations applied to {}", crate::db::redact_url(&cfg.database.url));
+            println!(
+                "migrations applied to {}",
+                crate::db::redact_url(&cfg.database.url)
+            );
             Ok(())
         }
         Command::Bench(args) => bench::run(args, config()?).await,
@@ -93,7 +105,10 @@ pub(crate) async fn load_named(
             return Ok(manager.load_dir(&dir).await?.plugin().clone());
         }
     }
-    anyhow::bail!("no plugin named {name:?} under {} (build it with `strata plugin build`)", root.display())
+    anyhow::bail!(
+        "no plugin named {name:?} under {} (build it with `strata plugin build`)",
+        root.display()
+    )
 }
 
 /// `strata serve --demo`: demo leads and an admin key, then serve.
@@ -104,9 +119,14 @@ async fn serve_demo(cfg: crate::config::Config) -> anyhow::Result<()> {
     if demo.exists() {
         let leads = crate::input::read(demo, crate::input::InputFormat::Json, &Default::default())?;
         db.upsert_leads(&leads.leads).await?;
-        eprintln!("loaded {} demo leads from {}", leads.leads.len(), demo.display());
+        eprintln!(
+            "loaded {} demo leads from {}",
+            leads.leads.len(),
+            demo.display()
+        );
     }
-    let (_, key) = crate::server::auth::create_key(&db, "demo-admin", crate::db::Role::Admin).await?;
+    let (_, key) =
+        crate::server::auth::create_key(&db, "demo-admin", crate::db::Role::Admin).await?;
     db.close().await;
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {

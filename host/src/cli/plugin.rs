@@ -45,9 +45,17 @@ pub enum KindArg {
     Agent,
 }
 
-pub async fn run(cmd: PluginCommand, config: impl Fn() -> Result<Config, crate::config::ConfigError>) -> anyhow::Result<()> {
+pub async fn run(
+    cmd: PluginCommand,
+    config: impl Fn() -> Result<Config, crate::config::ConfigError>,
+) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::New { name, kind, dir, sdk } => new(&name, kind, &dir, &sdk),
+        PluginCommand::New {
+            name,
+            kind,
+            dir,
+            sdk,
+        } => new(&name, kind, &dir, &sdk),
         PluginCommand::Build { path } => build(&path).map(|built| {
             for (name, path) in built {
                 println!("built {name} → {}", path.display());
@@ -59,7 +67,11 @@ pub async fn run(cmd: PluginCommand, config: impl Fn() -> Result<Config, crate::
 }
 
 fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<()> {
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
         bail!("plugin name {name:?} must be [a-z0-9-]");
     }
     let dir = parent.join(name);
@@ -75,10 +87,15 @@ fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<(
          [profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\nstrip = true\n",
         sdk = sdk.display().to_string()
     );
-    let ty = name.split('-').map(|w| {
-        let mut c = w.chars();
-        c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
-    }).collect::<String>();
+    let ty = name
+        .split('-')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect::<String>();
     let (lib, kind_str) = match kind {
         KindArg::Scorer => (SCORER_TEMPLATE.replace("{Type}", &ty), "scorer"),
         KindArg::Layer => (LAYER_TEMPLATE.replace("{Type}", &ty), "layer"),
@@ -97,7 +114,11 @@ fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<(
     std::fs::write(dir.join("Cargo.toml"), cargo)?;
     std::fs::write(dir.join("src/lib.rs"), lib)?;
     std::fs::write(dir.join(MANIFEST_FILE), manifest)?;
-    println!("created {} — build it with `strata plugin build {}`", dir.display(), dir.display());
+    println!(
+        "created {} — build it with `strata plugin build {}`",
+        dir.display(),
+        dir.display()
+    );
     Ok(())
 }
 
@@ -158,7 +179,8 @@ const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=32768";
 
 /// Builds the crate or workspace at `path`; copies each component next to its manifest.
 pub fn build(path: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let path = std::fs::canonicalize(path).with_context(|| format!("{} not found", path.display()))?;
+    let path =
+        std::fs::canonicalize(path).with_context(|| format!("{} not found", path.display()))?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&path)
@@ -174,24 +196,34 @@ pub fn build(path: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
         .args(["metadata", "--format-version", "1", "--no-deps"])
         .output()?;
     if !meta.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&meta.stderr));
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&meta.stderr)
+        );
     }
     let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
     let target_dir = PathBuf::from(meta["target_directory"].as_str().unwrap_or("target"));
     let mut built = Vec::new();
     for pkg in meta["packages"].as_array().into_iter().flatten() {
         let manifest_path = PathBuf::from(pkg["manifest_path"].as_str().unwrap_or_default());
-        let dir = manifest_path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let dir = manifest_path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
         if !dir.join(MANIFEST_FILE).is_file() {
             continue;
         }
         let Some(lib) = pkg["targets"].as_array().into_iter().flatten().find(|t| {
-            t["crate_types"].as_array().is_some_and(|c| c.iter().any(|x| x == "cdylib"))
+            t["crate_types"]
+                .as_array()
+                .is_some_and(|c| c.iter().any(|x| x == "cdylib"))
         }) else {
             continue;
         };
         let lib_name = lib["name"].as_str().unwrap_or_default().replace('-', "_");
-        let wasm = target_dir.join("wasm32-wasip2/release").join(format!("{lib_name}.wasm"));
+        let wasm = target_dir
+            .join("wasm32-wasip2/release")
+            .join(format!("{lib_name}.wasm"));
         let manifest = Manifest::load(&dir)?;
         let dest = dir.join(&manifest.plugin.component);
         // Write then rename, so a watching host never sees a half-written component.
@@ -201,17 +233,28 @@ pub fn build(path: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
         built.push((manifest.id(), dest));
     }
     if built.is_empty() {
-        bail!("no plugin crates (a cdylib with a plugin.toml) under {}", path.display());
+        bail!(
+            "no plugin crates (a cdylib with a plugin.toml) under {}",
+            path.display()
+        );
     }
     Ok(built)
 }
 
 fn plugin_files(path: &Path) -> anyhow::Result<(PathBuf, Manifest, Vec<u8>)> {
-    let dir = if path.is_dir() { path.to_path_buf() } else { path.parent().unwrap_or(Path::new(".")).to_path_buf() };
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
     let manifest = Manifest::load(&dir)?;
     let wasm_path = dir.join(&manifest.plugin.component);
-    let wasm = std::fs::read(&wasm_path)
-        .with_context(|| format!("cannot read {} (build it with `strata plugin build`)", wasm_path.display()))?;
+    let wasm = std::fs::read(&wasm_path).with_context(|| {
+        format!(
+            "cannot read {} (build it with `strata plugin build`)",
+            wasm_path.display()
+        )
+    })?;
     Ok((dir, manifest, wasm))
 }
 
@@ -223,8 +266,14 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
     let component = wasmtime::component::Component::new(runtime.engine(), &wasm)
         .map_err(|e| anyhow::anyhow!("{}: not a valid component: {e:#}", dir.display()))?;
     let ty = component.component_type();
-    let imports: Vec<String> = ty.imports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
-    let exports: Vec<String> = ty.exports(runtime.engine()).map(|(n, _)| n.to_string()).collect();
+    let imports: Vec<String> = ty
+        .imports(runtime.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let exports: Vec<String> = ty
+        .exports(runtime.engine())
+        .map(|(n, _)| n.to_string())
+        .collect();
     let grant = config.grant(&manifest.plugin.name);
     let effective = grants::effective(&manifest, grant);
     let caps: Vec<serde_json::Value> = Capability::ALL
@@ -242,10 +291,11 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
             })
         })
         .collect();
-    let (loadable, limits) = match runtime.prepare(manifest.clone(), &wasm, grant, Some(dir.clone())) {
-        Ok(p) => (Ok(()), Some(p.limits)),
-        Err(e) => (Err(e.to_string()), None),
-    };
+    let (loadable, limits) =
+        match runtime.prepare(manifest.clone(), &wasm, grant, Some(dir.clone())) {
+            Ok(p) => (Ok(()), Some(p.limits)),
+            Err(e) => (Err(e.to_string()), None),
+        };
     let world = match manifest.plugin.kind {
         PluginKind::Scorer => "strata:plugin/scorer",
         PluginKind::Layer => "strata:plugin/layer",
@@ -272,9 +322,18 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
-    println!("{}  ({} · {})", report["plugin"].as_str().unwrap_or(""), manifest.plugin.kind, world);
+    println!(
+        "{}  ({} · {})",
+        report["plugin"].as_str().unwrap_or(""),
+        manifest.plugin.kind,
+        world
+    );
     println!("  {}", manifest.plugin.description);
-    println!("  sha256 {}  {} bytes", report["sha256"].as_str().unwrap_or(""), wasm.len());
+    println!(
+        "  sha256 {}  {} bytes",
+        report["sha256"].as_str().unwrap_or(""),
+        wasm.len()
+    );
     println!("  exports: {}", exports.join(", "));
     println!("  imports:");
     for i in &imports {
@@ -282,7 +341,13 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
     }
     println!("  capabilities   imported declared granted effective");
     for c in &caps {
-        let yn = |k: &str| if c[k].as_bool() == Some(true) { "yes" } else { "-" };
+        let yn = |k: &str| {
+            if c[k].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "-"
+            }
+        };
         println!(
             "    {:<12} {:<8} {:<8} {:<7} {}",
             c["capability"].as_str().unwrap_or(""),
@@ -303,14 +368,21 @@ async fn test(path: &Path, mut config: Config) -> anyhow::Result<()> {
     let (dir, manifest, wasm) = plugin_files(path)?;
     // A throwaway database so plugins using `state`/`crm` can run their smoke cases.
     let tmp = tempfile::tempdir()?;
-    let db = crate::db::Db::connect(&format!("sqlite://{}/smoke.db", tmp.path().display()), &Default::default()).await?;
+    let db = crate::db::Db::connect(
+        &format!("sqlite://{}/smoke.db", tmp.path().display()),
+        &Default::default(),
+    )
+    .await?;
     db.migrate().await?;
     config.runtime.cache_dir = None;
-    let runtime = crate::app::App::runtime(&config, Some(db.clone()), AuditSink::spawn(db.clone()))?;
+    let runtime =
+        crate::app::App::runtime(&config, Some(db.clone()), AuditSink::spawn(db.clone()))?;
     let grant = config.grant(&manifest.plugin.name).cloned();
     let cases = manifest.smoke.clone();
-    let plugin = tokio::task::spawn_blocking(move || runtime.prepare(manifest, &wasm, grant.as_ref(), Some(dir)))
-        .await??;
+    let plugin = tokio::task::spawn_blocking(move || {
+        runtime.prepare(manifest, &wasm, grant.as_ref(), Some(dir))
+    })
+    .await??;
     if cases.is_empty() {
         println!("{}: no smoke cases in plugin.toml", plugin.id());
         return Ok(());
@@ -320,7 +392,10 @@ async fn test(path: &Path, mut config: Config) -> anyhow::Result<()> {
     for case in cases {
         let p = plugin.clone();
         let c = case.clone();
-        let r = tokio::task::spawn_blocking(move || crate::plugins::smoke::run(&p, std::slice::from_ref(&c))).await?;
+        let r = tokio::task::spawn_blocking(move || {
+            crate::plugins::smoke::run(&p, std::slice::from_ref(&c))
+        })
+        .await?;
         let score = plugin.score(&case.input, None).ok();
         match r {
             Ok(_) => println!(

@@ -47,7 +47,8 @@ pub(crate) fn score_all(
     type Slot = Option<Result<Score, CallError>>;
     let next = AtomicUsize::new(0);
     let mut results: Vec<Slot> = (0..leads.len()).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut [Slot]>> = results.chunks_mut(256).map(std::sync::Mutex::new).collect();
+    let slots: Vec<std::sync::Mutex<&mut [Slot]>> =
+        results.chunks_mut(256).map(std::sync::Mutex::new).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
             s.spawn(|| loop {
@@ -65,7 +66,10 @@ pub(crate) fn score_all(
         }
     });
     drop(slots);
-    results.into_iter().map(|r| r.expect("every lead scored")).collect()
+    results
+        .into_iter()
+        .map(|r| r.expect("every lead scored"))
+        .collect()
 }
 
 pub(crate) fn progress_bar(len: usize) -> Option<ProgressBar> {
@@ -74,25 +78,41 @@ pub(crate) fn progress_bar(len: usize) -> Option<ProgressBar> {
     }
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{spinner} scoring [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} scoring [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
     );
     Some(pb)
 }
 
 pub(crate) fn threads(arg: Option<usize>) -> usize {
-    arg.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    arg.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
-    let name = args.plugin.clone().unwrap_or_else(|| config.plugins.default_scorer.clone());
-    let format = args.format.unwrap_or_else(|| InputFormat::detect(&args.input));
+    let name = args
+        .plugin
+        .clone()
+        .unwrap_or_else(|| config.plugins.default_scorer.clone());
+    let format = args
+        .format
+        .unwrap_or_else(|| InputFormat::detect(&args.input));
     let app = App::start(config).await?;
     let plugin = super::load_named(&app.manager, &name).await?;
     let read = input::read(&args.input, format, &ReadOptions::default())?;
     let leads = Arc::new(read.leads);
-    eprintln!("scoring {} leads from {} with {}", leads.len(), args.input.display(), plugin.id());
+    eprintln!(
+        "scoring {} leads from {} with {}",
+        leads.len(),
+        args.input.display(),
+        plugin.id()
+    );
 
     let started = Instant::now();
     let (p, l, threads) = (plugin.clone(), leads.clone(), threads(args.threads));
@@ -139,7 +159,11 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
         failures,
         scored_in.as_secs_f64() * 1e3,
         leads.len() as f64 / scored_in.as_secs_f64().max(1e-9),
-        if args.no_store { "not stored" } else { "stored" },
+        if args.no_store {
+            "not stored"
+        } else {
+            "stored"
+        },
         stored_in.as_secs_f64() * 1e3,
         started.elapsed().as_secs_f64() * 1e3,
     );
@@ -154,7 +178,11 @@ fn print_scores(leads: &[Lead], results: &[Result<Score, CallError>], json: bool
     use std::io::Write;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !json {
-        let _ = writeln!(out, "{:<38} {:>6} {:<9} {:>5}  action", "lead", "score", "priority", "conf");
+        let _ = writeln!(
+            out,
+            "{:<38} {:>6} {:<9} {:>5}  action",
+            "lead", "score", "priority", "conf"
+        );
     }
     for (lead, r) in leads.iter().zip(results) {
         let Ok(s) = r else { continue };
@@ -165,7 +193,11 @@ fn print_scores(leads: &[Lead], results: &[Result<Score, CallError>], json: bool
             let _ = writeln!(
                 out,
                 "{:<38} {:>6.1} {:<9} {:>5.2}  {}",
-                lead.id, s.value, s.priority.as_str(), s.confidence, s.recommended_action
+                lead.id,
+                s.value,
+                s.priority.as_str(),
+                s.confidence,
+                s.recommended_action
             );
         }
     }

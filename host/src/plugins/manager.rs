@@ -54,8 +54,20 @@ pub struct PluginManager {
 }
 
 impl PluginManager {
-    pub fn new(runtime: Arc<Runtime>, registry: Arc<Registry>, config: Arc<Config>, db: Option<Db>) -> Self {
-        Self { runtime, registry, config, db, dirs: Mutex::new(HashMap::new()), load_lock: tokio::sync::Mutex::new(()) }
+    pub fn new(
+        runtime: Arc<Runtime>,
+        registry: Arc<Registry>,
+        config: Arc<Config>,
+        db: Option<Db>,
+    ) -> Self {
+        Self {
+            runtime,
+            registry,
+            config,
+            db,
+            dirs: Mutex::new(HashMap::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+        }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -88,7 +100,10 @@ impl PluginManager {
         let dirs = match Self::plugin_dirs(&root) {
             Ok(d) => d,
             Err(e) => {
-                report.failed.push((root.clone(), format!("cannot list plugins directory {}: {e}", root.display())));
+                report.failed.push((
+                    root.clone(),
+                    format!("cannot list plugins directory {}: {e}", root.display()),
+                ));
                 return report;
             }
         };
@@ -113,7 +128,10 @@ impl PluginManager {
             }
         };
         let name = manifest.plugin.name.clone();
-        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).insert(dir.to_path_buf(), name.clone());
+        self.dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(dir.to_path_buf(), name.clone());
         let wasm_path = dir.join(&manifest.plugin.component);
 
         let mut attempt = 0;
@@ -128,28 +146,46 @@ impl PluginManager {
                         path: wasm_path.display().to_string(),
                         message: e.to_string(),
                     };
-                    self.note_failure(Some(&name), dir, Some(&manifest.plugin.version), None, &err.to_string());
+                    self.note_failure(
+                        Some(&name),
+                        dir,
+                        Some(&manifest.plugin.version),
+                        None,
+                        &err.to_string(),
+                    );
                     return Err(err);
                 }
             };
             let sha = crate::runtime::prepare::sha256_hex(&bytes);
             if let Some(live) = self.registry.slot(&name).and_then(|s| s.live()) {
-                if live.sha256 == sha && same_manifest(&live.manifest, &manifest) && self.config_grant_unchanged(&live) {
+                if live.sha256 == sha
+                    && same_manifest(&live.manifest, &manifest)
+                    && self.config_grant_unchanged(&live)
+                {
                     return Ok(LoadOutcome::Unchanged(live));
                 }
             }
             match self.try_load(&manifest, bytes.clone(), &sha, dir).await {
                 Ok(p) => return Ok(LoadOutcome::Swapped(p)),
                 // A file still being written fails to compile; wait for it to settle.
-                Err((LoadError::Compile { .. }, _)) if attempt < PARTIAL_RETRIES && last_bytes.as_ref() != Some(&bytes) => {
+                Err((LoadError::Compile { .. }, _))
+                    if attempt < PARTIAL_RETRIES && last_bytes.as_ref() != Some(&bytes) =>
+                {
                     tracing::debug!(plugin = %manifest.id(), attempt, "component does not compile yet; waiting for the writer");
                     last_bytes = Some(bytes);
                     tokio::time::sleep(PARTIAL_PAUSE).await;
                 }
                 Err((e, row)) => {
                     metrics::counter!("plugin_loads_total", "plugin" => name.clone(), "outcome" => "rejected").increment(1);
-                    self.record_status(row, VersionStatus::Rejected, Some(&e.to_string())).await;
-                    self.note_failure(Some(&name), dir, Some(&manifest.plugin.version), Some(&sha), &e.to_string());
+                    self.record_status(row, VersionStatus::Rejected, Some(&e.to_string()))
+                        .await;
+                    self.note_failure(
+                        Some(&name),
+                        dir,
+                        Some(&manifest.plugin.version),
+                        Some(&sha),
+                        &e.to_string(),
+                    );
                     tracing::warn!(plugin = %manifest.id(), sha256 = %sha, error = %e, "plugin version rejected; previous version stays live");
                     return Err(e);
                 }
@@ -158,7 +194,8 @@ impl PluginManager {
     }
 
     fn config_grant_unchanged(&self, live: &LoadedPlugin) -> bool {
-        let g = crate::capabilities::grants::effective(&live.manifest, self.config.grant(live.name()));
+        let g =
+            crate::capabilities::grants::effective(&live.manifest, self.config.grant(live.name()));
         *live.grants == g
     }
 
@@ -186,19 +223,33 @@ impl PluginManager {
             Ok::<_, LoadError>(plugin)
         })
         .await
-        .map_err(|e| (LoadError::Other { plugin: manifest.id(), message: format!("load task failed: {e}") }, row.clone()))?
+        .map_err(|e| {
+            (
+                LoadError::Other {
+                    plugin: manifest.id(),
+                    message: format!("load task failed: {e}"),
+                },
+                row.clone(),
+            )
+        })?
         .map_err(|e| (e, row.clone()))?;
 
         let plugin = Arc::new(prepared);
         metrics::counter!("plugin_loads_total", "plugin" => manifest.plugin.name.clone(), "outcome" => "live").increment(1);
         let slot = self.registry.slot_or_insert(&manifest.plugin.name);
         let previous_row = slot.history().first().and_then(|(_, r)| r.clone());
-        let replaced = slot.swap_in(plugin.clone(), row.clone(), self.config.plugins.keep_versions);
+        let replaced = slot.swap_in(
+            plugin.clone(),
+            row.clone(),
+            self.config.plugins.keep_versions,
+        );
         slot.set_last_error(None);
-        self.record_status(row.clone(), VersionStatus::Live, None).await;
+        self.record_status(row.clone(), VersionStatus::Live, None)
+            .await;
         if let Some(old) = replaced {
             if !Arc::ptr_eq(&old, &plugin) {
-                self.record_status(previous_row, VersionStatus::Retired, None).await;
+                self.record_status(previous_row, VersionStatus::Retired, None)
+                    .await;
             }
         }
         tracing::info!(plugin = %plugin.id(), sha256 = %plugin.sha256, cache = ?plugin.cache_outcome,
@@ -230,8 +281,17 @@ impl PluginManager {
     /// (or the plugin it held before), version unknown, rejected with the reason.
     async fn record_unreadable_manifest(&self, dir: &Path, error: &str) {
         let Some(db) = self.db.as_ref() else { return };
-        let known = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(dir).cloned();
-        let name = known.unwrap_or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        let known = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dir)
+            .cloned();
+        let name = known.unwrap_or_else(|| {
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
         let row = NewPluginVersion {
             name,
             version: "unknown".into(),
@@ -247,28 +307,49 @@ impl PluginManager {
     }
 
     async fn record_status(&self, row: Option<String>, status: VersionStatus, error: Option<&str>) {
-        let (Some(db), Some(id)) = (self.db.as_ref(), row) else { return };
+        let (Some(db), Some(id)) = (self.db.as_ref(), row) else {
+            return;
+        };
         if let Err(e) = db.update_plugin_version_status(&id, status, error).await {
             tracing::error!(row = %id, error = %e, "cannot update plugin version status");
         }
     }
 
-    fn note_failure(&self, name: Option<&str>, dir: &Path, version: Option<&str>, sha: Option<&str>, error: &str) {
-        let name = name.map(str::to_string).or_else(|| self.dirs.lock().unwrap_or_else(|e| e.into_inner()).get(dir).cloned());
+    fn note_failure(
+        &self,
+        name: Option<&str>,
+        dir: &Path,
+        version: Option<&str>,
+        sha: Option<&str>,
+        error: &str,
+    ) {
+        let name = name.map(str::to_string).or_else(|| {
+            self.dirs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(dir)
+                .cloned()
+        });
         if let Some(name) = name {
-            self.registry.slot_or_insert(&name).set_last_error(Some(LoadFailure {
-                version: version.map(str::to_string),
-                sha256: sha.map(str::to_string),
-                error: error.to_string(),
-                at: crate::domain::now_ms(),
-            }));
+            self.registry
+                .slot_or_insert(&name)
+                .set_last_error(Some(LoadFailure {
+                    version: version.map(str::to_string),
+                    sha256: sha.map(str::to_string),
+                    error: error.to_string(),
+                    at: crate::domain::now_ms(),
+                }));
         }
         tracing::warn!(dir = %dir.display(), error, "plugin load failed");
     }
 
     /// Unloads the plugin that lived in `dir` (its directory or manifest was removed).
     pub async fn unload_dir(&self, dir: &Path) -> Option<String> {
-        let name = self.dirs.lock().unwrap_or_else(|e| e.into_inner()).remove(dir)?;
+        let name = self
+            .dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(dir)?;
         self.unload(&name).await;
         Some(name)
     }
@@ -287,10 +368,15 @@ impl PluginManager {
     /// Makes the previous kept version live again.
     pub async fn rollback(&self, name: &str) -> Result<Arc<LoadedPlugin>, String> {
         let _guard = self.load_lock.lock().await;
-        let slot: Arc<Slot> = self.registry.slot(name).ok_or_else(|| format!("plugin {name} is not loaded"))?;
-        let ((live, row), (old, old_row)) =
-            slot.roll_back().ok_or_else(|| format!("plugin {name} has no earlier version to roll back to"))?;
-        self.record_status(old_row, VersionStatus::RolledBack, None).await;
+        let slot: Arc<Slot> = self
+            .registry
+            .slot(name)
+            .ok_or_else(|| format!("plugin {name} is not loaded"))?;
+        let ((live, row), (old, old_row)) = slot
+            .roll_back()
+            .ok_or_else(|| format!("plugin {name} has no earlier version to roll back to"))?;
+        self.record_status(old_row, VersionStatus::RolledBack, None)
+            .await;
         self.record_status(row, VersionStatus::Live, None).await;
         tracing::info!(from = %old.id(), to = %live.id(), "plugin rolled back");
         Ok(live)

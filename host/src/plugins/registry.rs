@@ -53,7 +53,10 @@ impl Slot {
     }
 
     pub fn last_error(&self) -> Option<LoadFailure> {
-        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn set_last_error(&self, f: Option<LoadFailure>) {
@@ -62,11 +65,21 @@ impl Slot {
 
     /// Versions kept, newest first, with their `plugin_versions` row ids.
     pub fn history(&self) -> Vec<Kept> {
-        self.history.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Makes `p` live; returns the version it replaced.
-    pub(crate) fn swap_in(&self, p: Arc<LoadedPlugin>, row: Option<String>, keep: usize) -> Option<Arc<LoadedPlugin>> {
+    pub(crate) fn swap_in(
+        &self,
+        p: Arc<LoadedPlugin>,
+        row: Option<String>,
+        keep: usize,
+    ) -> Option<Arc<LoadedPlugin>> {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
         h.retain(|(v, _)| v.sha256 != p.sha256 || v.version() != p.version());
         h.push_front((p.clone(), row));
@@ -87,7 +100,10 @@ impl Slot {
     }
 
     pub(crate) fn clear(&self) -> Option<Arc<LoadedPlugin>> {
-        self.history.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.live.swap(None)
     }
 }
@@ -126,11 +142,14 @@ impl Registry {
 
     /// The live, enabled version of `name` — what a call should run on.
     pub fn get(&self, name: &str) -> Result<Arc<LoadedPlugin>, CallError> {
-        let slot = self.slot(name).ok_or_else(|| CallError::NotLoaded(name.to_string()))?;
+        let slot = self
+            .slot(name)
+            .ok_or_else(|| CallError::NotLoaded(name.to_string()))?;
         if slot.is_disabled() {
             return Err(CallError::Disabled(name.to_string()));
         }
-        slot.live().ok_or_else(|| CallError::NotLoaded(name.to_string()))
+        slot.live()
+            .ok_or_else(|| CallError::NotLoaded(name.to_string()))
     }
 
     /// All slots, sorted by name.

@@ -35,7 +35,11 @@ fn plugin_dir_of(root: &Path, path: &Path) -> Option<PathBuf> {
 /// going away) and each plugin directory in it (non-recursively: a plugin is its
 /// manifest and component, and build trees such as `target/` next to them must not cost
 /// a watch each). Must be called inside a tokio runtime.
-pub fn watch(manager: Arc<PluginManager>, root: &Path, debounce: Duration) -> notify::Result<WatchHandle> {
+pub fn watch(
+    manager: Arc<PluginManager>,
+    root: &Path,
+    debounce: Duration,
+) -> notify::Result<WatchHandle> {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     let (tx, mut rx) = mpsc::unbounded_channel::<BTreeSet<PathBuf>>();
     let handler_root = root.clone();
@@ -77,7 +81,9 @@ pub fn watch(manager: Arc<PluginManager>, root: &Path, debounce: Duration) -> no
                         Ok(()) => {
                             watched.insert(dir.clone());
                         }
-                        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch plugin directory"),
+                        Err(e) => {
+                            tracing::warn!(dir = %dir.display(), error = %e, "cannot watch plugin directory")
+                        }
                     }
                 }
                 if !dir.exists() {
@@ -94,7 +100,10 @@ pub fn watch(manager: Arc<PluginManager>, root: &Path, debounce: Duration) -> no
             }
         }
     });
-    Ok(WatchHandle { _debouncer: Box::new(handle), task })
+    Ok(WatchHandle {
+        _debouncer: Box::new(handle),
+        task,
+    })
 }
 
 #[cfg(test)]
@@ -105,8 +114,14 @@ mod tests {
     #[test]
     fn events_map_to_their_plugin_directory() {
         let root = Path::new("/p");
-        assert_eq!(plugin_dir_of(root, Path::new("/p/bant/plugin.wasm")).unwrap(), Path::new("/p/bant"));
-        assert_eq!(plugin_dir_of(root, Path::new("/p/bant")).unwrap(), Path::new("/p/bant"));
+        assert_eq!(
+            plugin_dir_of(root, Path::new("/p/bant/plugin.wasm")).unwrap(),
+            Path::new("/p/bant")
+        );
+        assert_eq!(
+            plugin_dir_of(root, Path::new("/p/bant")).unwrap(),
+            Path::new("/p/bant")
+        );
         assert_eq!(plugin_dir_of(root, Path::new("/elsewhere/x")), None);
     }
 }

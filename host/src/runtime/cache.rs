@@ -38,18 +38,34 @@ impl ArtifactCache {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         let compat = format!("{:016x}", h.finish());
-        Self { engine, dir, memory: Mutex::new(HashMap::new()), compat }
+        Self {
+            engine,
+            dir,
+            memory: Mutex::new(HashMap::new()),
+            compat,
+        }
     }
 
     fn path(&self, sha256: &str) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat)))
+        self.dir
+            .as_ref()
+            .map(|d| d.join(format!("{sha256}-{}.cwasm", self.compat)))
     }
 
     /// Returns the component for `wasm` (whose hash is `sha256`), compiling at most once.
     /// Blocking (compilation takes tens of ms): call from a blocking thread.
-    pub fn load(&self, wasm: &[u8], sha256: &str) -> wasmtime::Result<(Component, CacheOutcome, f64)> {
+    pub fn load(
+        &self,
+        wasm: &[u8],
+        sha256: &str,
+    ) -> wasmtime::Result<(Component, CacheOutcome, f64)> {
         let started = Instant::now();
-        if let Some(c) = self.memory.lock().unwrap_or_else(|e| e.into_inner()).get(sha256) {
+        if let Some(c) = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(sha256)
+        {
             return Ok((c.clone(), CacheOutcome::Memory, ms(started)));
         }
         let (component, outcome) = match self.path(sha256) {
@@ -60,18 +76,28 @@ impl ArtifactCache {
                 // `precompile_component` output of an engine with the same compatibility
                 // hash (part of the name); wasmtime also checks its header and version.
                 let read = std::fs::read(&path).map_err(wasmtime::Error::from);
-                match read.and_then(|bytes| unsafe { Component::deserialize(&self.engine, &bytes) }) {
+                match read.and_then(|bytes| unsafe { Component::deserialize(&self.engine, &bytes) })
+                {
                     Ok(c) => (c, CacheOutcome::Disk),
                     Err(e) => {
                         tracing::warn!(path = %path.display(), error = %e, "unusable cached artifact; recompiling");
                         let _ = std::fs::remove_file(&path);
-                        (self.compile_and_store(wasm, sha256)?, CacheOutcome::Compiled)
+                        (
+                            self.compile_and_store(wasm, sha256)?,
+                            CacheOutcome::Compiled,
+                        )
                     }
                 }
             }
-            _ => (self.compile_and_store(wasm, sha256)?, CacheOutcome::Compiled),
+            _ => (
+                self.compile_and_store(wasm, sha256)?,
+                CacheOutcome::Compiled,
+            ),
         };
-        self.memory.lock().unwrap_or_else(|e| e.into_inner()).insert(sha256.to_string(), component.clone());
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(sha256.to_string(), component.clone());
         Ok((component, outcome, ms(started)))
     }
 
@@ -89,7 +115,10 @@ impl ArtifactCache {
 
     /// Drops the in-memory entry (the disk artifact stays). Used by benchmarks.
     pub fn forget(&self, sha256: &str) {
-        self.memory.lock().unwrap_or_else(|e| e.into_inner()).remove(sha256);
+        self.memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(sha256);
     }
 }
 

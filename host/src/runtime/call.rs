@@ -48,7 +48,10 @@ impl LoadedPlugin {
         if self.fuel_metering {
             store
                 .set_fuel(self.limits.fuel.unwrap_or(u64::MAX))
-                .map_err(|e| CallError::Instantiate { plugin: self.id().into(), message: e.to_string() })?;
+                .map_err(|e| CallError::Instantiate {
+                    plugin: self.id().into(),
+                    message: e.to_string(),
+                })?;
         }
         Ok(store)
     }
@@ -60,30 +63,52 @@ impl LoadedPlugin {
     /// Maps a wasmtime error of this call to a typed `CallError`.
     fn classify(&self, err: wasmtime::Error, store: &Store<CallState>) -> CallError {
         let plugin = self.id().to_string();
-        if store.data().limiter.memory_exceeded || err.downcast_ref::<MemoryLimitExceeded>().is_some() {
-            return CallError::MemoryLimit { plugin, limit_mb: self.limits.memory_bytes >> 20 };
+        if store.data().limiter.memory_exceeded
+            || err.downcast_ref::<MemoryLimitExceeded>().is_some()
+        {
+            return CallError::MemoryLimit {
+                plugin,
+                limit_mb: self.limits.memory_bytes >> 20,
+            };
         }
         match err.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => CallError::Deadline { plugin, ms: self.limits.deadline_ms },
-            Some(Trap::OutOfFuel) => CallError::Fuel { plugin, fuel: self.limits.fuel.unwrap_or(u64::MAX) },
+            Some(Trap::Interrupt) => CallError::Deadline {
+                plugin,
+                ms: self.limits.deadline_ms,
+            },
+            Some(Trap::OutOfFuel) => CallError::Fuel {
+                plugin,
+                fuel: self.limits.fuel.unwrap_or(u64::MAX),
+            },
             Some(Trap::StackOverflow) => CallError::StackOverflow { plugin },
             Some(Trap::UnreachableCodeReached) => {
                 let (stderr, _) = store.data().stderr.take();
                 match panic_message(&stderr) {
                     Some(message) => CallError::Panic { plugin, message },
-                    None => CallError::Trap { plugin, message: "unreachable code reached (abort)".into() },
+                    None => CallError::Trap {
+                        plugin,
+                        message: "unreachable code reached (abort)".into(),
+                    },
                 }
             }
             Some(Trap::MemoryOutOfBounds) => CallError::Trap {
                 plugin,
                 message: "out of bounds memory access (guest stack overflow or bad pointer)".into(),
             },
-            Some(t) => CallError::Trap { plugin, message: t.to_string() },
+            Some(t) => CallError::Trap {
+                plugin,
+                message: t.to_string(),
+            },
             None => {
                 let message = format!("{err:#}");
-                if message.contains("discriminant") || message.contains("utf-8") || message.contains("out of bounds")
+                if message.contains("discriminant")
+                    || message.contains("utf-8")
+                    || message.contains("out of bounds")
                 {
-                    CallError::InvalidOutput { plugin, reason: message }
+                    CallError::InvalidOutput {
+                        plugin,
+                        reason: message,
+                    }
                 } else {
                     CallError::Trap { plugin, message }
                 }
@@ -94,10 +119,14 @@ impl LoadedPlugin {
     fn plugin_error(&self, e: wit::PluginError) -> CallError {
         let plugin = self.id().to_string();
         match e {
-            wit::PluginError::InvalidInput(m) => {
-                CallError::InvalidInput { plugin, message: crate::capabilities::log::sanitize(&m, 1024) }
-            }
-            wit::PluginError::Failed(m) => CallError::Failed { plugin, message: crate::capabilities::log::sanitize(&m, 1024) },
+            wit::PluginError::InvalidInput(m) => CallError::InvalidInput {
+                plugin,
+                message: crate::capabilities::log::sanitize(&m, 1024),
+            },
+            wit::PluginError::Failed(m) => CallError::Failed {
+                plugin,
+                message: crate::capabilities::log::sanitize(&m, 1024),
+            },
         }
     }
 
@@ -115,21 +144,31 @@ impl LoadedPlugin {
     }
 
     fn wrong_kind(&self, needed: &str) -> CallError {
-        CallError::WrongKind { plugin: self.id().into(), kind: self.kind().to_string(), needed: needed.into() }
+        CallError::WrongKind {
+            plugin: self.id().into(),
+            kind: self.kind().to_string(),
+            needed: needed.into(),
+        }
     }
 
     /// Scores one lead. Blocking; run on a blocking thread (or a dedicated worker thread).
     pub fn score(&self, lead: &Lead, request_id: Option<Arc<str>>) -> Result<Score, CallError> {
         let size = lead_size(lead);
         if size > self.limits.max_input_bytes {
-            return Err(CallError::InputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_input_bytes });
+            return Err(CallError::InputTooLarge {
+                plugin: self.id().into(),
+                size,
+                limit: self.limits.max_input_bytes,
+            });
         }
         if !matches!(self.pre, WorldPre::Scorer(_)) {
             return Err(self.wrong_kind("a scorer"));
         }
         let input = wit::Lead::from(lead);
         let out = self.with_store(request_id, |store, pre| {
-            let WorldPre::Scorer(pre) = pre else { unreachable!("kind checked above") };
+            let WorldPre::Scorer(pre) = pre else {
+                unreachable!("kind checked above")
+            };
             let bindings = pre.instantiate(&mut *store)?;
             bindings.call_score(&mut *store, &input)
         })?;
@@ -146,9 +185,18 @@ impl LoadedPlugin {
             + s.recommended_action.len()
             + s.factors.iter().map(|f| f.name.len() + 8).sum::<usize>();
         if size > self.limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge { plugin, size, limit: self.limits.max_output_bytes });
+            return Err(CallError::OutputTooLarge {
+                plugin,
+                size,
+                limit: self.limits.max_output_bytes,
+            });
         }
-        let bad = |reason: String| Err(CallError::InvalidOutput { plugin: plugin.clone(), reason });
+        let bad = |reason: String| {
+            Err(CallError::InvalidOutput {
+                plugin: plugin.clone(),
+                reason,
+            })
+        };
         if !s.value.is_finite() || !(0.0..=100.0).contains(&s.value) {
             return bad(format!("score value {} is outside 0-100", s.value));
         }
@@ -170,10 +218,19 @@ impl LoadedPlugin {
     }
 
     /// Runs one layer step. Blocking.
-    pub fn run_layer(&self, input: &LayerInput, request_id: Option<Arc<str>>) -> Result<LayerOutput, CallError> {
-        let size = input.payload.len() + input.topic.len() + input.container.len() + input.run_id.len();
+    pub fn run_layer(
+        &self,
+        input: &LayerInput,
+        request_id: Option<Arc<str>>,
+    ) -> Result<LayerOutput, CallError> {
+        let size =
+            input.payload.len() + input.topic.len() + input.container.len() + input.run_id.len();
         if size > self.limits.max_input_bytes {
-            return Err(CallError::InputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_input_bytes });
+            return Err(CallError::InputTooLarge {
+                plugin: self.id().into(),
+                size,
+                limit: self.limits.max_input_bytes,
+            });
         }
         let ctx = layer::RunContext {
             run_id: input.run_id.clone(),
@@ -184,21 +241,39 @@ impl LoadedPlugin {
         };
         let out = match &self.pre {
             WorldPre::Layer(_) => self.with_store(request_id, |store, pre| {
-                let WorldPre::Layer(pre) = pre else { unreachable!("kind checked by the match") };
-                pre.instantiate(&mut *store)?.call_run_layer(&mut *store, &ctx)
+                let WorldPre::Layer(pre) = pre else {
+                    unreachable!("kind checked by the match")
+                };
+                pre.instantiate(&mut *store)?
+                    .call_run_layer(&mut *store, &ctx)
             })?,
             _ => return Err(self.wrong_kind("a layer")),
         };
         let o = out.map_err(|e| self.plugin_error(e))?;
-        let size = o.output.len() + o.events.iter().map(|e| e.topic.len() + e.payload.len()).sum::<usize>();
+        let size = o.output.len()
+            + o.events
+                .iter()
+                .map(|e| e.topic.len() + e.payload.len())
+                .sum::<usize>();
         if size > self.limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge { plugin: self.id().into(), size, limit: self.limits.max_output_bytes });
+            return Err(CallError::OutputTooLarge {
+                plugin: self.id().into(),
+                size,
+                limit: self.limits.max_output_bytes,
+            });
         }
-        Ok(LayerOutput { output: o.output, events: o.events.into_iter().map(|e| (e.topic, e.payload)).collect() })
+        Ok(LayerOutput {
+            output: o.output,
+            events: o.events.into_iter().map(|e| (e.topic, e.payload)).collect(),
+        })
     }
 
     /// Runs an agent task. Blocking.
-    pub fn run_agent(&self, input: &str, request_id: Option<Arc<str>>) -> Result<String, CallError> {
+    pub fn run_agent(
+        &self,
+        input: &str,
+        request_id: Option<Arc<str>>,
+    ) -> Result<String, CallError> {
         if input.len() > self.limits.max_input_bytes {
             return Err(CallError::InputTooLarge {
                 plugin: self.id().into(),
@@ -208,14 +283,20 @@ impl LoadedPlugin {
         }
         let out = match &self.pre {
             WorldPre::Agent(_) => self.with_store(request_id, |store, pre| {
-                let WorldPre::Agent(pre) = pre else { unreachable!("kind checked by the match") };
+                let WorldPre::Agent(pre) = pre else {
+                    unreachable!("kind checked by the match")
+                };
                 pre.instantiate(&mut *store)?.call_run(&mut *store, input)
             })?,
             _ => return Err(self.wrong_kind("an agent")),
         };
         let o = out.map_err(|e| self.plugin_error(e))?;
         if o.len() > self.limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge { plugin: self.id().into(), size: o.len(), limit: self.limits.max_output_bytes });
+            return Err(CallError::OutputTooLarge {
+                plugin: self.id().into(),
+                size: o.len(),
+                limit: self.limits.max_output_bytes,
+            });
         }
         Ok(o)
     }
@@ -233,7 +314,10 @@ pub fn lead_size(l: &Lead) -> usize {
         + s(&l.timeline)
         + s(&l.source)
         + s(&l.notes)
-        + l.attributes.iter().map(|(k, v)| k.len() + v.len() + 8).sum::<usize>()
+        + l.attributes
+            .iter()
+            .map(|(k, v)| k.len() + v.len() + 8)
+            .sum::<usize>()
         + 64
 }
 
@@ -243,7 +327,12 @@ fn panic_message(stderr: &str) -> Option<String> {
     let text = &stderr[start..];
     // "panicked at src/lib.rs:10:5:\nboom: ..." → take the message lines after the location.
     let msg = text.split_once(":\n").map(|(_, m)| m).unwrap_or(text);
-    let msg: String = msg.lines().take_while(|l| !l.starts_with("note:")).take(3).collect::<Vec<_>>().join(" ");
+    let msg: String = msg
+        .lines()
+        .take_while(|l| !l.starts_with("note:"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ");
     Some(crate::capabilities::log::sanitize(msg.trim(), 512))
 }
 

@@ -11,23 +11,46 @@ pub enum LoadError {
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
     #[error("plugin {plugin}: cannot read component {path}: {message}")]
-    Read { plugin: String, path: String, message: String },
+    Read {
+        plugin: String,
+        path: String,
+        message: String,
+    },
     #[error("plugin {plugin}: not a valid component: {message}")]
     Compile { plugin: String, message: String },
     #[error(transparent)]
     Grant(#[from] GrantError),
     #[error("plugin {plugin} imports `{import}`, which no plugin may import ({why})")]
-    ForbiddenImport { plugin: String, import: String, why: String },
+    ForbiddenImport {
+        plugin: String,
+        import: String,
+        why: String,
+    },
     #[error(
         "plugin {plugin} was built against contract strata:plugin@{version}; this host supports {supported}"
     )]
-    UnsupportedContract { plugin: String, version: String, supported: String },
-    #[error("plugin {plugin} is declared as a {kind} but does not export `{export}` (exports: {found})")]
-    WrongWorld { plugin: String, kind: String, export: String, found: String },
+    UnsupportedContract {
+        plugin: String,
+        version: String,
+        supported: String,
+    },
+    #[error(
+        "plugin {plugin} is declared as a {kind} but does not export `{export}` (exports: {found})"
+    )]
+    WrongWorld {
+        plugin: String,
+        kind: String,
+        export: String,
+        found: String,
+    },
     #[error("plugin {plugin}: linking failed: {message}")]
     Link { plugin: String, message: String },
     #[error("plugin {plugin}: smoke test {case:?} failed: {message}")]
-    Smoke { plugin: String, case: String, message: String },
+    Smoke {
+        plugin: String,
+        case: String,
+        message: String,
+    },
     #[error("plugin {plugin}: {message}")]
     Other { plugin: String, message: String },
 }
@@ -40,7 +63,11 @@ pub enum CallError {
     #[error("plugin {0} is disabled by an operator")]
     Disabled(String),
     #[error("plugin {plugin} is a {kind}; this call needs {needed}")]
-    WrongKind { plugin: String, kind: String, needed: String },
+    WrongKind {
+        plugin: String,
+        kind: String,
+        needed: String,
+    },
     #[error("{plugin}: deadline of {ms} ms exceeded")]
     Deadline { plugin: String, ms: u64 },
     #[error("{plugin}: memory limit of {limit_mb} MiB exceeded")]
@@ -54,9 +81,17 @@ pub enum CallError {
     #[error("{plugin} trapped: {message}")]
     Trap { plugin: String, message: String },
     #[error("{plugin}: input of {size} bytes exceeds max_input_bytes = {limit}")]
-    InputTooLarge { plugin: String, size: usize, limit: usize },
+    InputTooLarge {
+        plugin: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("{plugin}: output of {size} bytes exceeds max_output_bytes = {limit}")]
-    OutputTooLarge { plugin: String, size: usize, limit: usize },
+    OutputTooLarge {
+        plugin: String,
+        size: usize,
+        limit: usize,
+    },
     #[error("{plugin}: invalid output: {reason}")]
     InvalidOutput { plugin: String, reason: String },
     #[error("{plugin} refused the input: {message}")]

@@ -25,18 +25,31 @@ fn pick(asked: Option<u64>, ceiling: Option<u64>, default: u64) -> u64 {
 
 impl Limits {
     pub fn effective(manifest: &LimitsSpec, operator: &LimitsSpec, s: &RuntimeSettings) -> Limits {
-        let memory_mb = pick(manifest.memory_mb, operator.memory_mb, s.default_memory_mb).min(s.pool_max_memory_mb);
+        let memory_mb = pick(manifest.memory_mb, operator.memory_mb, s.default_memory_mb)
+            .min(s.pool_max_memory_mb);
         let fuel = match (manifest.fuel, operator.fuel) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
         Limits {
             memory_bytes: (memory_mb as usize) << 20,
-            deadline_ms: pick(manifest.deadline_ms, operator.deadline_ms, s.default_deadline_ms).max(1),
+            deadline_ms: pick(
+                manifest.deadline_ms,
+                operator.deadline_ms,
+                s.default_deadline_ms,
+            )
+            .max(1),
             fuel: if s.fuel_metering { fuel } else { None },
-            max_input_bytes: pick(manifest.max_input_bytes, operator.max_input_bytes, s.default_max_input_bytes) as usize,
-            max_output_bytes: pick(manifest.max_output_bytes, operator.max_output_bytes, s.default_max_output_bytes)
-                as usize,
+            max_input_bytes: pick(
+                manifest.max_input_bytes,
+                operator.max_input_bytes,
+                s.default_max_input_bytes,
+            ) as usize,
+            max_output_bytes: pick(
+                manifest.max_output_bytes,
+                operator.max_output_bytes,
+                s.default_max_output_bytes,
+            ) as usize,
         }
     }
 }
@@ -47,16 +60,31 @@ mod tests {
 
     #[test]
     fn operator_ceiling_wins_over_manifest_request() {
-        let s = RuntimeSettings { fuel_metering: true, ..RuntimeSettings::default() };
-        let asked = LimitsSpec { memory_mb: Some(100), deadline_ms: Some(500), ..Default::default() };
-        let ceiling = LimitsSpec { memory_mb: Some(16), deadline_ms: None, fuel: Some(1000), ..Default::default() };
+        let s = RuntimeSettings {
+            fuel_metering: true,
+            ..RuntimeSettings::default()
+        };
+        let asked = LimitsSpec {
+            memory_mb: Some(100),
+            deadline_ms: Some(500),
+            ..Default::default()
+        };
+        let ceiling = LimitsSpec {
+            memory_mb: Some(16),
+            deadline_ms: None,
+            fuel: Some(1000),
+            ..Default::default()
+        };
         let l = Limits::effective(&asked, &ceiling, &s);
         assert_eq!(l.memory_bytes, 16 << 20);
         assert_eq!(l.deadline_ms, 500);
         assert_eq!(l.fuel, Some(1000));
         let d = Limits::effective(&LimitsSpec::default(), &LimitsSpec::default(), &s);
         assert_eq!(d.deadline_ms, s.default_deadline_ms);
-        let unmetered = RuntimeSettings { fuel_metering: false, ..s };
+        let unmetered = RuntimeSettings {
+            fuel_metering: false,
+            ..s
+        };
         assert_eq!(Limits::effective(&asked, &ceiling, &unmetered).fuel, None);
     }
 }

@@ -35,7 +35,13 @@ impl Runtime {
         let engine = engine::build(&settings).map_err(|e| LoadError::Engine(format!("{e:#}")))?;
         let ticker = EpochTicker::start(&engine, settings.epoch_tick());
         let cache = ArtifactCache::new(engine.clone(), settings.cache_dir.clone());
-        Ok(Self { engine, cache, services: Arc::new(services), settings, _ticker: ticker })
+        Ok(Self {
+            engine,
+            cache,
+            services: Arc::new(services),
+            settings,
+            _ticker: ticker,
+        })
     }
 
     pub fn engine(&self) -> &Engine {

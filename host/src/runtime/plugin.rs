@@ -2,10 +2,10 @@
 
 use super::cache::CacheOutcome;
 use super::Limits;
+use crate::capabilities::CallState;
 use crate::capabilities::{EffectiveGrants, HostServices, PluginIdentity};
 use crate::manifest::{Manifest, PluginKind};
 use crate::wit::since_v0_1_0::{agent::AgentPre, layer::LayerPre, scorer::ScorerPre};
-use crate::capabilities::CallState;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::Engine;
@@ -66,6 +66,9 @@ impl LoadedPlugin {
 
 impl std::fmt::Debug for LoadedPlugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoadedPlugin").field("id", &self.identity.id).field("sha256", &self.sha256).finish()
+        f.debug_struct("LoadedPlugin")
+            .field("id", &self.identity.id)
+            .field("sha256", &self.sha256)
+            .finish()
     }
 }

@@ -3,7 +3,7 @@
 //! pre-instantiate. Blocking: run it on a blocking thread.
 
 use super::plugin::{ImportInfo, WorldPre};
-use super::{LoadError, LoadedPlugin, Limits, Runtime};
+use super::{Limits, LoadError, LoadedPlugin, Runtime};
 use crate::capabilities::{self, grants, Capability, Grant, PluginIdentity};
 use crate::manifest::{Manifest, PluginKind};
 use crate::wit::{self, since_v0_1_0, InterfaceName};
@@ -29,10 +29,13 @@ impl Runtime {
     ) -> Result<LoadedPlugin, LoadError> {
         let plugin = manifest.id();
         let sha256 = sha256_hex(wasm);
-        let (component, cache_outcome, compile_ms) = self
-            .cache()
-            .load(wasm, &sha256)
-            .map_err(|e| LoadError::Compile { plugin: plugin.clone(), message: format!("{e:#}") })?;
+        let (component, cache_outcome, compile_ms) =
+            self.cache()
+                .load(wasm, &sha256)
+                .map_err(|e| LoadError::Compile {
+                    plugin: plugin.clone(),
+                    message: format!("{e:#}"),
+                })?;
 
         let ty = component.component_type();
         let engine = self.engine();
@@ -40,7 +43,10 @@ impl Runtime {
         let mut contract_version: Option<String> = None;
         for (name, _) in ty.imports(engine) {
             let class = classify_import(&manifest, grant, name, &mut contract_version)?;
-            imports.push(ImportInfo { name: name.to_string(), class });
+            imports.push(ImportInfo {
+                name: name.to_string(),
+                class,
+            });
         }
         let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
         let kind = manifest.plugin.kind;
@@ -49,18 +55,31 @@ impl Runtime {
                 plugin,
                 kind: kind.to_string(),
                 export: kind.required_export().into(),
-                found: if exports.is_empty() { "none".into() } else { exports.join(", ") },
+                found: if exports.is_empty() {
+                    "none".into()
+                } else {
+                    exports.join(", ")
+                },
             });
         }
 
         let grants = Arc::new(grants::effective(&manifest, grant));
-        let link_err = |e: wasmtime::Error| LoadError::Link { plugin: plugin.clone(), message: format!("{e:#}") };
+        let link_err = |e: wasmtime::Error| LoadError::Link {
+            plugin: plugin.clone(),
+            message: format!("{e:#}"),
+        };
         let linker = capabilities::linker_for(engine, &grants).map_err(link_err)?;
         let pre = linker.instantiate_pre(&component).map_err(link_err)?;
         let pre = match kind {
-            PluginKind::Scorer => WorldPre::Scorer(since_v0_1_0::scorer::ScorerPre::new(pre).map_err(link_err)?),
-            PluginKind::Layer => WorldPre::Layer(since_v0_1_0::layer::LayerPre::new(pre).map_err(link_err)?),
-            PluginKind::Agent => WorldPre::Agent(since_v0_1_0::agent::AgentPre::new(pre).map_err(link_err)?),
+            PluginKind::Scorer => {
+                WorldPre::Scorer(since_v0_1_0::scorer::ScorerPre::new(pre).map_err(link_err)?)
+            }
+            PluginKind::Layer => {
+                WorldPre::Layer(since_v0_1_0::layer::LayerPre::new(pre).map_err(link_err)?)
+            }
+            PluginKind::Agent => {
+                WorldPre::Agent(since_v0_1_0::agent::AgentPre::new(pre).map_err(link_err)?)
+            }
         };
         let operator_limits = grant.map(|g| g.limits).unwrap_or_default();
         let limits = Limits::effective(&manifest.limits, &operator_limits, self.settings());
@@ -69,7 +88,10 @@ impl Runtime {
                 only the deadline bounds this plugin");
         }
         Ok(LoadedPlugin {
-            identity: Arc::new(PluginIdentity::new(&manifest.plugin.name, &manifest.plugin.version)),
+            identity: Arc::new(PluginIdentity::new(
+                &manifest.plugin.name,
+                &manifest.plugin.version,
+            )),
             sha256,
             size: wasm.len(),
             source,
@@ -99,9 +121,15 @@ fn classify_import(
     contract: &mut Option<String>,
 ) -> Result<String, LoadError> {
     let plugin = manifest.id();
-    let forbidden = |why: &str| LoadError::ForbiddenImport { plugin: plugin.clone(), import: name.into(), why: why.into() };
+    let forbidden = |why: &str| LoadError::ForbiddenImport {
+        plugin: plugin.clone(),
+        import: name.into(),
+        why: why.into(),
+    };
     let Some(iface) = InterfaceName::parse(name) else {
-        return Err(forbidden("plugins may only import interfaces of strata:plugin and WASI"));
+        return Err(forbidden(
+            "plugins may only import interfaces of strata:plugin and WASI",
+        ));
     };
     if iface.namespace == "wasi" {
         return if WASI_ALLOWED.contains(&iface.package) {
@@ -111,7 +139,9 @@ fn classify_import(
         };
     }
     if !iface.is_strata() {
-        return Err(forbidden("unknown package; plugins reach the outside only through strata:plugin capabilities"));
+        return Err(forbidden(
+            "unknown package; plugins reach the outside only through strata:plugin capabilities",
+        ));
     }
     let version = iface.version.unwrap_or("");
     if !wit::SUPPORTED_VERSIONS.contains(&version) {
@@ -157,7 +187,9 @@ mod tests {
         assert_eq!(classify(&m, None, "wasi:cli/stdout@0.2.6").unwrap(), "wasi");
         let e = classify(&m, None, "wasi:http/outgoing-handler@0.2.6").unwrap_err();
         assert!(matches!(e, LoadError::ForbiddenImport { .. }), "{e}");
-        let e = classify(&m, None, "evil:net/socket").unwrap_err().to_string();
+        let e = classify(&m, None, "evil:net/socket")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("evil:net/socket"), "{e}");
         assert!(classify(&m, None, "bare-function").is_err());
     }
@@ -165,14 +197,26 @@ mod tests {
     #[test]
     fn capabilities_need_declaration_and_grant_and_a_supported_contract() {
         let m = manifest("state = {}");
-        let grant = Grant { capabilities: vec![Capability::State], ..Default::default() };
-        assert_eq!(classify(&m, None, "strata:plugin/log@0.1.0").unwrap(), "capability:log");
-        assert_eq!(classify(&m, None, "strata:plugin/types@0.1.0").unwrap(), "types");
+        let grant = Grant {
+            capabilities: vec![Capability::State],
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(&m, None, "strata:plugin/log@0.1.0").unwrap(),
+            "capability:log"
+        );
+        assert_eq!(
+            classify(&m, None, "strata:plugin/types@0.1.0").unwrap(),
+            "types"
+        );
         assert!(matches!(
             classify(&m, None, "strata:plugin/state@0.1.0").unwrap_err(),
             LoadError::Grant(crate::capabilities::GrantError::NotGranted { .. })
         ));
-        assert_eq!(classify(&m, Some(&grant), "strata:plugin/state@0.1.0").unwrap(), "capability:state");
+        assert_eq!(
+            classify(&m, Some(&grant), "strata:plugin/state@0.1.0").unwrap(),
+            "capability:state"
+        );
         assert!(matches!(
             classify(&m, Some(&grant), "strata:plugin/crm@0.1.0").unwrap_err(),
             LoadError::Grant(crate::capabilities::GrantError::NotDeclared { .. })

@@ -39,7 +39,11 @@ pub fn hash_key(key: &str) -> String {
 }
 
 /// Creates and stores a key; the secret is returned once and never stored.
-pub async fn create_key(db: &crate::db::Db, name: &str, role: Role) -> Result<(ApiKeyRecord, String), crate::db::DbError> {
+pub async fn create_key(
+    db: &crate::db::Db,
+    name: &str,
+    role: Role,
+) -> Result<(ApiKeyRecord, String), crate::db::DbError> {
     let secret = generate_key();
     let rec = db
         .insert_api_key(&NewApiKey {
@@ -54,10 +58,16 @@ pub async fn create_key(db: &crate::db::Db, name: &str, role: Role) -> Result<(A
 
 /// The key presented with a request, if any.
 pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
-    if let Some(v) = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(v) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         return v.strip_prefix("Bearer ").map(str::trim);
     }
-    headers.get("x-api-key").and_then(|v| v.to_str().ok()).map(str::trim)
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Hash → (record or none, when fetched).
@@ -67,8 +77,17 @@ pub struct KeyCache {
 }
 
 impl KeyCache {
-    async fn lookup(&self, db: &crate::db::Db, hash: &str) -> Result<Option<ApiKeyRecord>, ApiError> {
-        if let Some((rec, at)) = self.entries.lock().unwrap_or_else(|e| e.into_inner()).get(hash) {
+    async fn lookup(
+        &self,
+        db: &crate::db::Db,
+        hash: &str,
+    ) -> Result<Option<ApiKeyRecord>, ApiError> {
+        if let Some((rec, at)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(hash)
+        {
             if at.elapsed() < CACHE_TTL {
                 return Ok(rec.clone());
             }
@@ -87,9 +106,15 @@ impl KeyCache {
 }
 
 /// Middleware: authenticate and require `role` (or a higher one).
-pub async fn require(State((state, role)): State<(AppState, Role)>, mut req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require(
+    State((state, role)): State<(AppState, Role)>,
+    mut req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let Some(key) = presented_key(req.headers()) else {
-        return Err(ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`"));
+        return Err(ApiError::unauthorized(
+            "missing API key: send `Authorization: Bearer <key>`",
+        ));
     };
     let rec = state.keys.lookup(&state.db, &hash_key(key)).await?;
     let Some(rec) = rec else {
@@ -103,6 +128,10 @@ pub async fn require(State((state, role)): State<(AppState, Role)>, mut req: Req
             rec.role.as_str()
         )));
     }
-    req.extensions_mut().insert(Caller { key_id: rec.id, name: rec.name, role: rec.role });
+    req.extensions_mut().insert(Caller {
+        key_id: rec.id,
+        name: rec.name,
+        role: rec.role,
+    });
     Ok(next.run(req).await)
 }

@@ -26,7 +26,11 @@ pub struct Problem {
 
 impl ApiError {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
-        Self { status, detail: detail.into(), headers: Vec::new() }
+        Self {
+            status,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
     }
     pub fn bad_request(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, detail)
@@ -39,7 +43,8 @@ impl ApiError {
     }
     pub fn unauthorized(detail: impl Into<String>) -> Self {
         let mut e = Self::new(StatusCode::UNAUTHORIZED, detail);
-        e.headers.push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        e.headers
+            .push((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         e
     }
     pub fn forbidden(detail: impl Into<String>) -> Self {
@@ -57,12 +62,23 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Problem {
             kind: "about:blank",
-            title: self.status.canonical_reason().unwrap_or("Error").to_string(),
+            title: self
+                .status
+                .canonical_reason()
+                .unwrap_or("Error")
+                .to_string(),
             status: self.status.as_u16(),
             detail: self.detail,
         };
-        let mut res = (self.status, serde_json::to_string(&body).unwrap_or_default()).into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        let mut res = (
+            self.status,
+            serde_json::to_string(&body).unwrap_or_default(),
+        )
+            .into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         for (k, v) in self.headers {
             res.headers_mut().insert(k, v);
         }

@@ -45,7 +45,9 @@ pub fn json_depth(bytes: &[u8], limit: usize) -> usize {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8], depth_limit: usize) -> Result<T, ApiError> {
     let depth = json_depth(bytes, depth_limit);
     if depth > depth_limit {
-        return Err(ApiError::bad_request(format!("JSON nested deeper than {depth_limit} levels")));
+        return Err(ApiError::bad_request(format!(
+            "JSON nested deeper than {depth_limit} levels"
+        )));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value: T = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
@@ -53,12 +55,15 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8], depth_limit: usize) -> Result<T,
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
-            Category::Data if path != "." => ApiError::unprocessable(format!("invalid request body at `{path}`: {inner}")),
+            Category::Data if path != "." => {
+                ApiError::unprocessable(format!("invalid request body at `{path}`: {inner}"))
+            }
             Category::Data => ApiError::unprocessable(format!("invalid request body: {inner}")),
             _ => ApiError::bad_request(format!("malformed JSON: {inner}")),
         }
     })?;
-    de.end().map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    de.end()
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
     Ok(value)
 }
 
@@ -66,16 +71,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let ct = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let ct = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         if !ct.starts_with("application/json") {
             return Err(ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!("expected Content-Type: application/json, got {ct:?}"),
             ));
         }
-        let limit = req.extensions().get::<DepthLimit>().map_or(DEFAULT_DEPTH, |d| d.0);
+        let limit = req
+            .extensions()
+            .get::<DepthLimit>()
+            .map_or(DEFAULT_DEPTH, |d| d.0);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::new(e.status(), format!("cannot read request body: {}", e.body_text()))
+            ApiError::new(
+                e.status(),
+                format!("cannot read request body: {}", e.body_text()),
+            )
         })?;
         parse(&bytes, limit).map(ApiJson)
     }

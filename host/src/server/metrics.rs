@@ -9,8 +9,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const LATENCY_BUCKETS: &[f64] =
-    &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 /// The process-wide recorder (installed once; later servers in the same process share it).
 pub fn handle() -> PrometheusHandle {
@@ -28,39 +29,59 @@ pub fn handle() -> PrometheusHandle {
 
 /// Middleware: one counter and one histogram sample per request, by matched route.
 pub async fn track(req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
     let method = req.method().to_string();
     let started = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status).increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route).record(started.elapsed().as_secs_f64());
+    metrics::histogram!("http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
     res
 }
 
 /// Records one plugin call.
-pub fn plugin_call<T>(plugin: &str, result: &Result<T, crate::runtime::CallError>, elapsed: Duration) {
+pub fn plugin_call<T>(
+    plugin: &str,
+    result: &Result<T, crate::runtime::CallError>,
+    elapsed: Duration,
+) {
     let outcome = match result {
         Ok(_) => "ok",
         Err(e) => e.kind(),
     };
-    metrics::counter!("plugin_calls_total", "plugin" => plugin.to_string(), "outcome" => outcome).increment(1);
-    metrics::histogram!("plugin_call_duration_seconds", "plugin" => plugin.to_string()).record(elapsed.as_secs_f64());
+    metrics::counter!("plugin_calls_total", "plugin" => plugin.to_string(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("plugin_call_duration_seconds", "plugin" => plugin.to_string())
+        .record(elapsed.as_secs_f64());
 }
 
 /// Gauges read at scrape time: queue depth by status, live plugins, database pool.
 pub async fn refresh_gauges(st: &AppState) {
     if let Ok(d) = st.db.queue_depth().await {
-        for (status, n) in [("queued", d.queued), ("running", d.running), ("succeeded", d.succeeded), ("dead", d.dead)] {
+        for (status, n) in [
+            ("queued", d.queued),
+            ("running", d.running),
+            ("succeeded", d.succeeded),
+            ("dead", d.dead),
+        ] {
             metrics::gauge!("jobs_queue_depth", "status" => status).set(n as f64);
         }
     }
     for slot in st.manager.registry().slots() {
-        let live = slot.live().map(|p| p.version().to_string()).unwrap_or_default();
+        let live = slot
+            .live()
+            .map(|p| p.version().to_string())
+            .unwrap_or_default();
         metrics::gauge!("plugin_live", "plugin" => slot.name.clone(), "version" => live)
             .set(if slot.is_disabled() { 0.0 } else { 1.0 });
     }
     let (size, idle) = st.db.pool_stats();
     metrics::gauge!("db_pool_connections", "backend" => st.db.backend().as_str()).set(size as f64);
-    metrics::gauge!("db_pool_idle_connections", "backend" => st.db.backend().as_str()).set(idle as f64);
+    metrics::gauge!("db_pool_idle_connections", "backend" => st.db.backend().as_str())
+        .set(idle as f64);
 }

@@ -48,8 +48,11 @@ pub struct RequestId(pub Arc<str>);
 
 fn sane_request_id(v: &HeaderValue) -> Option<&str> {
     let s = v.to_str().ok()?;
-    (!s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
-        .then_some(s)
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    .then_some(s)
 }
 
 /// Assigns the request id, runs the request inside a span carrying it, echoes it back.
@@ -68,12 +71,19 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 }
 
 /// Runs blocking plugin work off the async workers; a panic there is a 500, not a crash.
-pub async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, error::ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| error::ApiError::internal(format!("worker task failed: {e}")))
+pub async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, error::ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| error::ApiError::internal(format!("worker task failed: {e}")))
 }
 
 fn with_role(r: OpenApiRouter<AppState>, state: &AppState, role: Role) -> OpenApiRouter<AppState> {
-    r.layer(middleware::from_fn_with_state((state.clone(), role), auth::require))
+    r.layer(middleware::from_fn_with_state(
+        (state.clone(), role),
+        auth::require,
+    ))
 }
 
 /// The whole API.
@@ -82,9 +92,17 @@ pub fn router(state: AppState) -> Router {
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::health))
         .routes(routes!(routes::health::ready));
-    let ops = if sv.public_health { ops } else { with_role(ops, &state, Role::Reader) };
+    let ops = if sv.public_health {
+        ops
+    } else {
+        with_role(ops, &state, Role::Reader)
+    };
     let metrics = OpenApiRouter::new().routes(routes!(routes::health::metrics));
-    let metrics = if sv.public_metrics { metrics } else { with_role(metrics, &state, Role::Reader) };
+    let metrics = if sv.public_metrics {
+        metrics
+    } else {
+        with_role(metrics, &state, Role::Reader)
+    };
 
     let reader = OpenApiRouter::new()
         .routes(routes!(routes::leads::list))
@@ -122,7 +140,11 @@ pub fn router(state: AppState) -> Router {
     let cors = if sv.cors_origins.is_empty() {
         CorsLayer::new()
     } else {
-        let origins: Vec<HeaderValue> = sv.cors_origins.iter().filter_map(|o| o.parse().ok()).collect();
+        let origins: Vec<HeaderValue> = sv
+            .cors_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods(tower_http::cors::Any)
@@ -131,22 +153,36 @@ pub fn router(state: AppState) -> Router {
     let depth = json::DepthLimit(sv.json_depth_limit);
     api.merge(openapi::docs_router(doc))
         .fallback(|| async { error::ApiError::not_found("no such route") })
-        .layer(middleware::from_fn(move |mut req: Request, next: Next| async move {
-            req.extensions_mut().insert(depth);
-            next.run(req).await
-        }))
-        .layer(rate_limit::layer(sv.rate_limit_per_second, sv.rate_limit_burst))
+        .layer(middleware::from_fn(
+            move |mut req: Request, next: Next| async move {
+                req.extensions_mut().insert(depth);
+                next.run(req).await
+            },
+        ))
+        .layer(rate_limit::layer(
+            sv.rate_limit_per_second,
+            sv.rate_limit_burst,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .layer(RequestBodyLimitLayer::new(sv.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_millis(sv.request_timeout_ms)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(sv.request_timeout_ms),
+        ))
         .layer(cors)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
 }
 
 /// Connects the database, retrying with backoff while it is unreachable.
-pub async fn connect_with_retry(config: &Config, shutdown: &tokio::sync::watch::Receiver<bool>) -> anyhow::Result<Db> {
-    let opts = crate::db::DbOptions { max_connections: config.database.max_connections, ..Default::default() };
+pub async fn connect_with_retry(
+    config: &Config,
+    shutdown: &tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Db> {
+    let opts = crate::db::DbOptions {
+        max_connections: config.database.max_connections,
+        ..Default::default()
+    };
     let mut delay = Duration::from_millis(250);
     loop {
         match Db::connect(&config.database.url, &opts).await {
@@ -166,7 +202,8 @@ pub async fn connect_with_retry(config: &Config, shutdown: &tokio::sync::watch::
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = ctrl_c => {},
         _ = term.recv() => {},
@@ -176,7 +213,10 @@ pub async fn shutdown_signal() {
 
 /// Runs the service until SIGTERM/SIGINT: stop accepting, finish in-flight requests,
 /// return claimed jobs to the queue, flush the audit, exit.
-pub async fn serve(config: Config, ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+) -> anyhow::Result<()> {
     serve_until(config, ready, shutdown_signal()).await
 }
 
@@ -208,7 +248,11 @@ pub async fn serve_until(
     }
     tracing::info!(loaded = ?report.loaded, "plugins loaded");
     let _watch = if config.plugins.watch {
-        Some(crate::plugins::watcher::watch(manager.clone(), &config.plugins.dir, Duration::from_millis(config.plugins.debounce_ms))?)
+        Some(crate::plugins::watcher::watch(
+            manager.clone(),
+            &config.plugins.dir,
+            Duration::from_millis(config.plugins.debounce_ms),
+        )?)
     } else {
         None
     };
@@ -224,7 +268,8 @@ pub async fn serve_until(
     };
     let workers = worker::spawn(state.clone(), stop_rx.clone());
 
-    let listener = tokio::net::TcpListener::bind(&config.server.bind).await
+    let listener = tokio::net::TcpListener::bind(&config.server.bind)
+        .await
         .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", config.server.bind))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "strata serving");
@@ -232,11 +277,14 @@ pub async fn serve_until(
         let _ = tx.send(addr);
     }
     let mut stop = stop_rx.clone();
-    axum::serve(listener, router(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    })
+    .await?;
     for w in workers {
         let _ = w.await;
     }

@@ -18,8 +18,14 @@ struct Security;
 impl utoipa::Modify for Security {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
         let c = doc.components.get_or_insert_with(Default::default);
-        c.add_security_scheme("api_key", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
-        c.add_security_scheme("api_key_header", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))));
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        c.add_security_scheme(
+            "api_key_header",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
     }
 }
 
@@ -28,9 +34,14 @@ pub fn base() -> utoipa::openapi::OpenApi {
 }
 
 /// `GET /api/openapi.json` and `GET /api/docs`.
-pub fn docs_router<S: Clone + Send + Sync + 'static>(doc: Arc<utoipa::openapi::OpenApi>) -> Router<S> {
+pub fn docs_router<S: Clone + Send + Sync + 'static>(
+    doc: Arc<utoipa::openapi::OpenApi>,
+) -> Router<S> {
     let json = doc.clone();
     Router::new()
-        .route("/api/openapi.json", axum::routing::get(move || async move { axum::Json((*json).clone()) }))
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || async move { axum::Json((*json).clone()) }),
+        )
         .merge(Scalar::with_url("/api/docs", (*doc).clone()))
 }

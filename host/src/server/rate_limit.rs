@@ -28,7 +28,10 @@ impl KeyExtractor for KeyOrIp {
     }
 }
 
-pub fn layer(per_second: u64, burst: u32) -> GovernorLayer<KeyOrIp, governor::middleware::NoOpMiddleware> {
+pub fn layer(
+    per_second: u64,
+    burst: u32,
+) -> GovernorLayer<KeyOrIp, governor::middleware::NoOpMiddleware> {
     let period = Duration::from_nanos((1_000_000_000 / per_second.max(1)).max(1));
     let config = GovernorConfigBuilder::default()
         .period(period)
@@ -36,5 +39,7 @@ pub fn layer(per_second: u64, burst: u32) -> GovernorLayer<KeyOrIp, governor::mi
         .key_extractor(KeyOrIp)
         .finish()
         .expect("valid rate limit");
-    GovernorLayer { config: Arc::new(config) }
+    GovernorLayer {
+        config: Arc::new(config),
+    }
 }

@@ -26,7 +26,9 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<tokio::task::J
 }
 
 fn hostname() -> String {
-    std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "host".into())
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
 }
 
 async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
@@ -60,14 +62,19 @@ async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
             None => {
                 // Shutting down mid-job: give it back untouched (not counted as an attempt).
                 match st.db.release_job(&job.id, &owner).await {
-                    Ok(_) => tracing::info!(job_id = %job.id, "job returned to the queue on shutdown"),
-                    Err(e) => tracing::warn!(job_id = %job.id, error = %e, "cannot release job; its lease will expire"),
+                    Ok(_) => {
+                        tracing::info!(job_id = %job.id, "job returned to the queue on shutdown")
+                    }
+                    Err(e) => {
+                        tracing::warn!(job_id = %job.id, error = %e, "cannot release job; its lease will expire")
+                    }
                 }
                 break;
             }
             Some(Ok(result)) => {
                 metrics::counter!("jobs_total", "kind" => job.kind.clone(), "outcome" => "succeeded").increment(1);
-                metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone()).record(started.elapsed().as_secs_f64());
+                metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone())
+                    .record(started.elapsed().as_secs_f64());
                 if let Ok(false) | Err(_) = st.db.complete_job(&job.id, &owner, &result).await {
                     tracing::warn!(job_id = %job.id, "job finished after its lease was lost; result not recorded");
                 }
@@ -76,11 +83,17 @@ async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
                 let delay = 500i64 << job.attempts.clamp(0, 10);
                 match st.db.fail_job(&job.id, &owner, &error, delay).await {
                     Ok(Some(j)) => {
-                        let outcome = if j.status.as_str() == "dead" { "dead" } else { "retry" };
+                        let outcome = if j.status.as_str() == "dead" {
+                            "dead"
+                        } else {
+                            "retry"
+                        };
                         metrics::counter!("jobs_total", "kind" => job.kind.clone(), "outcome" => outcome).increment(1);
                         tracing::warn!(job_id = %job.id, attempt = job.attempts, %error, outcome, "job failed");
                     }
-                    _ => tracing::warn!(job_id = %job.id, %error, "job failed after its lease was lost"),
+                    _ => {
+                        tracing::warn!(job_id = %job.id, %error, "job failed after its lease was lost")
+                    }
                 }
             }
         }
@@ -96,15 +109,25 @@ async fn execute(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, St
 }
 
 async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
-    let lead_id = job.payload["lead_id"].as_str().ok_or("payload has no lead_id")?.to_string();
-    let strategy = job.payload["strategy"].as_str().unwrap_or(&st.config.plugins.default_scorer).to_string();
+    let lead_id = job.payload["lead_id"]
+        .as_str()
+        .ok_or("payload has no lead_id")?
+        .to_string();
+    let strategy = job.payload["strategy"]
+        .as_str()
+        .unwrap_or(&st.config.plugins.default_scorer)
+        .to_string();
     let lead = st
         .db
         .get_lead(&lead_id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("lead {lead_id:?} no longer exists"))?;
-    let plugin = st.manager.registry().get(&strategy).map_err(|e| e.to_string())?;
+    let plugin = st
+        .manager
+        .registry()
+        .get(&strategy)
+        .map_err(|e| e.to_string())?;
     let rid: Option<Arc<str>> = job.request_id.as_deref().map(Arc::from);
     let started = Instant::now();
     let p = plugin.clone();

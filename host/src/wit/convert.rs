@@ -57,7 +57,10 @@ impl From<&Lead> for wit::Lead {
             attributes: l
                 .attributes
                 .iter()
-                .map(|(name, value)| wit::Attribute { name: name.clone(), value: value.clone() })
+                .map(|(name, value)| wit::Attribute {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
                 .collect(),
         }
     }
@@ -72,7 +75,14 @@ impl From<wit::Score> for Score {
             recommended_action: s.recommended_action,
             reasoning: s.reasoning,
             confidence: s.confidence,
-            factors: s.factors.into_iter().map(|f| Factor { name: f.name, score: f.score }).collect(),
+            factors: s
+                .factors
+                .into_iter()
+                .map(|f| Factor {
+                    name: f.name,
+                    score: f.score,
+                })
+                .collect(),
         }
     }
 }
@@ -88,7 +98,10 @@ impl From<&Score> for wit::Score {
             factors: s
                 .factors
                 .iter()
-                .map(|f| wit::Factor { name: f.name.clone(), score: f.score })
+                .map(|f| wit::Factor {
+                    name: f.name.clone(),
+                    score: f.score,
+                })
                 .collect(),
         }
     }
@@ -101,7 +114,11 @@ impl From<&StoredScore> for wit::StoredScore {
             score: (&s.score).into(),
             created_at: s.created_at,
             override_value: s.human_override.as_ref().and_then(|o| o.value),
-            override_priority: s.human_override.as_ref().and_then(|o| o.priority).map(Into::into),
+            override_priority: s
+                .human_override
+                .as_ref()
+                .and_then(|o| o.priority)
+                .map(Into::into),
         }
     }
 }

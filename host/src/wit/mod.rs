@@ -31,7 +31,12 @@ impl<'a> InterfaceName<'a> {
             Some((i, v)) => (i, Some(v)),
             None => (rest, None),
         };
-        Some(Self { namespace: ns, package: pkg, interface: iface, version })
+        Some(Self {
+            namespace: ns,
+            package: pkg,
+            interface: iface,
+            version,
+        })
     }
 
     /// `strata:plugin/...`?

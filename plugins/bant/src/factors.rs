@@ -24,7 +24,12 @@ pub fn fixed(x: f64, decimals: u32) -> String {
     if decimals == 0 {
         format!("{sign}{n}")
     } else {
-        format!("{sign}{}.{:0width$}", n / scale, n % scale, width = decimals as usize)
+        format!(
+            "{sign}{}.{:0width$}",
+            n / scale,
+            n % scale,
+            width = decimals as usize
+        )
     }
 }
 
@@ -56,7 +61,9 @@ pub fn budget(budget: Option<f64>, revenue: Option<f64>) -> Rated {
             } else {
                 0.0
             };
-            let rev = r.map_or(String::new(), |r| format!(", company revenue {}", fixed(r, 0)));
+            let rev = r.map_or(String::new(), |r| {
+                format!(", company revenue {}", fixed(r, 0))
+            });
             rated(
                 (tier(b, BUDGET) + bonus).min(100.0),
                 format!("stated budget {}{rev}", fixed(b, 0)),

@@ -61,7 +61,14 @@ pub fn score_lead(lead: &Lead) -> Score {
     let reasoning = rated
         .iter()
         .zip(WEIGHTS)
-        .map(|(r, (name, w))| format!("{name} {}/100 (×{}): {}", fixed(r.score, 0), fixed(w, 2), r.why))
+        .map(|(r, (name, w))| {
+            format!(
+                "{name} {}/100 (×{}): {}",
+                fixed(r.score, 0),
+                fixed(w, 2),
+                r.why
+            )
+        })
         .collect::<Vec<_>>()
         .join(". ");
 

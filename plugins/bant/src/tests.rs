@@ -90,7 +90,15 @@ fn weights_sum_to_one() {
 #[test]
 fn fixed_formats_like_the_float_formatter() {
     use crate::factors::fixed;
-    for (x, d) in [(0.25, 2), (91.84, 1), (120000.0, 0), (0.0, 1), (99.95, 1), (1.2e9, 0), (-3.26, 1)] {
+    for (x, d) in [
+        (0.25, 2),
+        (91.84, 1),
+        (120000.0, 0),
+        (0.0, 1),
+        (99.95, 1),
+        (1.2e9, 0),
+        (-3.26, 1),
+    ] {
         assert_eq!(fixed(x, d), format!("{x:.*}", d as usize), "{x} {d}");
     }
 }

@@ -24,7 +24,10 @@ pub struct AuditQuery {
 /// Capability calls, newest first.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Object)), security(("api_key" = [])))]
-pub async fn list(State(st): State<AppState>, Query(q): Query<AuditQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult<Json<Value>> {
     st.audit.flush().await;
     let rows = st
         .db

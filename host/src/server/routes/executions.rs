@@ -20,7 +20,10 @@ pub struct ExecQuery {
 /// Agent executions, newest first.
 #[utoipa::path(get, path = "/api/v1/agents/executions", tag = "agents", params(ExecQuery),
     responses((status = 200, body = Object)), security(("api_key" = [])))]
-pub async fn list(State(st): State<AppState>, Query(q): Query<ExecQuery>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ExecQuery>,
+) -> ApiResult<Json<Value>> {
     let rows = st
         .db
         .list_executions(&ExecutionFilter {
@@ -55,7 +58,10 @@ pub struct StatsQuery {
 /// Counts, success rate, latency percentiles, tokens and cost by agent and version.
 #[utoipa::path(get, path = "/api/v1/agents/stats", tag = "agents", params(StatsQuery),
     responses((status = 200, body = Object)), security(("api_key" = [])))]
-pub async fn stats(State(st): State<AppState>, Query(q): Query<StatsQuery>) -> ApiResult<Json<Value>> {
+pub async fn stats(
+    State(st): State<AppState>,
+    Query(q): Query<StatsQuery>,
+) -> ApiResult<Json<Value>> {
     let stats = st.db.execution_stats(q.since).await?;
     Ok(Json(json!({ "items": stats })))
 }

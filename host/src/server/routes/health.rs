@@ -16,7 +16,11 @@ pub struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "ops", responses((status = 200, body = Health)))]
 pub async fn health(State(st): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION"), uptime_s: st.started.elapsed().as_secs() })
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: st.started.elapsed().as_secs(),
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -31,14 +35,28 @@ pub struct Ready {
 #[utoipa::path(get, path = "/ready", tag = "ops",
     responses((status = 200, body = Ready), (status = 503, body = crate::server::error::Problem)))]
 pub async fn ready(State(st): State<AppState>) -> Result<Json<Ready>, ApiError> {
-    st.db.ping().await.map_err(|e| ApiError::unavailable(format!("database not reachable: {e}")))?;
+    st.db
+        .ping()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("database not reachable: {e}")))?;
     let registry = st.manager.registry();
-    let live = registry.slots().iter().filter(|s| s.live().is_some()).count();
+    let live = registry
+        .slots()
+        .iter()
+        .filter(|s| s.live().is_some())
+        .count();
     let default = &st.config.plugins.default_scorer;
     if let Err(e) = registry.get(default) {
-        return Err(ApiError::unavailable(format!("default scorer not ready: {e}")));
+        return Err(ApiError::unavailable(format!(
+            "default scorer not ready: {e}"
+        )));
     }
-    Ok(Json(Ready { status: "ready", database: st.db.backend().as_str().into(), plugins_live: live, default_scorer: default.clone() }))
+    Ok(Json(Ready {
+        status: "ready",
+        database: st.db.backend().as_str().into(),
+        plugins_live: live,
+        default_scorer: default.clone(),
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.

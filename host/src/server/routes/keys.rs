@@ -22,7 +22,9 @@ fn key_json(k: &crate::db::ApiKeyRecord) -> Value {
     security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
     let keys = st.db.list_api_keys().await?;
-    Ok(Json(json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() })))
+    Ok(Json(
+        json!({ "items": keys.iter().map(key_json).collect::<Vec<_>>() }),
+    ))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -37,8 +39,14 @@ pub struct NewKey {
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
     responses((status = 201, body = Object), (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn create(State(st): State<AppState>, ApiJson(req): ApiJson<NewKey>) -> ApiResult<(StatusCode, Json<Value>)> {
-    let role: Role = req.role.parse().map_err(|e: <Role as std::str::FromStr>::Err| ApiError::unprocessable(e.to_string()))?;
+pub async fn create(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<NewKey>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let role: Role = req
+        .role
+        .parse()
+        .map_err(|e: <Role as std::str::FromStr>::Err| ApiError::unprocessable(e.to_string()))?;
     if req.name.trim().is_empty() || req.name.len() > 100 {
         return Err(ApiError::unprocessable("name must be 1-100 characters"));
     }

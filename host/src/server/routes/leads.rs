@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
     responses((status = 201, body = Lead), (status = 400, body = crate::server::error::Problem),
               (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn upsert(State(st): State<AppState>, ApiJson(lead): ApiJson<Lead>) -> ApiResult<(StatusCode, Json<Lead>)> {
+pub async fn upsert(
+    State(st): State<AppState>,
+    ApiJson(lead): ApiJson<Lead>,
+) -> ApiResult<(StatusCode, Json<Lead>)> {
     validate(&lead)?;
     st.db.upsert_lead(&lead).await?;
     Ok((StatusCode::CREATED, Json(lead)))
@@ -29,7 +32,9 @@ fn validate(l: &Lead) -> ApiResult<()> {
     }
     for (what, v) in [("budget", l.budget), ("annual_revenue", l.annual_revenue)] {
         if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            return Err(ApiError::unprocessable(format!("{what} must be a non-negative number")));
+            return Err(ApiError::unprocessable(format!(
+                "{what} must be a non-negative number"
+            )));
         }
     }
     Ok(())
@@ -46,8 +51,15 @@ pub struct BulkResult {
     request_body(content = String, content_type = "application/x-ndjson"),
     responses((status = 201, body = BulkResult), (status = 400, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn bulk(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<(StatusCode, Json<BulkResult>)> {
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+pub async fn bulk(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<BulkResult>)> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let format = if ct.starts_with("text/csv") {
         InputFormat::Csv
     } else if ct.starts_with("application/x-ndjson") || ct.starts_with("application/jsonl") {
@@ -88,13 +100,27 @@ pub struct LeadPage {
 /// List leads with filters and pagination.
 #[utoipa::path(get, path = "/api/v1/leads", tag = "leads", params(ListQuery),
     responses((status = 200, body = LeadPage)), security(("api_key" = [])))]
-pub async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<LeadPage>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<LeadPage>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let offset = q.offset.unwrap_or(0).max(0);
-    let filter = LeadFilter { status: q.status, source: q.source, search: q.q, limit, offset };
+    let filter = LeadFilter {
+        status: q.status,
+        source: q.source,
+        search: q.q,
+        limit,
+        offset,
+    };
     let items = st.db.list_leads(&filter).await?;
     let total = st.db.count_leads(&filter).await?;
-    Ok(Json(LeadPage { items, total, limit, offset }))
+    Ok(Json(LeadPage {
+        items,
+        total,
+        limit,
+        offset,
+    }))
 }
 
 /// One lead.
@@ -102,5 +128,9 @@ pub async fn list(State(st): State<AppState>, Query(q): Query<ListQuery>) -> Api
     responses((status = 200, body = Lead), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Lead>> {
-    st.db.get_lead(&id).await?.map(Json).ok_or_else(|| ApiError::not_found(format!("no lead {id:?}")))
+    st.db
+        .get_lead(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no lead {id:?}")))
 }

@@ -24,7 +24,13 @@ fn summary(st: &AppState, slot: &crate::plugins::Slot) -> Value {
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, body = Object)),
     security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>) -> Json<Value> {
-    let items: Vec<Value> = st.manager.registry().slots().iter().map(|s| summary(&st, s)).collect();
+    let items: Vec<Value> = st
+        .manager
+        .registry()
+        .slots()
+        .iter()
+        .map(|s| summary(&st, s))
+        .collect();
     Json(json!({ "items": items }))
 }
 
@@ -34,7 +40,11 @@ pub async fn list(State(st): State<AppState>) -> Json<Value> {
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let slot = st.manager.registry().slot(&name).ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))?;
+    let slot = st
+        .manager
+        .registry()
+        .slot(&name)
+        .ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))?;
     let mut v = summary(&st, &slot);
     if let Some(p) = slot.live() {
         let grant = st.config.grant(&name);
@@ -59,14 +69,21 @@ pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiRes
         v["limits"] = serde_json::to_value(p.limits).unwrap_or(Value::Null);
         v["contract_version"] = json!(p.contract_version);
     }
-    v["kept_versions"] = json!(slot.history().iter().map(|(p, _)| json!({
-        "version": p.version(), "sha256": p.sha256, "loaded_at": p.loaded_at,
-    })).collect::<Vec<_>>());
+    v["kept_versions"] = json!(slot
+        .history()
+        .iter()
+        .map(|(p, _)| json!({
+            "version": p.version(), "sha256": p.sha256, "loaded_at": p.loaded_at,
+        }))
+        .collect::<Vec<_>>());
     let rows = st.db.list_plugin_versions(Some(&name), 50).await?;
-    v["load_attempts"] = json!(rows.iter().map(|r| json!({
-        "id": r.id, "version": r.version, "sha256": r.sha256, "status": r.status.as_str(),
-        "error": r.error, "created_at": r.created_at, "updated_at": r.updated_at,
-    })).collect::<Vec<_>>());
+    v["load_attempts"] = json!(rows
+        .iter()
+        .map(|r| json!({
+            "id": r.id, "version": r.version, "sha256": r.sha256, "status": r.status.as_str(),
+            "error": r.error, "created_at": r.created_at, "updated_at": r.updated_at,
+        }))
+        .collect::<Vec<_>>());
     Ok(Json(v))
 }
 
@@ -74,17 +91,26 @@ pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiRes
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/rollback", tag = "plugins", params(("name" = String, Path)),
     responses((status = 200, body = Object), (status = 409, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn rollback(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn rollback(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
     let live = st
         .manager
         .rollback(&name)
         .await
         .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e))?;
-    Ok(Json(json!({ "name": name, "live_version": live.version() })))
+    Ok(Json(
+        json!({ "name": name, "live_version": live.version() }),
+    ))
 }
 
 async fn switch(st: &AppState, name: &str, disabled: bool) -> ApiResult<Json<Value>> {
-    let slot = st.manager.registry().slot(name).ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))?;
+    let slot = st
+        .manager
+        .registry()
+        .slot(name)
+        .ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))?;
     slot.set_disabled(disabled);
     tracing::info!(plugin = name, disabled, "plugin switched by an operator");
     Ok(Json(summary(st, &slot)))
@@ -94,7 +120,10 @@ async fn switch(st: &AppState, name: &str, disabled: bool) -> ApiResult<Json<Val
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/disable", tag = "plugins", params(("name" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn disable(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn disable(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
     switch(&st, &name, true).await
 }
 
@@ -102,6 +131,9 @@ pub async fn disable(State(st): State<AppState>, Path(name): Path<String>) -> Ap
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/enable", tag = "plugins", params(("name" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn enable(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn enable(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
     switch(&st, &name, false).await
 }

@@ -33,13 +33,20 @@ pub struct ScorePage {
 #[utoipa::path(get, path = "/api/v1/leads/scores", tag = "scores", params(ScoresQuery),
     responses((status = 200, body = ScorePage), (status = 400, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn list(State(st): State<AppState>, Query(q): Query<ScoresQuery>) -> ApiResult<Json<ScorePage>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Query(q): Query<ScoresQuery>,
+) -> ApiResult<Json<ScorePage>> {
     let sort = match q.sort.as_deref().unwrap_or("newest") {
         "newest" => ScoreSort::NewestFirst,
         "oldest" => ScoreSort::OldestFirst,
         "highest" => ScoreSort::HighestScore,
         "lowest" => ScoreSort::LowestScore,
-        other => return Err(ApiError::bad_request(format!("sort {other:?}: use newest, oldest, highest or lowest"))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "sort {other:?}: use newest, oldest, highest or lowest"
+            )))
+        }
     };
     if q.min_score.is_some_and(|m| !m.is_finite()) {
         return Err(ApiError::bad_request("min_score must be a number"));
@@ -56,7 +63,11 @@ pub async fn list(State(st): State<AppState>, Query(q): Query<ScoresQuery>) -> A
         limit,
         offset,
     };
-    Ok(Json(ScorePage { items: st.db.list_scores(&filter).await?, limit, offset }))
+    Ok(Json(ScorePage {
+        items: st.db.list_scores(&filter).await?,
+        limit,
+        offset,
+    }))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -71,10 +82,20 @@ pub struct LeadScores {
 #[utoipa::path(get, path = "/api/v1/leads/scores/{lead_id}", tag = "scores", params(("lead_id" = String, Path)),
     responses((status = 200, body = LeadScores), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn of_lead(State(st): State<AppState>, Path(lead_id): Path<String>) -> ApiResult<Json<LeadScores>> {
+pub async fn of_lead(
+    State(st): State<AppState>,
+    Path(lead_id): Path<String>,
+) -> ApiResult<Json<LeadScores>> {
     let history = st.db.latest_scores(&lead_id, 100).await?;
-    let latest = history.first().cloned().ok_or_else(|| ApiError::not_found(format!("no score for lead {lead_id:?}")))?;
-    Ok(Json(LeadScores { lead_id, latest, history }))
+    let latest = history
+        .first()
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no score for lead {lead_id:?}")))?;
+    Ok(Json(LeadScores {
+        lead_id,
+        latest,
+        history,
+    }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -116,7 +137,14 @@ pub async fn set_override(
         reason: req.reason,
         at: crate::domain::now_ms(),
     };
-    let id = st.db.set_override(&OverrideTarget::LatestOfLead(lead_id.clone()), &ov).await?;
-    let stored = st.db.get_score(&id).await?.ok_or_else(|| ApiError::not_found(format!("no score for lead {lead_id:?}")))?;
+    let id = st
+        .db
+        .set_override(&OverrideTarget::LatestOfLead(lead_id.clone()), &ov)
+        .await?;
+    let stored = st
+        .db
+        .get_score(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no score for lead {lead_id:?}")))?;
     Ok(Json(stored))
 }

@@ -43,7 +43,9 @@ pub async fn score(
     Extension(rid): Extension<RequestId>,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult<Json<ScoreResponse>> {
-    let name = req.strategy.unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    let name = req
+        .strategy
+        .unwrap_or_else(|| st.config.plugins.default_scorer.clone());
     if name == NATIVE_BANT && st.config.server.native_reference {
         let started = Instant::now();
         let lead = req.lead;
@@ -53,7 +55,12 @@ pub async fn score(
         })
         .await?;
         let duration_us = started.elapsed().as_micros() as u64;
-        return Ok(Json(ScoreResponse { strategy: NATIVE_BANT.into(), lead_id: lead.id, score, duration_us }));
+        return Ok(Json(ScoreResponse {
+            strategy: NATIVE_BANT.into(),
+            lead_id: lead.id,
+            score,
+            duration_us,
+        }));
     }
     let plugin = st.manager.registry().get(&name)?;
     let started = Instant::now();
@@ -67,7 +74,12 @@ pub async fn score(
     let elapsed = started.elapsed();
     crate::server::metrics::plugin_call(&name, &result, elapsed);
     let (strategy, score) = result?;
-    Ok(Json(ScoreResponse { strategy, lead_id: lead.id, score, duration_us: elapsed.as_micros() as u64 }))
+    Ok(Json(ScoreResponse {
+        strategy,
+        lead_id: lead.id,
+        score,
+        duration_us: elapsed.as_micros() as u64,
+    }))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -105,7 +117,9 @@ pub async fn qualify(
     if st.db.get_lead(&lead_id).await?.is_none() {
         return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
     }
-    let strategy = req.strategy.unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    let strategy = req
+        .strategy
+        .unwrap_or_else(|| st.config.plugins.default_scorer.clone());
     st.manager.registry().get(&strategy)?;
     let job = st
         .db
@@ -120,7 +134,11 @@ pub async fn qualify(
     st.worker_wake.notify_one();
     Ok((
         StatusCode::ACCEPTED,
-        Json(Accepted { href: format!("/api/v1/jobs/{}", job.id), job_id: job.id, status: job.status.as_str().to_string() }),
+        Json(Accepted {
+            href: format!("/api/v1/jobs/{}", job.id),
+            job_id: job.id,
+            status: job.status.as_str().to_string(),
+        }),
     ))
 }
 
@@ -128,7 +146,16 @@ pub async fn qualify(
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "scoring", params(("id" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn job(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<serde_json::Value>> {
-    let job = st.db.get_job(&id).await?.ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))?;
-    Ok(Json(serde_json::to_value(job).map_err(|e| ApiError::internal(e.to_string()))?))
+pub async fn job(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let job = st
+        .db
+        .get_job(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))?;
+    Ok(Json(
+        serde_json::to_value(job).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
 }

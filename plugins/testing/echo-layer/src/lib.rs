@@ -14,7 +14,10 @@ impl Layer for EchoLayer {
                 "{{\"run_id\":\"{}\",\"container\":\"{}\",\"dry_run\":{}}}",
                 ctx.run_id, ctx.container, ctx.dry_run
             ),
-            events: vec![EmittedEvent { topic: format!("{}.done", ctx.topic), payload: ctx.payload }],
+            events: vec![EmittedEvent {
+                topic: format!("{}.done", ctx.topic),
+                payload: ctx.payload,
+            }],
         })
     }
 }

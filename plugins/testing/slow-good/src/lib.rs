@@ -18,7 +18,9 @@ impl Scorer for SlowGood {
         for b in lead.id.bytes() {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
-        let factor = lead.attr_f64("burn").map_or(1, |f| f.clamp(1.0, 10_000.0) as u32);
+        let factor = lead
+            .attr_f64("burn")
+            .map_or(1, |f| f.clamp(1.0, 10_000.0) as u32);
         for _ in 0..ROUNDS.saturating_mul(factor) {
             h = black_box(h.rotate_left(5).wrapping_mul(0x100_0000_01b3));
         }
