@@ -22,9 +22,6 @@
 //! * Times are the host's clock ([`now_ms`]); with several replicas, keep leases far
 //!   longer than the clock skew between hosts.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::domain::now_ms;
 
 use super::error::q;
@@ -70,23 +67,7 @@ impl JobStatus {
     }
 }
 
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|v| v.as_str() == t)
-            .ok_or_else(|| format!("unknown job status {s:?}"))
-    }
-}
+super::text_enum!(JobStatus, "unknown job status", "");
 
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq)]

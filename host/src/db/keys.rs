@@ -4,9 +4,6 @@
 //! first characters of the secret (`prefix`) so an operator can tell keys apart and
 //! revoke one without the secret.
 
-use std::fmt;
-use std::str::FromStr;
-
 use sha2::{Digest, Sha256};
 
 use crate::domain::now_ms;
@@ -44,23 +41,11 @@ impl Role {
     }
 }
 
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|r| r.as_str() == t)
-            .ok_or_else(|| format!("unknown role {s:?} (expected reader, operator or admin)"))
-    }
-}
+super::text_enum!(
+    Role,
+    "unknown role",
+    " (expected reader, operator or admin)"
+);
 
 /// Lower-case hex SHA-256 of an API key's secret: what [`NewApiKey::key_hash`] and
 /// [`Db::find_active_api_key`] take.

@@ -40,6 +40,31 @@ macro_rules! on_pool {
     };
 }
 
+/// `Display` and `FromStr` for an enum stored as text, from its `ALL` and `as_str`;
+/// parsing is case-insensitive; the error reads `<what> "<input>"<hint>`.
+macro_rules! text_enum {
+    ($ty:ty, $what:literal, $hint:literal) => {
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let t = s.trim().to_ascii_lowercase();
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == t)
+                    .ok_or_else(|| format!("{} {:?}{}", $what, s, $hint))
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
 pub mod audit;
 pub mod error;
 pub mod executions;

@@ -1,9 +1,6 @@
 //! Plugin versions: every build of a plugin the host has seen, and where it is in its
 //! lifecycle (loading → live → retired / rolled back, or rejected).
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::domain::now_ms;
 
 use super::error::q;
@@ -52,23 +49,7 @@ impl PluginVersionStatus {
     }
 }
 
-impl fmt::Display for PluginVersionStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for PluginVersionStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = s.trim().to_ascii_lowercase();
-        Self::ALL
-            .iter()
-            .copied()
-            .find(|v| v.as_str() == t)
-            .ok_or_else(|| format!("unknown plugin version status {s:?}"))
-    }
-}
+super::text_enum!(PluginVersionStatus, "unknown plugin version status", "");
 
 /// A plugin version to record.
 #[derive(Debug, Clone, PartialEq)]
