@@ -721,3 +721,32 @@ async fn unreachable_database_at_start_is_retried_not_a_panic() {
     );
     assert!(!err.contains("secret-pw"), "password leaked: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_over_the_timeout_gets_408_and_the_server_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &sqlite_url(tmp.path()),
+        "[grants.slow-good]\nlimits = { deadline_ms = 10000 }\n",
+        |c| {
+            install(&c.plugins.dir, "testing/slow-good", "slow-good");
+            c.server.request_timeout_ms = 20;
+        },
+    )
+    .await;
+    // ~2 ms of guest CPU per unit of `burn`: far beyond the 20 ms request timeout.
+    let mut lead = lead_json("slow-1");
+    lead["attributes"] = json!({ "burn": "200" });
+    let (status, body) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &s.operator,
+            Some(json!({ "lead": lead, "strategy": "slow-good" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{body}");
+    let (status, _) = s.json(Method::GET, "/api/v1/leads", &s.reader, None).await;
+    assert_eq!(status, StatusCode::OK);
+    s.stop().await;
+}

@@ -2,6 +2,11 @@ use clap::Parser;
 use strata::cli::{run, Cli};
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc: the request path allocates many small short-lived objects; glibc malloc
+/// was ~25% of a fast-path request's CPU in a profile.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -10,7 +15,12 @@ async fn main() -> std::process::ExitCode {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
+    let json = match cli.log_format.as_str() {
+        "json" => true,
+        "human" => false,
+        _ => !std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    if json {
         builder.json().init();
     } else {
         builder.init();

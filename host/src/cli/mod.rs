@@ -19,11 +19,12 @@ pub struct Cli {
     /// Configuration file (default: config/strata.toml if present).
     #[arg(long, short, global = true, env = "STRATA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Log format: human or json.
+    /// Log format: json, human, or auto (human on a terminal, JSON lines otherwise).
     #[arg(
         long,
         global = true,
-        default_value = "human",
+        default_value = "auto",
+        value_parser = ["auto", "human", "json"],
         env = "STRATA_LOG_FORMAT"
     )]
     pub log_format: String,
