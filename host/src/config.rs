@@ -20,6 +20,10 @@ pub struct Config {
     pub plugins: PluginSettings,
     pub runtime: RuntimeSettings,
     pub server: ServerSettings,
+    /// `[llm]`: providers, model aliases, fallbacks, prices.
+    pub llm: crate::llm::LlmSettings,
+    /// `[mcp]`: the MCP servers plugins may be granted.
+    pub mcp: crate::mcp::McpSettings,
     /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
     pub grants: BTreeMap<String, Grant>,
 }
