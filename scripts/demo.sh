@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds everything (host and plugins) and runs Strata's main job on SQLite with the
-# shipped plugins and demo data: score the demo B2B leads with the BANT plugin, score and
-# store the 9,240 X Education leads with the xeducation plugin, and backtest it.
+# shipped plugins and demo data: score the demo B2B leads with the BANT plugin, qualify two
+# of them with the agent (MCP + LLM or rule-based fallback), score and store the 9,240
+# X Education leads with the xeducation plugin, and backtest it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,9 @@ strata plugin build plugins
 strata migrate
 echo "== strata score --plugin bant --input demo/leads.jsonl"
 strata score --plugin bant --input demo/leads.jsonl
+echo "== strata qualify demo-001 demo-002   (agent: lead via MCP from Strata's own MCP server,"
+echo "   LLM qualification — no LLM configured here, so the rule-based BANT fallback — write-back via MCP)"
+strata qualify demo-001 demo-002
 echo "== strata score --plugin xeducation --input tests/data/leads-xeducation.csv --quiet"
 strata score --plugin xeducation --input tests/data/leads-xeducation.csv --quiet
 echo "== strata backtest --plugin xeducation --input tests/data/leads-xeducation.csv"

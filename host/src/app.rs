@@ -5,6 +5,8 @@ use crate::audit::AuditSink;
 use crate::capabilities::HostServices;
 use crate::config::Config;
 use crate::db::{Db, DbOptions};
+use crate::llm::{LlmBroker, LlmSettings};
+use crate::mcp::McpManager;
 use crate::plugins::{PluginManager, Registry};
 use crate::runtime::{LoadError, Runtime};
 use std::sync::Arc;
@@ -14,6 +16,10 @@ pub struct App {
     pub db: Db,
     pub audit: AuditSink,
     pub manager: Arc<PluginManager>,
+    /// `None` when `[llm]` configures no provider.
+    pub llm: Option<Arc<LlmBroker>>,
+    /// The MCP servers of `[mcp]` (possibly none). Not connected yet: see [`App::connect_mcp`].
+    pub mcp: Arc<McpManager>,
 }
 
 impl App {
@@ -25,12 +31,31 @@ impl App {
         };
         let db = Db::connect(&config.database.url, &opts).await?;
         db.migrate().await?;
+        Self::with_db(config, db)
+    }
+
+    /// Builds the host around a connected, migrated database: audit writer, LLM broker,
+    /// MCP manager, registry, runtime (with those services), plugin manager.
+    pub fn with_db(config: Config, db: Db) -> anyhow::Result<App> {
         let audit = AuditSink::spawn(db.clone());
-        let runtime = Self::runtime(&config, Some(db.clone()), audit.clone())?;
+        let llm = if config.llm == LlmSettings::default() {
+            None
+        } else {
+            Some(Arc::new(LlmBroker::new(&config.llm)?))
+        };
+        let mcp = McpManager::new(&config.mcp);
+        let registry = Arc::new(Registry::new());
+        let services = HostServices {
+            llm: llm.clone(),
+            mcp: (!mcp.servers().is_empty()).then(|| mcp.clone()),
+            scorers: Arc::downgrade(&registry),
+            ..HostServices::basic(Some(db.clone()), audit.clone())
+        };
+        let runtime = Runtime::new(config.runtime.clone(), services)?;
         let config = Arc::new(config);
         let manager = Arc::new(PluginManager::new(
             Arc::new(runtime),
-            Arc::new(Registry::new()),
+            registry,
             config.clone(),
             Some(db.clone()),
         ));
@@ -39,7 +64,18 @@ impl App {
             db,
             audit,
             manager,
+            llm,
+            mcp,
         })
+    }
+
+    /// Connects every configured MCP server in the background (failures are logged and
+    /// shown in the MCP status; calls connect on demand).
+    pub fn connect_mcp(&self) {
+        if !self.mcp.servers().is_empty() {
+            let mcp = self.mcp.clone();
+            tokio::spawn(async move { mcp.connect_all().await });
+        }
     }
 
     /// A runtime with the given services (no database: offline tools).
@@ -48,16 +84,12 @@ impl App {
         db: Option<Db>,
         audit: AuditSink,
     ) -> Result<Runtime, LoadError> {
-        let services = HostServices {
-            db,
-            audit,
-            rt: tokio::runtime::Handle::current(),
-        };
-        Runtime::new(config.runtime.clone(), services)
+        Runtime::new(config.runtime.clone(), HostServices::basic(db, audit))
     }
 
-    /// Flushes pending audit records and closes the pool.
+    /// Closes MCP sessions (children killed), flushes pending audit records, closes the pool.
     pub async fn shutdown(self) {
+        self.mcp.shutdown().await;
         self.audit.flush().await;
         self.db.close().await;
     }

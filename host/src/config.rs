@@ -24,6 +24,8 @@ pub struct Config {
     pub llm: crate::llm::LlmSettings,
     /// `[mcp]`: the MCP servers plugins may be granted.
     pub mcp: crate::mcp::McpSettings,
+    /// `[qualify]`: how qualification jobs run the agent.
+    pub qualify: crate::agents::QualifySettings,
     /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
     pub grants: BTreeMap<String, Grant>,
 }
@@ -247,6 +249,15 @@ impl Config {
                 "database.url must start with sqlite:// or postgres://, got {:?}",
                 crate::db::redact_url(&self.database.url)
             )));
+        }
+        self.llm.validate().map_err(ConfigError)?;
+        self.mcp.validate().map_err(ConfigError)?;
+        for (name, g) in &self.grants {
+            if let Some(alias) = g.llm.models.iter().find(|m| !self.llm.models.contains_key(*m)) {
+                return Err(ConfigError(format!(
+                    "grants.{name}.llm.models names {alias:?}, which is not an alias under [llm.models]"
+                )));
+            }
         }
         Ok(())
     }

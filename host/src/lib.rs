@@ -1,5 +1,6 @@
 //! Strata: a plugin host for AI-assisted CRM work. See `ARCHITECTURE.md` for the map.
 
+pub mod agents;
 pub mod app;
 pub mod audit;
 pub mod capabilities;

@@ -1,7 +1,7 @@
 //! The plugin manifest (`plugin.toml`): what a plugin is, what it declares, its limits and
 //! its smoke tests.
 
-use crate::capabilities::{Capability, CrmScope, StateScope};
+use crate::capabilities::{Capability, CrmScope, LlmScope, McpScope, ScoringScope, StateScope};
 use crate::domain::{Lead, Priority};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -71,6 +71,12 @@ pub struct DeclaredCapabilities {
     pub state: Option<StateScope>,
     #[serde(default)]
     pub crm: Option<CrmScope>,
+    #[serde(default)]
+    pub llm: Option<LlmScope>,
+    #[serde(default)]
+    pub mcp: Option<McpScope>,
+    #[serde(default)]
+    pub scoring: Option<ScoringScope>,
 }
 
 impl DeclaredCapabilities {
@@ -79,6 +85,9 @@ impl DeclaredCapabilities {
             Capability::Log => true,
             Capability::State => self.state.is_some(),
             Capability::Crm => self.crm.is_some(),
+            Capability::Llm => self.llm.is_some(),
+            Capability::Mcp => self.mcp.is_some(),
+            Capability::Scoring => self.scoring.is_some(),
         }
     }
 }

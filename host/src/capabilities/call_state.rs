@@ -18,6 +18,27 @@ pub struct HostServices {
     /// Capabilities run synchronously inside a call (which runs on a blocking thread) and
     /// drive async database work on this runtime.
     pub rt: tokio::runtime::Handle,
+    /// The LLM broker (`None`: no provider configured; `llm` calls answer `unavailable`).
+    pub llm: Option<Arc<crate::llm::LlmBroker>>,
+    /// The MCP client manager (`None`: no MCP server configured).
+    pub mcp: Option<Arc<crate::mcp::McpManager>>,
+    /// The plugins `scoring` may call. Weak: the registry owns the plugins, whose runtime
+    /// owns these services.
+    pub scorers: std::sync::Weak<crate::plugins::Registry>,
+}
+
+impl HostServices {
+    /// Services with a database and an audit sink only (no LLM, MCP or scorers).
+    pub fn basic(db: Option<Db>, audit: AuditSink) -> Self {
+        HostServices {
+            db,
+            audit,
+            rt: tokio::runtime::Handle::current(),
+            llm: None,
+            mcp: None,
+            scorers: std::sync::Weak::new(),
+        }
+    }
 }
 
 impl HostServices {
@@ -69,6 +90,8 @@ pub struct CallState {
     pub(crate) log_dropped: u32,
     pub(crate) stdout: CappedPipe,
     pub(crate) stderr: CappedPipe,
+    /// What this call consumed through `llm`, `mcp` and `scoring`.
+    pub(crate) usage: super::CallUsage,
 }
 
 impl CallState {
@@ -93,7 +116,13 @@ impl CallState {
             log_dropped: 0,
             stdout,
             stderr,
+            usage: Default::default(),
         }
+    }
+
+    /// What this call consumed so far.
+    pub fn usage(&self) -> &super::CallUsage {
+        &self.usage
     }
 
     /// Sends one capability call to the audit log.
@@ -106,7 +135,40 @@ impl CallState {
         detail: Option<String>,
         started: Instant,
     ) {
-        self.services.audit.record(AuditRecord {
+        self.services
+            .audit
+            .record(self.audit_record(capability, operation, target, allowed, detail, started));
+    }
+
+    /// [`Self::audit`] with the tokens and cost of an `llm` call.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit_with_usage(
+        &self,
+        capability: super::Capability,
+        operation: &str,
+        target: &str,
+        allowed: bool,
+        detail: Option<String>,
+        started: Instant,
+        (tokens_in, tokens_out, cost_usd): (u64, u64, f64),
+    ) {
+        let mut r = self.audit_record(capability, operation, target, allowed, detail, started);
+        r.tokens_in = Some(tokens_in as i64);
+        r.tokens_out = Some(tokens_out as i64);
+        r.cost_usd = Some(cost_usd);
+        self.services.audit.record(r);
+    }
+
+    fn audit_record(
+        &self,
+        capability: super::Capability,
+        operation: &str,
+        target: &str,
+        allowed: bool,
+        detail: Option<String>,
+        started: Instant,
+    ) -> AuditRecord {
+        AuditRecord {
             at: crate::domain::now_ms(),
             plugin: self.plugin.name.clone(),
             plugin_version: self.plugin.version.clone(),
@@ -118,7 +180,7 @@ impl CallState {
             duration_us: started.elapsed().as_micros() as i64,
             request_id: self.request_id.as_deref().map(str::to_string),
             ..Default::default()
-        });
+        }
     }
 
     /// Forwards what the guest wrote to stdout/stderr to the host log, tagged with the plugin.

@@ -1,6 +1,6 @@
 //! What the operator grants a plugin, and the effective grant: declared ∩ granted.
 
-use super::{Capability, CrmScope, StateScope};
+use super::{Capability, CrmScope, LlmScope, McpScope, ScoringScope, StateScope};
 use crate::manifest::{LimitsSpec, Manifest};
 use serde::Deserialize;
 
@@ -15,6 +15,12 @@ pub struct Grant {
     pub state: StateScope,
     #[serde(default)]
     pub crm: CrmScope,
+    #[serde(default)]
+    pub llm: LlmScope,
+    #[serde(default)]
+    pub mcp: McpScope,
+    #[serde(default)]
+    pub scoring: ScoringScope,
     /// The operator's ceilings for this plugin; lower the manifest's requests.
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -25,6 +31,9 @@ pub struct Grant {
 pub struct EffectiveGrants {
     pub state: Option<StateScope>,
     pub crm: Option<CrmScope>,
+    pub llm: Option<LlmScope>,
+    pub mcp: Option<McpScope>,
+    pub scoring: Option<ScoringScope>,
 }
 
 impl EffectiveGrants {
@@ -33,6 +42,9 @@ impl EffectiveGrants {
             Capability::Log => true,
             Capability::State => self.state.is_some(),
             Capability::Crm => self.crm.is_some(),
+            Capability::Llm => self.llm.is_some(),
+            Capability::Mcp => self.mcp.is_some(),
+            Capability::Scoring => self.scoring.is_some(),
         }
     }
 
@@ -83,6 +95,18 @@ pub fn effective(manifest: &Manifest, grant: Option<&Grant>) -> EffectiveGrants 
             (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").crm)),
             _ => None,
         },
+        llm: match (&declared.llm, granted(Capability::Llm)) {
+            (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").llm)),
+            _ => None,
+        },
+        mcp: match (&declared.mcp, granted(Capability::Mcp)) {
+            (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").mcp)),
+            _ => None,
+        },
+        scoring: match (&declared.scoring, granted(Capability::Scoring)) {
+            (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").scoring)),
+            _ => None,
+        },
     }
 }
 
@@ -112,6 +136,26 @@ pub fn check_import(
         });
     }
     Ok(())
+}
+
+/// The smaller of two optional float ceilings.
+pub(crate) fn min_opt_f64(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Declared ∩ granted names; a declaration without names asks for all the grant allows.
+pub(crate) fn narrow_names(declared: &[String], granted: &[String]) -> Vec<String> {
+    if declared.is_empty() {
+        return granted.to_vec();
+    }
+    declared
+        .iter()
+        .filter(|d| granted.contains(d))
+        .cloned()
+        .collect()
 }
 
 /// The smaller of two optional ceilings.

@@ -8,19 +8,30 @@
 //! | `log`      | [`log`]    | always                | no (rate-capped, tagged) |
 //! | `state`    | [`state`]  | manifest + config     | yes |
 //! | `crm`      | [`crm`]    | manifest + config     | yes |
+//! | `llm`      | [`llm`]    | manifest + config (aliases, budgets) | yes, with tokens and cost |
+//! | `mcp`      | [`mcp`]    | manifest + config (server/tool globs) | yes |
+//! | `scoring`  | [`scoring`]| manifest + config (strategies) | yes |
 //! | WASI       | [`wasi`]   | always, deny-all ctx  | n/a (nothing reachable) |
 
 pub mod call_state;
 pub mod crm;
 pub mod grants;
+pub mod llm;
 pub mod log;
+pub mod mcp;
+pub mod scoring;
 pub mod state;
+pub mod usage;
 pub mod wasi;
 
 pub use call_state::{CallState, HostServices, PluginIdentity};
 pub use crm::CrmScope;
 pub use grants::{EffectiveGrants, Grant, GrantError};
+pub use llm::LlmScope;
+pub use mcp::McpScope;
+pub use scoring::ScoringScope;
 pub use state::StateScope;
+pub use usage::CallUsage;
 
 use crate::wit::since_v0_1_0::scorer;
 use wasmtime::component::Linker;
@@ -34,10 +45,20 @@ pub enum Capability {
     Log,
     State,
     Crm,
+    Llm,
+    Mcp,
+    Scoring,
 }
 
 impl Capability {
-    pub const ALL: &'static [Capability] = &[Capability::Log, Capability::State, Capability::Crm];
+    pub const ALL: &'static [Capability] = &[
+        Capability::Log,
+        Capability::State,
+        Capability::Crm,
+        Capability::Llm,
+        Capability::Mcp,
+        Capability::Scoring,
+    ];
 
     /// The WIT interface name (without package and version).
     pub fn interface(self) -> &'static str {
@@ -45,6 +66,9 @@ impl Capability {
             Capability::Log => "log",
             Capability::State => "state",
             Capability::Crm => "crm",
+            Capability::Llm => "llm",
+            Capability::Mcp => "mcp",
+            Capability::Scoring => "scoring",
         }
     }
 
@@ -77,6 +101,15 @@ pub fn linker_for(
     }
     if grants.crm.is_some() {
         crm::link(&mut linker)?;
+    }
+    if grants.llm.is_some() {
+        llm::link(&mut linker)?;
+    }
+    if grants.mcp.is_some() {
+        mcp::link(&mut linker)?;
+    }
+    if grants.scoring.is_some() {
+        scoring::link(&mut linker)?;
     }
     // `types` holds only types; it still has a (no-op) host trait in the bindings.
     scorer::strata::plugin::types::add_to_linker::<

@@ -4,6 +4,7 @@ mod backtest;
 mod bench;
 mod keys;
 mod plugin;
+mod qualify;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -58,6 +59,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Run the qualification agent on stored leads now (MCP read, LLM or rule-based
+    /// fallback, MCP write-back; score and execution stored).
+    Qualify(qualify::QualifyArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -89,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::server::serve(cfg, None).await
         }
         Command::Keys(cmd) => keys::run(cmd, config()?).await,
+        Command::Qualify(args) => qualify::run(args, config()?).await,
     }
 }
 

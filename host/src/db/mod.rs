@@ -71,6 +71,7 @@ pub mod executions;
 pub mod jobs;
 pub mod keys;
 pub mod leads;
+pub mod llm_usage;
 pub mod plugin_versions;
 pub mod scores;
 pub mod state;
@@ -82,6 +83,7 @@ pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecu
 pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
 pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};
 pub use leads::{LeadFilter, LeadRecord};
+pub use llm_usage::LlmUsage;
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
 pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};
 pub use stats::ExecutionStats;

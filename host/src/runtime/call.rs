@@ -5,7 +5,7 @@
 use super::plugin::WorldPre;
 use super::{CallError, LoadedPlugin};
 use crate::capabilities::wasi::MemoryLimitExceeded;
-use crate::capabilities::CallState;
+use crate::capabilities::{CallState, CallUsage};
 use crate::domain::{Lead, Score};
 use crate::wit::since_v0_1_0::{layer, types as wit};
 use std::sync::Arc;
@@ -178,8 +178,9 @@ impl LoadedPlugin {
         Ok(score)
     }
 
-    /// Checks a score's ranges and size: nothing invalid leaves the runtime.
-    fn validate_score(&self, s: &Score) -> Result<(), CallError> {
+    /// Checks a score's ranges and size against this plugin's limits: nothing invalid
+    /// leaves the runtime (also applied to the score an agent returns).
+    pub fn validate_score(&self, s: &Score) -> Result<(), CallError> {
         let plugin = self.id().to_string();
         let size = s.reasoning.len()
             + s.recommended_action.len()
@@ -274,31 +275,52 @@ impl LoadedPlugin {
         input: &str,
         request_id: Option<Arc<str>>,
     ) -> Result<String, CallError> {
+        self.run_agent_with_usage(input, request_id).0
+    }
+
+    /// Runs an agent task and reports what it consumed through its capabilities (LLM
+    /// tokens and cost, MCP tools, scorers) — also when it failed. Blocking.
+    pub fn run_agent_with_usage(
+        &self,
+        input: &str,
+        request_id: Option<Arc<str>>,
+    ) -> (Result<String, CallError>, CallUsage) {
         if input.len() > self.limits.max_input_bytes {
-            return Err(CallError::InputTooLarge {
+            let e = CallError::InputTooLarge {
                 plugin: self.id().into(),
                 size: input.len(),
                 limit: self.limits.max_input_bytes,
-            });
+            };
+            return (Err(e), CallUsage::default());
         }
-        let out = match &self.pre {
-            WorldPre::Agent(_) => self.with_store(request_id, |store, pre| {
-                let WorldPre::Agent(pre) = pre else {
-                    unreachable!("kind checked by the match")
-                };
-                pre.instantiate(&mut *store)?.call_run(&mut *store, input)
-            })?,
-            _ => return Err(self.wrong_kind("an agent")),
+        if !matches!(self.pre, WorldPre::Agent(_)) {
+            return (Err(self.wrong_kind("an agent")), CallUsage::default());
+        }
+        let mut store = match self.new_store(request_id) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), CallUsage::default()),
         };
-        let o = out.map_err(|e| self.plugin_error(e))?;
-        if o.len() > self.limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge {
-                plugin: self.id().into(),
-                size: o.len(),
-                limit: self.limits.max_output_bytes,
-            });
-        }
-        Ok(o)
+        let out = (|| {
+            let WorldPre::Agent(pre) = &self.pre else {
+                unreachable!("kind checked above")
+            };
+            pre.instantiate(&mut store)?.call_run(&mut store, input)
+        })();
+        let result = out.map_err(|e| self.classify(e, &store));
+        store.data().flush_stdio();
+        let usage = store.data().usage().clone();
+        let result = result.and_then(|o| {
+            let o = o.map_err(|e| self.plugin_error(e))?;
+            if o.len() > self.limits.max_output_bytes {
+                return Err(CallError::OutputTooLarge {
+                    plugin: self.id().into(),
+                    size: o.len(),
+                    limit: self.limits.max_output_bytes,
+                });
+            }
+            Ok(o)
+        });
+        (result, usage)
     }
 }
 

@@ -43,6 +43,10 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] shares.
 pub struct Shared {
+    /// The MCP servers of `[mcp]` (status and tool lists for the API).
+    pub mcp: Arc<crate::mcp::McpManager>,
+    /// The LLM broker, when `[llm]` configures a provider.
+    pub llm: Option<Arc<crate::llm::LlmBroker>>,
     pub db: Db,
     pub manager: Arc<PluginManager>,
     pub config: Arc<Config>,
@@ -245,15 +249,14 @@ pub async fn serve_until(
     });
     let db = connect_with_retry(&config, &stop_rx).await?;
     db.migrate().await?;
-    let audit = AuditSink::spawn(db.clone());
-    let runtime = crate::app::App::runtime(&config, Some(db.clone()), audit.clone())?;
-    let config = Arc::new(config);
-    let manager = Arc::new(PluginManager::new(
-        Arc::new(runtime),
-        Arc::new(crate::plugins::Registry::new()),
-        config.clone(),
-        Some(db.clone()),
-    ));
+    let app = crate::app::App::with_db(config, db)?;
+    app.connect_mcp();
+    let (config, db, audit, manager) = (
+        app.config.clone(),
+        app.db.clone(),
+        app.audit.clone(),
+        app.manager.clone(),
+    );
     let report = manager.load_all().await;
     for (dir, e) in &report.failed {
         tracing::warn!(dir = %dir.display(), error = %e, "plugin not loaded");
@@ -269,6 +272,8 @@ pub async fn serve_until(
         None
     };
     let state = AppState(Arc::new(Shared {
+        mcp: app.mcp.clone(),
+        llm: app.llm.clone(),
         db: db.clone(),
         manager,
         config: config.clone(),
@@ -300,8 +305,8 @@ pub async fn serve_until(
     for w in workers {
         let _ = w.await;
     }
-    audit.flush().await;
-    db.close().await;
+    drop((audit, db));
+    app.shutdown().await;
     signal.abort();
     tracing::info!("stopped");
     Ok(())

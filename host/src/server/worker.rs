@@ -115,19 +115,34 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, St
         .to_string();
     let strategy = job.payload["strategy"]
         .as_str()
+        .or(st.config.qualify.agent.as_deref())
         .unwrap_or(&st.config.plugins.default_scorer)
         .to_string();
+    let plugin = st
+        .manager
+        .registry()
+        .get(&strategy)
+        .map_err(|e| e.to_string())?;
+    if plugin.kind() == crate::manifest::PluginKind::Agent {
+        let started = Instant::now();
+        let r = crate::agents::qualify_with_agent(
+            &st.db,
+            plugin,
+            &st.config.qualify,
+            &lead_id,
+            job.request_id.clone(),
+        )
+        .await;
+        metrics::histogram!("plugin_call_duration_seconds", "plugin" => strategy.clone())
+            .record(started.elapsed().as_secs_f64());
+        return r;
+    }
     let lead = st
         .db
         .get_lead(&lead_id)
         .await
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("lead {lead_id:?} no longer exists"))?;
-    let plugin = st
-        .manager
-        .registry()
-        .get(&strategy)
-        .map_err(|e| e.to_string())?;
     let rid: Option<Arc<str>> = job.request_id.as_deref().map(Arc::from);
     let started = Instant::now();
     let p = plugin.clone();

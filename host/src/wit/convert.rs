@@ -38,6 +38,45 @@ impl From<LeadStatus> for wit::LeadStatus {
     }
 }
 
+impl From<wit::LeadStatus> for LeadStatus {
+    fn from(s: wit::LeadStatus) -> Self {
+        match s {
+            wit::LeadStatus::New => LeadStatus::New,
+            wit::LeadStatus::Contacted => LeadStatus::Contacted,
+            wit::LeadStatus::Nurture => LeadStatus::Nurture,
+            wit::LeadStatus::Qualified => LeadStatus::Qualified,
+            wit::LeadStatus::Unqualified => LeadStatus::Unqualified,
+            wit::LeadStatus::Junk => LeadStatus::Junk,
+        }
+    }
+}
+
+/// A lead a plugin passes back to the host (e.g. to `scoring`).
+impl From<wit::Lead> for Lead {
+    fn from(l: wit::Lead) -> Self {
+        Lead {
+            id: l.id,
+            name: l.name,
+            email: l.email,
+            company: l.company,
+            title: l.title,
+            industry: l.industry,
+            employees: l.employees,
+            annual_revenue: l.annual_revenue,
+            budget: l.budget,
+            timeline: l.timeline,
+            source: l.source,
+            status: l.status.into(),
+            notes: l.notes,
+            attributes: l
+                .attributes
+                .into_iter()
+                .map(|a| (a.name, a.value))
+                .collect(),
+        }
+    }
+}
+
 impl From<&Lead> for wit::Lead {
     fn from(l: &Lead) -> Self {
         wit::Lead {

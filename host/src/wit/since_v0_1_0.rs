@@ -10,21 +10,8 @@ pub mod scorer {
     });
 }
 
-/// The `layer` world, reusing the scorer world's interface bindings.
-pub mod layer {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "strata:plugin/layer@0.1.0",
-        with: {
-            "strata:plugin/types": super::scorer::strata::plugin::types,
-            "strata:plugin/log": super::scorer::strata::plugin::log,
-            "strata:plugin/state": super::scorer::strata::plugin::state,
-            "strata:plugin/crm": super::scorer::strata::plugin::crm,
-        },
-    });
-}
-
-/// The `agent` world, reusing the scorer world's interface bindings.
+/// The `agent` world, reusing the scorer world's interface bindings; it owns `llm`,
+/// `mcp` and `scoring`.
 pub mod agent {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -38,4 +25,22 @@ pub mod agent {
     });
 }
 
+/// The `layer` world, reusing the scorer and agent worlds' interface bindings.
+pub mod layer {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "strata:plugin/layer@0.1.0",
+        with: {
+            "strata:plugin/types": super::scorer::strata::plugin::types,
+            "strata:plugin/log": super::scorer::strata::plugin::log,
+            "strata:plugin/state": super::scorer::strata::plugin::state,
+            "strata:plugin/crm": super::scorer::strata::plugin::crm,
+            "strata:plugin/llm": super::agent::strata::plugin::llm,
+            "strata:plugin/mcp": super::agent::strata::plugin::mcp,
+            "strata:plugin/scoring": super::agent::strata::plugin::scoring,
+        },
+    });
+}
+
+pub use agent::strata::plugin::{llm, mcp, scoring};
 pub use scorer::strata::plugin::{crm, log, state, types};

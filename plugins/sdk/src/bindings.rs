@@ -2,6 +2,7 @@
 //!
 //! The `scorer` world owns the generated `types`, `log`, `state` and `crm` modules; the
 //! `layer` and `agent` worlds reuse them (`with:`), so a `Lead` is one Rust type everywhere.
+//! The `agent` world owns `llm`, `mcp` and `scoring`, which the `layer` world reuses.
 //! Imports are only linked when called: a plugin that never calls `state` does not import it.
 
 /// The `scorer` world: one lead in, one score out.
@@ -31,6 +32,9 @@ pub mod layer {
             "strata:plugin/log@0.1.0": crate::bindings::scorer::strata::plugin::log,
             "strata:plugin/state@0.1.0": crate::bindings::scorer::strata::plugin::state,
             "strata:plugin/crm@0.1.0": crate::bindings::scorer::strata::plugin::crm,
+            "strata:plugin/llm@0.1.0": crate::bindings::agent::strata::plugin::llm,
+            "strata:plugin/mcp@0.1.0": crate::bindings::agent::strata::plugin::mcp,
+            "strata:plugin/scoring@0.1.0": crate::bindings::agent::strata::plugin::scoring,
         },
     });
 }

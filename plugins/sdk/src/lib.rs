@@ -22,7 +22,8 @@
 //! ```
 //!
 //! A component's imports are its capability list. The helpers in [`log`], [`state`] and
-//! [`crm`] call host functions; only the ones a plugin actually calls end up as imports.
+//! [`crm`], and the generated [`llm`], [`mcp`] and [`scoring`] interfaces (agent and layer
+//! worlds), call host functions; only the ones a plugin actually calls end up as imports.
 
 #[doc(hidden)]
 pub mod bindings;
@@ -32,6 +33,7 @@ pub mod log;
 mod score;
 pub mod state;
 
+pub use bindings::agent::strata::plugin::{llm, mcp, scoring};
 pub use bindings::agent::{__export_agent_world, Guest as Agent};
 pub use bindings::layer::{
     __export_layer_world, EmittedEvent, Guest as Layer, LayerOutcome, RunContext,

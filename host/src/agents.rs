@@ -1,0 +1,147 @@
+//! Running the lead-qualification agent for a stored lead: the task composed from
+//! `[qualify]` config (the CRM's MCP server and tool names are configuration), the agent
+//! run on a blocking thread, its score validated and stored (strategy = agent@version,
+//! `fallback_used`), and an agent execution row with input, output, tokens, cost,
+//! duration, MCP tools used and the lead id.
+
+use crate::db::{Db, ExecutionFinish, NewExecution, NewScore};
+use crate::domain::{now_ms, Score};
+use crate::runtime::LoadedPlugin;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// `[qualify]`: how qualification jobs run the agent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualifySettings {
+    /// Agent plugin that qualifies leads when a job names no strategy; none = score with
+    /// `plugins.default_scorer`.
+    pub agent: Option<String>,
+    /// MCP server (under `[mcp.servers]`) holding the CRM's leads.
+    pub mcp_server: String,
+    /// Its tool that reads a lead (`{"id": …}`).
+    pub get_lead_tool: String,
+    /// Its tool that updates a lead (`{"id": …, "attributes": {…}}`).
+    pub update_lead_tool: String,
+    /// LLM model alias; none = the first alias granted to the agent.
+    pub model: Option<String>,
+    /// Scorer the agent falls back to when the LLM fails.
+    pub fallback_strategy: String,
+}
+
+impl Default for QualifySettings {
+    fn default() -> Self {
+        QualifySettings {
+            agent: None,
+            mcp_server: "crm".into(),
+            get_lead_tool: "get_lead".into(),
+            update_lead_tool: "update_lead".into(),
+            model: None,
+            fallback_strategy: "bant".into(),
+        }
+    }
+}
+
+impl QualifySettings {
+    /// The agent's task for one lead.
+    pub fn task(&self, lead_id: &str) -> Value {
+        json!({
+            "lead_id": lead_id,
+            "mcp_server": self.mcp_server,
+            "get_lead_tool": self.get_lead_tool,
+            "update_lead_tool": self.update_lead_tool,
+            "model": self.model,
+            "fallback_strategy": self.fallback_strategy,
+        })
+    }
+}
+
+/// What the agent returns (the fields the host relies on).
+#[derive(Debug, Deserialize)]
+struct AgentOutput {
+    score: Score,
+    #[serde(default)]
+    fallback_used: bool,
+}
+
+/// Runs `agent` on `lead_id`, records the execution, stores the score. `Err` is the
+/// error recorded on the job (the execution row records it too).
+pub async fn qualify_with_agent(
+    db: &Db,
+    agent: Arc<LoadedPlugin>,
+    settings: &QualifySettings,
+    lead_id: &str,
+    request_id: Option<String>,
+) -> Result<Value, String> {
+    let task = settings.task(lead_id);
+    let (name, version) = (agent.name().to_string(), agent.version().to_string());
+    let mut exec = NewExecution::new(name, version, task.clone());
+    exec.lead_id = Some(lead_id.to_string());
+    exec.request_id = request_id.clone();
+    let exec_id = db.insert_execution(&exec).await.map_err(|e| e.to_string())?;
+
+    let started = Instant::now();
+    let a = agent.clone();
+    let rid: Option<Arc<str>> = request_id.as_deref().map(Arc::from);
+    let input = task.to_string();
+    let (result, usage) = tokio::task::spawn_blocking(move || a.run_agent_with_usage(&input, rid))
+        .await
+        .map_err(|e| format!("agent task failed: {e}"))?;
+    let duration_ms = started.elapsed().as_millis() as i64;
+
+    let parsed: Result<(Value, AgentOutput), String> = result
+        .map_err(|e| e.to_string())
+        .and_then(|out| {
+            let v: Value = serde_json::from_str(&out)
+                .map_err(|e| format!("agent {} returned invalid JSON: {e}", agent.id()))?;
+            let o: AgentOutput = serde_json::from_value(v.clone())
+                .map_err(|e| format!("agent {} returned no usable score: {e}", agent.id()))?;
+            agent.validate_score(&o.score).map_err(|e| e.to_string())?;
+            Ok((v, o))
+        });
+    let finish = |status: &str, output: Option<Value>, error: Option<String>| ExecutionFinish {
+        status: status.into(),
+        output,
+        tokens_in: usage.tokens_in as i64,
+        tokens_out: usage.tokens_out as i64,
+        cost: usage.cost_usd,
+        duration_ms: Some(duration_ms),
+        mcp_tools_used: usage.mcp_tools.clone(),
+        error,
+        finished_at: now_ms(),
+    };
+    match parsed {
+        Ok((v, o)) => {
+            let mut row = NewScore::new(lead_id, agent.id(), o.score.clone());
+            row.fallback_used = o.fallback_used;
+            row.request_id = request_id;
+            let score_id = db.insert_score(&row).await.map_err(|e| e.to_string())?;
+            db.finish_execution(&exec_id, &finish("succeeded", Some(v.clone()), None))
+                .await
+                .map_err(|e| e.to_string())?;
+            metrics::counter!("agent_runs_total", "agent" => agent.id().to_string(), "outcome" => if o.fallback_used { "fallback" } else { "llm" }).increment(1);
+            Ok(json!({
+                "lead_id": lead_id,
+                "score_id": score_id,
+                "execution_id": exec_id,
+                "strategy": agent.id(),
+                "fallback_used": o.fallback_used,
+                "score": o.score,
+                "agent_output": v,
+                "usage": usage,
+            }))
+        }
+        Err(error) => {
+            if let Err(e) = db
+                .finish_execution(&exec_id, &finish("failed", None, Some(error.clone())))
+                .await
+            {
+                tracing::warn!(execution_id = %exec_id, error = %e, "cannot record the failed execution");
+            }
+            metrics::counter!("agent_runs_total", "agent" => agent.id().to_string(), "outcome" => "failed").increment(1);
+            Err(error)
+        }
+    }
+}

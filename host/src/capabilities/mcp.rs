@@ -1,0 +1,190 @@
+//! `mcp`: tools of the configured MCP servers, through the host's [`McpManager`]. A
+//! plugin reaches only the `server/tool` pairs both its manifest and its grant name
+//! (globs, e.g. `crm/get_*`); everything else is denied and audited.
+//!
+//! [`McpManager`]: crate::mcp::McpManager
+
+use super::{CallState, Capability};
+use crate::wit::since_v0_1_0::{agent, mcp as wit, types::CapabilityError};
+use serde::Deserialize;
+use std::time::Instant;
+use wasmtime::component::{HasSelf, Linker};
+
+/// Scope of `mcp`: `server/tool` globs. Declared in a manifest (empty = whatever the
+/// grant allows) and granted in config (empty = nothing).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpScope {
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// In an effective grant: the manifest's globs, which a call must match as well.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Vec::is_empty")]
+    pub declared: Vec<String>,
+}
+
+fn matches_any(globs: &[String], key: &str) -> bool {
+    globs.iter().any(|g| {
+        glob::Pattern::new(g).is_ok_and(|p| {
+            p.matches_with(
+                key,
+                glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                },
+            )
+        })
+    })
+}
+
+impl McpScope {
+    /// The effective scope: the grant's globs, kept with the manifest's.
+    pub fn narrow(&self, granted: &McpScope) -> McpScope {
+        McpScope {
+            tools: granted.tools.clone(),
+            declared: self.tools.clone(),
+        }
+    }
+
+    /// May the plugin call `tool` of `server`?
+    pub fn allows(&self, server: &str, tool: &str) -> bool {
+        let key = format!("{server}/{tool}");
+        matches_any(&self.tools, &key)
+            && (self.declared.is_empty() || matches_any(&self.declared, &key))
+    }
+
+    /// May the plugin reach any tool of `server`?
+    pub fn allows_server(&self, server: &str) -> bool {
+        let prefix = |globs: &[String]| {
+            globs
+                .iter()
+                .any(|g| g.split('/').next().is_some_and(|s| matches_any(&[s.to_string()], server)))
+        };
+        prefix(&self.tools) && (self.declared.is_empty() || prefix(&self.declared))
+    }
+}
+
+pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    agent::strata::plugin::mcp::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
+}
+
+impl CallState {
+    fn mcp_scope(&self) -> Result<&super::McpScope, CapabilityError> {
+        self.grants
+            .mcp
+            .as_ref()
+            .ok_or_else(|| CapabilityError::Denied("mcp is not granted".into()))
+    }
+
+    fn mcp_manager(&self) -> Result<std::sync::Arc<crate::mcp::McpManager>, CapabilityError> {
+        self.services
+            .mcp
+            .clone()
+            .ok_or_else(|| CapabilityError::Unavailable("no MCP servers configured".into()))
+    }
+
+    fn mcp_finish<T>(
+        &self,
+        op: &str,
+        target: &str,
+        started: Instant,
+        r: Result<T, CapabilityError>,
+        note: Option<String>,
+    ) -> Result<T, CapabilityError> {
+        let (allowed, detail) = match &r {
+            Ok(_) => (true, note),
+            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
+                (false, Some(m.clone()))
+            }
+            Err(CapabilityError::Unavailable(m)) => (true, Some(format!("failed: {m}"))),
+        };
+        self.audit(Capability::Mcp, op, target, allowed, detail, started);
+        r
+    }
+}
+
+fn unavailable(e: crate::mcp::McpError) -> CapabilityError {
+    CapabilityError::Unavailable(e.to_string())
+}
+
+impl wit::Host for CallState {
+    fn list_tools(&mut self, server: String) -> Result<Vec<wit::Tool>, CapabilityError> {
+        let started = Instant::now();
+        let r = (|| {
+            let scope = self.mcp_scope()?.clone();
+            if !scope.allows_server(&server) {
+                return Err(CapabilityError::Denied(format!(
+                    "MCP server {server:?} is not granted"
+                )));
+            }
+            let mgr = self.mcp_manager()?;
+            let tools = self
+                .services
+                .block_on(mgr.list_tools(&server))
+                .map_err(unavailable)?;
+            Ok(tools
+                .into_iter()
+                .filter(|t| scope.allows(&server, &t.name))
+                .map(|t| wit::Tool {
+                    name: t.name,
+                    description: t.description,
+                    input_schema: t.input_schema.to_string(),
+                })
+                .collect::<Vec<_>>())
+        })();
+        self.mcp_finish("list-tools", &format!("mcp:{server}"), started, r, None)
+    }
+
+    fn call_tool(
+        &mut self,
+        server: String,
+        tool: String,
+        arguments: String,
+    ) -> Result<wit::ToolResult, CapabilityError> {
+        let started = Instant::now();
+        let target = format!("mcp:{server}/{tool}");
+        let r = (|| {
+            if !self.mcp_scope()?.allows(&server, &tool) {
+                return Err(CapabilityError::Denied(format!(
+                    "MCP tool {server}/{tool} is not granted"
+                )));
+            }
+            let args: serde_json::Value = if arguments.trim().is_empty() {
+                serde_json::json!({})
+            } else {
+                serde_json::from_str(&arguments).map_err(|e| {
+                    CapabilityError::Invalid(format!("arguments are not JSON: {e}"))
+                })?
+            };
+            if !args.is_object() {
+                return Err(CapabilityError::Invalid(
+                    "arguments must be a JSON object".into(),
+                ));
+            }
+            let mgr = self.mcp_manager()?;
+            let out = self
+                .services
+                .block_on(mgr.call_tool(&server, &tool, args))
+                .map_err(unavailable)?;
+            self.usage.mcp_tools.push(format!("{server}/{tool}"));
+            Ok(wit::ToolResult {
+                is_error: out.is_error,
+                text: out.text,
+                structured: out.structured.map(|v| v.to_string()),
+            })
+        })();
+        let note = r
+            .as_ref()
+            .ok()
+            .filter(|o| o.is_error)
+            .map(|o| format!("tool reported an error: {}", truncate(&o.text, 200)));
+        self.mcp_finish("call-tool", &target, started, r, note)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

@@ -1,0 +1,11 @@
+-- LLM usage per plugin per UTC day: the ledger the daily token and cost budgets of the
+-- `llm` capability are checked against. Incremented atomically after every call.
+CREATE TABLE llm_usage (
+    plugin      TEXT NOT NULL,
+    day         TEXT NOT NULL,
+    calls       BIGINT NOT NULL DEFAULT 0,
+    tokens_in   BIGINT NOT NULL DEFAULT 0,
+    tokens_out  BIGINT NOT NULL DEFAULT 0,
+    cost_usd    DOUBLE PRECISION NOT NULL DEFAULT 0,
+    PRIMARY KEY (plugin, day)
+);

@@ -1,0 +1,252 @@
+//! The lead-qualification agent end to end with real peers: the agent plugin (Wasm) reads
+//! the lead through Strata's own MCP server (the `strata` binary over stdio), asks an LLM
+//! (a local HTTP server speaking the OpenAI protocol, scripted per test), falls back to the
+//! BANT scorer plugin through `scoring` when the LLM fails, writes back through MCP; the
+//! score and the execution row are stored, every capability call audited.
+
+mod common;
+#[path = "support/llm_mock.rs"]
+mod llm_mock;
+
+use common::*;
+use llm_mock::{Behaviour, MockLlm};
+use serde_json::{json, Value};
+use strata::app::App;
+use strata::config::Config;
+use strata::db::{AuditFilter, ExecutionFilter};
+
+const AGENT: &str = "qualify-agent";
+
+fn answer(score: f64) -> Value {
+    json!({
+        "score": score, "priority": "high",
+        "recommended_action": "Call the CFO this week",
+        "reasoning": "Budget approved, VP title, evaluating now",
+        "confidence": 0.8,
+        "factors": {"budget": 90, "authority": 85, "fit": 80, "timeline": 75, "complexity": 60}
+    })
+}
+
+struct Setup {
+    app: App,
+    llm: MockLlm,
+    _tmp: tempfile::TempDir,
+}
+
+/// A host with the agent and BANT loaded, the mock LLM as provider `mock` behind alias
+/// `qualifier`, Strata's MCP server as `crm`, and `grant_extra` appended to the agent's grant.
+async fn setup(llm_grant: &str, mcp_tools: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    install(&plugins, "bant", "bant");
+    install(&plugins, "qualify-agent", AGENT);
+    let url = sqlite_url(tmp.path());
+    let llm = MockLlm::start().await;
+    let strata = env!("CARGO_BIN_EXE_strata");
+    let text = format!(
+        r#"
+[database]
+url = "{url}"
+[plugins]
+dir = "{plugins}"
+watch = false
+[runtime]
+cache_dir = "{cache}"
+pool_instances = 16
+[llm.providers.mock]
+kind = "openai"
+base_url = "{llm_url}"
+timeout_ms = 3000
+structured_output = "json_schema"
+[llm.models.qualifier]
+provider = "mock"
+model = "mock-model"
+input_usd_per_mtok = 1.0
+output_usd_per_mtok = 2.0
+[llm.retry]
+max_attempts = 2
+base_delay_ms = 1
+max_delay_ms = 5
+[mcp.servers.crm]
+transport = "stdio"
+command = "{strata}"
+args = ["mcp", "serve", "--transport", "stdio"]
+env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
+side_effect_tools = ["update_*", "qualify_*"]
+[qualify]
+agent = "{AGENT}"
+[grants.bant]
+capabilities = []
+[grants.{AGENT}]
+capabilities = ["llm", "mcp", "scoring"]
+llm = {{ models = ["qualifier"]{llm_grant} }}
+mcp = {{ tools = [{mcp_tools}] }}
+scoring = {{ strategies = ["bant"] }}
+limits = {{ deadline_ms = 60000 }}
+"#,
+        plugins = plugins.display(),
+        cache = tmp.path().join("cache").display(),
+        llm_url = llm.url(),
+    );
+    let config: Config = toml::from_str(&text).expect("test config");
+    config.validate().expect("valid config");
+    let db = strata::db::Db::connect(&url, &Default::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    db.upsert_lead(&hot_lead("L-1")).await.unwrap();
+    let app = App::with_db(config, db).unwrap();
+    let report = app.manager.load_all().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    Setup {
+        app,
+        llm,
+        _tmp: tmp,
+    }
+}
+
+const TOOLS: &str = r#""crm/get_lead", "crm/update_lead""#;
+
+async fn qualify(s: &Setup, lead: &str) -> Result<Value, String> {
+    let agent = s.app.manager.registry().get(AGENT).unwrap();
+    strata::agents::qualify_with_agent(&s.app.db, agent, &s.app.config.qualify, lead, Some("rid-agent".into()))
+        .await
+}
+
+async fn audit(s: &Setup, capability: &str) -> Vec<strata::db::AuditRecord> {
+    s.app.audit.flush().await;
+    s.app
+        .db
+        .list_audit(&AuditFilter {
+            plugin: Some(AGENT.into()),
+            capability: Some(capability.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.record)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_qualifies_through_mcp_and_the_llm_and_stores_score_and_execution() {
+    let s = setup("", TOOLS).await;
+    s.llm.push(Behaviour::json(answer(82.5)).with_tokens(321, 45));
+    let v = qualify(&s, "L-1").await.expect("qualified");
+    assert_eq!(v["fallback_used"], false, "{v}");
+    assert_eq!(v["score"]["value"], 82.5);
+    assert_eq!(v["strategy"], "qualify-agent@1.0.0");
+
+    // The LLM got the lead that MCP returned, with the schema in the OpenAI dialect.
+    let req = &s.llm.requests()[0];
+    let body: Value = req.body.clone();
+    assert_eq!(body["response_format"]["type"], "json_schema");
+    assert!(body.to_string().contains("Dana Fox"), "{body}");
+
+    // Stored: the score (strategy agent@version), the execution with tokens, cost, tools.
+    let scores = s.app.db.latest_scores("L-1", 5).await.unwrap();
+    assert_eq!(scores[0].strategy, "qualify-agent@1.0.0");
+    assert_eq!(scores[0].score.value, 82.5);
+    assert!(!scores[0].fallback_used);
+    let execs = s
+        .app
+        .db
+        .list_executions(&ExecutionFilter::default())
+        .await
+        .unwrap();
+    let e = &execs[0];
+    assert_eq!(e.status, "succeeded");
+    assert_eq!(e.lead_id.as_deref(), Some("L-1"));
+    assert_eq!((e.tokens_in, e.tokens_out), (321, 45));
+    assert!((e.cost - (321.0 * 1.0 + 45.0 * 2.0) / 1e6).abs() < 1e-12, "{}", e.cost);
+    assert_eq!(e.mcp_tools_used, vec!["crm/get_lead", "crm/update_lead"]);
+
+    // Written back to the CRM through MCP (Strata's own server → the same database).
+    let lead = s.app.db.get_lead("L-1").await.unwrap().unwrap();
+    assert_eq!(lead.attributes.get("strata_score").map(String::as_str), Some("82.5"));
+    assert_eq!(lead.attributes.get("strata_priority").map(String::as_str), Some("high"));
+
+    // Audited with tokens and cost.
+    let llm_rows = audit(&s, "llm").await;
+    assert_eq!(llm_rows.len(), 1);
+    assert!(llm_rows[0].allowed);
+    assert_eq!(llm_rows[0].tokens_in, Some(321));
+    assert_eq!(llm_rows[0].request_id.as_deref(), Some("rid-agent"));
+    assert_eq!(audit(&s, "mcp").await.len(), 2);
+    s.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn llm_failure_falls_back_to_the_bant_scorer_and_says_so() {
+    let s = setup("", TOOLS).await;
+    s.llm.set_default(Behaviour::status(500));
+    let v = qualify(&s, "L-1").await.expect("qualified by fallback");
+    assert_eq!(v["fallback_used"], true, "{v}");
+    let reason = v["agent_output"]["fallback_reason"].as_str().unwrap();
+    assert!(reason.contains("LLM"), "{reason}");
+    // Same value the BANT plugin gives directly.
+    let bant = s.app.manager.registry().get("bant").unwrap();
+    let direct = bant.score(&hot_lead("L-1"), None).unwrap();
+    assert_eq!(v["score"]["value"].as_f64().unwrap(), direct.value);
+    let scores = s.app.db.latest_scores("L-1", 1).await.unwrap();
+    assert!(scores[0].fallback_used);
+    assert!(scores[0].score.reasoning.contains("fallback"));
+    let scoring = audit(&s, "scoring").await;
+    assert_eq!(scoring.len(), 1);
+    assert!(scoring[0].detail.as_deref().unwrap().contains("bant@"));
+    s.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_violating_answers_fall_back_to_rules() {
+    let s = setup("", TOOLS).await;
+    s.llm.set_default(Behaviour::SchemaViolating);
+    let v = qualify(&s, "L-1").await.expect("qualified by fallback");
+    assert_eq!(v["fallback_used"], true, "{v}");
+    assert!(v["agent_output"]["fallback_reason"]
+        .as_str()
+        .unwrap()
+        .contains("invalid"));
+    s.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_token_budget_is_denied_audited_and_falls_back() {
+    let s = setup(", daily_tokens = 300", TOOLS).await;
+    s.llm.set_default(Behaviour::json(answer(70.0)).with_tokens(280, 40));
+    let first = qualify(&s, "L-1").await.unwrap();
+    assert_eq!(first["fallback_used"], false, "{first}");
+    let before = s.llm.request_count();
+    // 320 tokens used of 300: the next call is refused before reaching the provider.
+    let second = qualify(&s, "L-1").await.unwrap();
+    assert_eq!(second["fallback_used"], true, "{second}");
+    assert!(second["agent_output"]["fallback_reason"]
+        .as_str()
+        .unwrap()
+        .contains("budget"));
+    assert_eq!(s.llm.request_count(), before);
+    let rows = audit(&s, "llm").await;
+    assert!(rows
+        .iter()
+        .any(|r| !r.allowed && r.detail.as_deref().unwrap_or("").contains("budget")));
+    s.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ungranted_mcp_tool_is_denied_and_audited() {
+    // get_lead only: the write-back is refused; the score is still stored, the output says so.
+    let s = setup("", r#""crm/get_lead""#).await;
+    s.llm.push(Behaviour::json(answer(60.0)));
+    let v = qualify(&s, "L-1").await.unwrap();
+    assert_eq!(v["agent_output"]["written_back"], false, "{v}");
+    assert!(v["agent_output"]["write_back_error"]
+        .as_str()
+        .unwrap()
+        .contains("not granted"));
+    let denied: Vec<_> = audit(&s, "mcp").await.into_iter().filter(|r| !r.allowed).collect();
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0].target.as_deref(), Some("mcp:crm/update_lead"));
+    let lead = s.app.db.get_lead("L-1").await.unwrap().unwrap();
+    assert!(!lead.attributes.contains_key("strata_score"));
+    s.app.shutdown().await;
+}
