@@ -250,3 +250,37 @@ async fn an_ungranted_mcp_tool_is_denied_and_audited() {
     assert!(!lead.attributes.contains_key("strata_score"));
     s.app.shutdown().await;
 }
+
+/// Opt-in: a real local model (`scripts/e2e-llm.sh` starts llama-cpp-python's server with
+/// SmolLM2-135M-Instruct and sets `STRATA_E2E_LLM=1` and `STRATA_E2E_LLM_URL`). The agent
+/// qualifies a demo lead through it: schema-valid structured output, real token counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_real_local_model_qualifies_a_lead() {
+    if std::env::var("STRATA_E2E_LLM").as_deref() != Ok("1") {
+        eprintln!("skipped: set STRATA_E2E_LLM=1 (see scripts/e2e-llm.sh)");
+        return;
+    }
+    let url = std::env::var("STRATA_E2E_LLM_URL").expect("STRATA_E2E_LLM_URL");
+    let s = setup("", TOOLS).await;
+    // Point the alias at the real server instead of the mock.
+    let mut config = (*s.app.config).clone();
+    let p = config.llm.providers.get_mut("mock").unwrap();
+    p.base_url = url;
+    p.timeout_ms = 120_000;
+    p.structured_output = Some(strata::llm::StructuredOutput::JsonObjectSchema);
+    let db = s.app.db.clone();
+    let app = App::with_db(config, db).unwrap();
+    assert!(app.manager.load_all().await.failed.is_empty());
+    let agent = app.manager.registry().get(AGENT).unwrap();
+    let v = strata::agents::qualify_with_agent(&app.db, agent, &app.config.qualify, "L-1", None)
+        .await
+        .expect("qualified");
+    eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
+    let out = &v["agent_output"];
+    assert_eq!(v["fallback_used"], false, "the model's answer was not usable: {v}");
+    assert!(out["usage"]["input_tokens"].as_u64().unwrap() > 0);
+    assert!(out["usage"]["output_tokens"].as_u64().unwrap() > 0);
+    let execs = app.db.list_executions(&ExecutionFilter::default()).await.unwrap();
+    assert!(execs[0].tokens_in > 0 && execs[0].tokens_out > 0);
+    app.shutdown().await;
+}

@@ -133,6 +133,8 @@ const PROTECTED: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/plugins", Role::Reader),
     ("GET", "/api/v1/plugins/bant", Role::Reader),
     ("GET", "/api/v1/audit", Role::Reader),
+    ("GET", "/api/v1/mcp/status", Role::Reader),
+    ("GET", "/api/v1/mcp/servers/x/tools", Role::Reader),
     ("POST", "/api/v1/leads", Role::Operator),
     ("POST", "/api/v1/leads/bulk", Role::Operator),
     ("POST", "/api/v1/score", Role::Operator),

@@ -3,6 +3,7 @@
 mod backtest;
 mod bench;
 mod keys;
+mod mcp;
 mod plugin;
 mod qualify;
 mod score;
@@ -62,6 +63,9 @@ pub enum Command {
     /// Run the qualification agent on stored leads now (MCP read, LLM or rule-based
     /// fallback, MCP write-back; score and execution stored).
     Qualify(qualify::QualifyArgs),
+    /// Serve Strata's MCP server; inspect the configured MCP servers.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -94,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => keys::run(cmd, config()?).await,
         Command::Qualify(args) => qualify::run(args, config()?).await,
+        Command::Mcp(cmd) => mcp::run(cmd, config).await,
     }
 }
 

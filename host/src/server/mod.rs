@@ -130,7 +130,9 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::executions::stats))
         .routes(routes!(routes::plugins::list))
         .routes(routes!(routes::plugins::get))
-        .routes(routes!(routes::audit::list));
+        .routes(routes!(routes::audit::list))
+        .routes(routes!(routes::mcp::mcp_status))
+        .routes(routes!(routes::mcp::mcp_server_tools));
     let operator = OpenApiRouter::new()
         .routes(routes!(routes::leads::upsert))
         .routes(routes!(routes::leads::bulk))

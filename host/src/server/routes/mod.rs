@@ -6,6 +6,7 @@ pub mod executions;
 pub mod health;
 pub mod keys;
 pub mod leads;
+pub mod mcp;
 pub mod plugins;
 pub mod scores;
 pub mod scoring;
