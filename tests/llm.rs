@@ -252,13 +252,18 @@ async fn openai_without_key_sends_no_authorization_and_honours_max_tokens_field(
     ));
     mock.push(Behaviour::text("hi"));
     let c = b
-        .complete("local-small", &request())
+        .complete("local-small", &request().with_system(" "))
         .await
         .expect("completion");
     assert_eq!(c.cost_usd, 0.0);
     let r = &mock.requests()[0];
     assert_eq!(r.header("authorization"), None);
     assert_eq!(r.body["max_completion_tokens"], json!(256));
+    assert_eq!(
+        r.body["messages"][0]["role"],
+        json!("user"),
+        "blank system not sent"
+    );
     assert!(r.body.get("max_tokens").is_none());
 }
 
@@ -1008,6 +1013,32 @@ async fn unknown_alias_and_invalid_requests_make_no_request() {
     let mut empty = request();
     empty.messages.clear();
     let err = b.complete("small", &empty).await.expect_err("no messages");
+    assert!(matches!(err, LlmError::InvalidRequest(_)), "{err:?}");
+
+    let mut blank = request();
+    blank.messages.push(Message::assistant("  "));
+    let err = b
+        .complete("small", &blank)
+        .await
+        .expect_err("blank message");
+    assert!(matches!(err, LlmError::InvalidRequest(_)), "{err:?}");
+
+    let mut assistant_first = request();
+    assistant_first
+        .messages
+        .insert(0, Message::assistant("Hello."));
+    let err = b
+        .complete("small", &assistant_first)
+        .await
+        .expect_err("assistant first");
+    assert!(matches!(err, LlmError::InvalidRequest(_)), "{err:?}");
+
+    let mut no_tokens = request();
+    no_tokens.max_tokens = 0;
+    let err = b
+        .complete("small", &no_tokens)
+        .await
+        .expect_err("max_tokens 0");
     assert!(matches!(err, LlmError::InvalidRequest(_)), "{err:?}");
 
     let bad_schema = request().with_schema(json!({"type": "no-such-type"}));

@@ -34,7 +34,7 @@ pub(crate) fn body(
     schema: Option<&OutputSchema>,
     dialect: StructuredOutput,
 ) -> Value {
-    let mut system = req.system.clone();
+    let mut system = req.system.clone().filter(|s| !s.trim().is_empty());
     let messages: Vec<Value> = req
         .messages
         .iter()
@@ -69,8 +69,8 @@ pub(crate) fn body(
         } else {
             let inst = instruction(schema.schema());
             system = Some(match system {
-                Some(s) if !s.trim().is_empty() => format!("{s}\n\n{inst}"),
-                _ => inst,
+                Some(s) => format!("{s}\n\n{inst}"),
+                None => inst,
             });
         }
     }

@@ -25,7 +25,7 @@
 use super::completion::{Attempt, Completion};
 use super::error::{is_retryable_status, LlmError, LlmErrorKind};
 use super::provider::{Answer, Provider, ProviderStatus};
-use super::request::CompletionRequest;
+use super::request::{CompletionRequest, MessageRole};
 use super::schema::{OutputProblem, OutputSchema};
 use super::settings::{LlmSettings, ModelSettings, RetrySettings};
 use rand::Rng;
@@ -326,6 +326,19 @@ fn is_breaker_failure(err: &LlmError) -> bool {
 fn check_request(req: &CompletionRequest) -> Result<(), LlmError> {
     if req.messages.is_empty() {
         return Err(LlmError::InvalidRequest("no messages".into()));
+    }
+    if let Some(i) = req
+        .messages
+        .iter()
+        .position(|m| m.content.trim().is_empty())
+    {
+        return Err(LlmError::InvalidRequest(format!("message {i} is empty")));
+    }
+    if req.messages[0].role != MessageRole::User {
+        // Anthropic refuses it, and so do many chat templates of local servers.
+        return Err(LlmError::InvalidRequest(
+            "the first message must be from the user".into(),
+        ));
     }
     if req.max_tokens == 0 {
         return Err(LlmError::InvalidRequest(

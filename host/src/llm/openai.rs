@@ -32,7 +32,7 @@ pub(crate) fn body(
     dialect: StructuredOutput,
     max_tokens_field: MaxTokensField,
 ) -> Value {
-    let mut system = req.system.clone();
+    let mut system = req.system.clone().filter(|s| !s.trim().is_empty());
     let mut body = Map::new();
     body.insert("model".into(), json!(model));
     let field = match max_tokens_field {
@@ -60,8 +60,8 @@ pub(crate) fn body(
             StructuredOutput::Prompt | StructuredOutput::Tool => {
                 let inst = instruction(schema.schema());
                 system = Some(match system {
-                    Some(s) if !s.trim().is_empty() => format!("{s}\n\n{inst}"),
-                    _ => inst,
+                    Some(s) => format!("{s}\n\n{inst}"),
+                    None => inst,
                 });
             }
         }

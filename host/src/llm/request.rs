@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 /// One completion call, provider-neutral.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct CompletionRequest {
-    /// System prompt (Anthropic `system`, OpenAI a leading `system` message).
+    /// System prompt (Anthropic `system`, OpenAI a leading `system` message); a blank one
+    /// is not sent.
     pub system: Option<String>,
-    /// The conversation, oldest first; must not be empty.
+    /// The conversation, oldest first: at least one message, the first from the user, none
+    /// blank.
     pub messages: Vec<Message>,
     /// Upper bound on output tokens; at least 1.
     pub max_tokens: u32,
