@@ -3,6 +3,7 @@
 mod backtest;
 mod bench;
 mod keys;
+mod mcp;
 mod plugin;
 mod score;
 
@@ -58,6 +59,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Serve Strata's MCP server; inspect the configured MCP servers.
+    #[command(subcommand)]
+    Mcp(mcp::McpCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -89,6 +93,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::server::serve(cfg, None).await
         }
         Command::Keys(cmd) => keys::run(cmd, config()?).await,
+        Command::Mcp(cmd) => mcp::run(cmd, config).await,
     }
 }
 
