@@ -21,6 +21,22 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >/dev/null
 fi
 
+# MCP test peers (tests/mcp.rs talks to real MCP servers): the npm packages pinned in
+# tests/mcp-peers/package-lock.json, reinstalled when the lockfile changed since.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "== installing Node.js and npm (needed by the MCP tests)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+PEERS=tests/mcp-peers
+PEERS_STAMP="$PEERS/node_modules/.strata-lock.sha256"
+if [ "$(cat "$PEERS_STAMP" 2>/dev/null)" != "$(sha256sum "$PEERS/package-lock.json" | cut -d' ' -f1)" ]; then
+    echo "== installing MCP test peers (npm ci --prefix $PEERS)"
+    npm ci --prefix "$PEERS" --no-audit --no-fund --loglevel=error
+    sha256sum "$PEERS/package-lock.json" | cut -d' ' -f1 > "$PEERS_STAMP"
+fi
+
 # CI: share one target directory outside the clone between runs on the same machine
 # (a cold build also passes, it just takes longer).
 if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then

@@ -170,3 +170,73 @@ async fn list_leads_filters_by_status_source_and_search() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn update_lead_changes_only_the_given_fields_and_merges_attributes() {
+    use strata::db::leads::LeadUpdate;
+    both_backends(|db| async move {
+        let mut l = lead("U-1");
+        l.attributes.insert("keep".into(), "k".into());
+        l.attributes.insert("drop".into(), "d".into());
+        l.notes = Some("first".into());
+        db.upsert_lead(&l).await.unwrap();
+        let before = db.get_lead_record("U-1").await.unwrap().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+
+        let mut attributes = BTreeMap::new();
+        attributes.insert("new".to_string(), Some("n".to_string()));
+        attributes.insert("drop".to_string(), None);
+        let up = LeadUpdate {
+            status: Some(LeadStatus::Contacted),
+            notes: None,
+            attributes,
+        };
+        let after = db.update_lead("U-1", &up).await.unwrap().unwrap();
+        assert_eq!(after.lead.status, LeadStatus::Contacted);
+        assert_eq!(
+            after.lead.notes.as_deref(),
+            Some("first"),
+            "notes untouched"
+        );
+        assert_eq!(after.lead.name, l.name, "other fields untouched");
+        let keys: Vec<&str> = after.lead.attributes.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["keep", "new"]);
+        assert_eq!(after.created_at, before.created_at);
+        assert!(after.updated_at > before.updated_at, "updated_at moved");
+        assert_eq!(db.get_lead_record("U-1").await.unwrap().unwrap(), after);
+
+        // Notes only (no attribute read), and an unknown lead either way.
+        let notes = LeadUpdate {
+            notes: Some("second".into()),
+            ..LeadUpdate::default()
+        };
+        let again = db.update_lead("U-1", &notes).await.unwrap().unwrap();
+        assert_eq!(again.lead.notes.as_deref(), Some("second"));
+        assert_eq!(again.lead.status, LeadStatus::Contacted);
+        assert_eq!(db.update_lead("missing", &notes).await.unwrap(), None);
+        assert_eq!(db.update_lead("missing", &up).await.unwrap(), None);
+
+        // Concurrent merges of different keys: none is lost.
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut attributes = BTreeMap::new();
+                attributes.insert(format!("k{i}"), Some(i.to_string()));
+                let up = LeadUpdate {
+                    attributes,
+                    ..LeadUpdate::default()
+                };
+                db.update_lead("U-1", &up).await.unwrap().unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let last = db.get_lead("U-1").await.unwrap().unwrap();
+        for i in 0..8 {
+            assert_eq!(last.attributes.get(&format!("k{i}")), Some(&i.to_string()));
+        }
+    })
+    .await;
+}

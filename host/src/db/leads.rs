@@ -29,6 +29,23 @@ pub struct LeadRecord {
     pub updated_at: i64,
 }
 
+/// A partial change of a stored lead ([`Db::update_lead`]): only the fields set change.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LeadUpdate {
+    pub status: Option<LeadStatus>,
+    pub notes: Option<String>,
+    /// Custom attributes merged into the stored ones: `Some(v)` sets a key, `None`
+    /// removes it; keys not named are kept.
+    pub attributes: BTreeMap<String, Option<String>>,
+}
+
+impl LeadUpdate {
+    /// True when the update changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.status.is_none() && self.notes.is_none() && self.attributes.is_empty()
+    }
+}
+
 pub(crate) const COLUMNS: &str =
     "id, name, email, company, title, industry, employees, annual_revenue, \
     budget, timeline, source, status, notes, attributes, created_at, updated_at";
@@ -308,6 +325,81 @@ impl Db {
                 .map_err(q(OP))?
         });
         Ok(n)
+    }
+
+    /// Change some fields of a stored lead ([`LeadUpdate`]; `updated_at` set to now) and
+    /// return it as stored afterwards; `None` if there is no lead with this id.
+    ///
+    /// The attribute merge is a compare-and-set on the stored attributes (same SQL on
+    /// both engines, no lock held between the read and the write): a concurrent change
+    /// of the attributes makes it re-read and merge again, so no update is lost.
+    pub async fn update_lead(
+        &self,
+        id: &str,
+        update: &LeadUpdate,
+    ) -> Result<Option<LeadRecord>, DbError> {
+        const OP: &str = "update_lead";
+        const ATTEMPTS: usize = 32;
+        const SQL: &str = "UPDATE leads SET status = COALESCE($2, status), \
+            notes = COALESCE($3, notes), attributes = COALESCE($4, attributes), updated_at = $5 \
+            WHERE id = $1 AND ($6 IS NULL OR attributes = $6)";
+        for _ in 0..ATTEMPTS {
+            // Read the stored attributes only when they are to be merged.
+            let (new_attrs, old_attrs) = if update.attributes.is_empty() {
+                (None, None)
+            } else {
+                let stored: Option<String> = on_pool!(self, |pool| {
+                    sqlx::query_scalar("SELECT attributes FROM leads WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(pool)
+                        .await
+                        .map_err(q(OP))?
+                });
+                let Some(stored) = stored else {
+                    return Ok(None);
+                };
+                let mut attrs: BTreeMap<String, String> =
+                    serde_json::from_str(&stored).map_err(|e| DbError::Corrupt {
+                        op: OP,
+                        reason: format!(
+                            "lead {id}: attributes are not a JSON object of strings: {e}"
+                        ),
+                    })?;
+                for (k, v) in &update.attributes {
+                    match v {
+                        Some(v) => attrs.insert(k.clone(), v.clone()),
+                        None => attrs.remove(k),
+                    };
+                }
+                let merged = serde_json::to_string(&attrs).map_err(|e| DbError::InvalidInput {
+                    op: OP,
+                    reason: format!("lead {id}: attributes: {e}"),
+                })?;
+                (Some(merged), Some(stored))
+            };
+            let n = on_pool!(self, |pool| {
+                sqlx::query(SQL)
+                    .bind(id)
+                    .bind(update.status.map(|s| s.as_str()))
+                    .bind(update.notes.as_deref())
+                    .bind(new_attrs.as_deref())
+                    .bind(now_ms())
+                    .bind(old_attrs.as_deref())
+                    .execute(pool)
+                    .await
+                    .map_err(q(OP))?
+                    .rows_affected()
+            });
+            if n > 0 || old_attrs.is_none() {
+                // Done, or (without a merge) no such lead.
+                return self.get_lead_record(id).await;
+            }
+            // The attributes changed since they were read (or the lead is gone): again.
+        }
+        Err(DbError::InvalidInput {
+            op: OP,
+            reason: format!("lead {id}: attributes kept changing concurrently; gave up after {ATTEMPTS} attempts"),
+        })
     }
 
     /// Delete a lead (and, by cascade, its scores). True if it existed.
