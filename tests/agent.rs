@@ -284,3 +284,109 @@ async fn e2e_real_local_model_qualifies_a_lead() {
     assert!(execs[0].tokens_in > 0 && execs[0].tokens_out > 0);
     app.shutdown().await;
 }
+
+/// The issue's "done": the server on SQLite with the shipped kind of config and no LLM —
+/// `POST /api/v1/leads/qualify/{id}` runs the agent as a job (lead through the bundled MCP
+/// server, rule-based fallback), and the MCP calls, the execution and the MCP status are
+/// visible through the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn qualify_endpoint_runs_the_agent_offline_and_the_api_shows_its_trail() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    install(&plugins, "bant", "bant");
+    install(&plugins, "qualify-agent", AGENT);
+    let url = sqlite_url(tmp.path());
+    let text = format!(
+        r#"
+[database]
+url = "{url}"
+[plugins]
+dir = "{plugins}"
+watch = false
+[server]
+bind = "127.0.0.1:0"
+[mcp.servers.crm]
+transport = "stdio"
+command = "{strata}"
+args = ["mcp", "serve", "--transport", "stdio"]
+env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
+side_effect_tools = ["update_*", "qualify_*"]
+[qualify]
+agent = "{AGENT}"
+[grants.{AGENT}]
+capabilities = ["llm", "mcp", "scoring"]
+llm = {{ models = [] }}
+mcp = {{ tools = ["crm/get_lead", "crm/update_lead"] }}
+scoring = {{ strategies = ["bant"] }}
+limits = {{ deadline_ms = 60000 }}
+"#,
+        plugins = plugins.display(),
+        strata = env!("CARGO_BIN_EXE_strata"),
+    );
+    let config: Config = toml::from_str(&text).unwrap();
+    let db = strata::db::Db::connect(&url, &Default::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    db.upsert_lead(&hot_lead("L-9")).await.unwrap();
+    let (_, key) = strata::server::auth::create_key(&db, "op", strata::db::Role::Admin)
+        .await
+        .unwrap();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(strata::server::serve_until(config, Some(ready_tx), async move {
+        let _ = stop_rx.await;
+    }));
+    let base = format!("http://{}", ready_rx.await.unwrap());
+    let http = reqwest::Client::new();
+    let get = |path: String| {
+        let r = http.get(format!("{base}{path}")).bearer_auth(&key).send();
+        async move { r.await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let accepted: Value = http
+        .post(format!("{base}/api/v1/leads/qualify/L-9"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let job_id = accepted["job_id"].as_str().unwrap().to_string();
+    let mut job = Value::Null;
+    for _ in 0..600 {
+        job = get(format!("/api/v1/jobs/{job_id}")).await;
+        if matches!(job["status"].as_str(), Some("succeeded" | "dead")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let result = &job["result"];
+    assert_eq!(result["strategy"], "qualify-agent@1.0.0", "{job}");
+    assert_eq!(result["fallback_used"], true);
+
+    let scores = get("/api/v1/leads/scores/L-9".into()).await;
+    assert!(scores.to_string().contains("qualify-agent@1.0.0"), "{scores}");
+    let execs = get(format!("/api/v1/agents/executions?agent={AGENT}")).await;
+    let e = &execs["items"][0];
+    assert_eq!(e["lead_id"], "L-9", "{execs}");
+    assert_eq!(e["mcp_tools_used"], json!(["crm/get_lead", "crm/update_lead"]));
+    // The audit is written in batches: poll until the agent's rows are there.
+    let mut audit = Value::Null;
+    for _ in 0..100 {
+        audit = get(format!("/api/v1/audit?plugin={AGENT}&capability=mcp")).await;
+        if audit["items"].as_array().unwrap().len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
+    let denied_llm = get(format!("/api/v1/audit?plugin={AGENT}&capability=llm")).await;
+    assert_eq!(denied_llm["items"][0]["allowed"], false, "{denied_llm}");
+    let status = get("/api/v1/mcp/status".into()).await;
+    assert!(status.to_string().contains("crm"), "{status}");
+    let tools = get("/api/v1/mcp/servers/crm/tools".into()).await;
+    assert!(tools.to_string().contains("update_lead"), "{tools}");
+    let _ = stop_tx.send(());
+    server.await.unwrap().unwrap();
+}

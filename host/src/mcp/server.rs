@@ -46,7 +46,11 @@ impl Default for ServeOptions {
 impl ServeOptions {
     pub fn from_config(cfg: &crate::config::Config) -> Self {
         Self {
-            default_strategy: cfg.plugins.default_scorer.clone(),
+            default_strategy: cfg
+                .qualify
+                .agent
+                .clone()
+                .unwrap_or_else(|| cfg.plugins.default_scorer.clone()),
             job_max_attempts: i64::from(cfg.server.job_max_attempts.max(1)),
         }
     }

@@ -85,7 +85,7 @@ pub async fn score(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QualifyRequest {
-    /// Scorer plugin name; default: `plugins.default_scorer`.
+    /// Scorer or agent plugin name; default: `qualify.agent`, else `plugins.default_scorer`.
     pub strategy: Option<String>,
 }
 
@@ -119,6 +119,7 @@ pub async fn qualify(
     }
     let strategy = req
         .strategy
+        .or_else(|| st.config.qualify.agent.clone())
         .unwrap_or_else(|| st.config.plugins.default_scorer.clone());
     st.manager.registry().get(&strategy)?;
     let job = st
