@@ -12,7 +12,7 @@ pub enum McpCommand {
         /// The server's name in [mcp.servers].
         server: String,
     },
-    /// Connect to every configured MCP server and print its status as JSON.
+    /// Connect to and probe every configured MCP server; print their status as JSON.
     Status,
 }
 
@@ -54,7 +54,7 @@ pub async fn run(
             let cfg = config()?;
             cfg.mcp.validate().map_err(anyhow::Error::msg)?;
             let manager = crate::mcp::McpManager::new(&cfg.mcp);
-            manager.connect_all().await;
+            manager.check_all().await; // connects, then probes (tools/list) for latency
             let status = manager.status();
             manager.shutdown().await;
             println!("{}", serde_json::to_string_pretty(&status)?);
