@@ -304,6 +304,8 @@ url = "{url}"
 [plugins]
 dir = "{plugins}"
 watch = false
+[runtime]
+cache_dir = "{cache}"
 [server]
 bind = "127.0.0.1:0"
 [mcp.servers.crm]
@@ -322,6 +324,7 @@ scoring = {{ strategies = ["bant"] }}
 limits = {{ deadline_ms = 60000 }}
 "#,
         plugins = plugins.display(),
+        cache = tmp.path().join("cache").display(),
         strata = env!("CARGO_BIN_EXE_strata"),
     );
     let config: Config = toml::from_str(&text).unwrap();
