@@ -190,7 +190,7 @@ impl Config {
         fig = fig.merge(
             Env::prefixed("STRATA_")
                 .split("__")
-                .ignore(&["config", "log"]),
+                .ignore(&["config", "log", "log_format"]),
         );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             fig = fig.merge(("database.url", url));
