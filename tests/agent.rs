@@ -91,7 +91,9 @@ limits = {{ deadline_ms = 60000 }}
     );
     let config: Config = toml::from_str(&text).expect("test config");
     config.validate().expect("valid config");
-    let db = strata::db::Db::connect(&url, &Default::default()).await.unwrap();
+    let db = strata::db::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     db.upsert_lead(&hot_lead("L-1")).await.unwrap();
     let app = App::with_db(config, db).unwrap();
@@ -108,8 +110,14 @@ const TOOLS: &str = r#""crm/get_lead", "crm/update_lead""#;
 
 async fn qualify(s: &Setup, lead: &str) -> Result<Value, String> {
     let agent = s.app.manager.registry().get(AGENT).unwrap();
-    strata::agents::qualify_with_agent(&s.app.db, agent, &s.app.config.qualify, lead, Some("rid-agent".into()))
-        .await
+    strata::agents::qualify_with_agent(
+        &s.app.db,
+        agent,
+        &s.app.config.qualify,
+        lead,
+        Some("rid-agent".into()),
+    )
+    .await
 }
 
 async fn audit(s: &Setup, capability: &str) -> Vec<strata::db::AuditRecord> {
@@ -131,7 +139,8 @@ async fn audit(s: &Setup, capability: &str) -> Vec<strata::db::AuditRecord> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_qualifies_through_mcp_and_the_llm_and_stores_score_and_execution() {
     let s = setup("", TOOLS).await;
-    s.llm.push(Behaviour::json(answer(82.5)).with_tokens(321, 45));
+    s.llm
+        .push(Behaviour::json(answer(82.5)).with_tokens(321, 45));
     let v = qualify(&s, "L-1").await.expect("qualified");
     assert_eq!(v["fallback_used"], false, "{v}");
     assert_eq!(v["score"]["value"], 82.5);
@@ -158,13 +167,23 @@ async fn agent_qualifies_through_mcp_and_the_llm_and_stores_score_and_execution(
     assert_eq!(e.status, "succeeded");
     assert_eq!(e.lead_id.as_deref(), Some("L-1"));
     assert_eq!((e.tokens_in, e.tokens_out), (321, 45));
-    assert!((e.cost - (321.0 * 1.0 + 45.0 * 2.0) / 1e6).abs() < 1e-12, "{}", e.cost);
+    assert!(
+        (e.cost - (321.0 * 1.0 + 45.0 * 2.0) / 1e6).abs() < 1e-12,
+        "{}",
+        e.cost
+    );
     assert_eq!(e.mcp_tools_used, vec!["crm/get_lead", "crm/update_lead"]);
 
     // Written back to the CRM through MCP (Strata's own server → the same database).
     let lead = s.app.db.get_lead("L-1").await.unwrap().unwrap();
-    assert_eq!(lead.attributes.get("strata_score").map(String::as_str), Some("82.5"));
-    assert_eq!(lead.attributes.get("strata_priority").map(String::as_str), Some("high"));
+    assert_eq!(
+        lead.attributes.get("strata_score").map(String::as_str),
+        Some("82.5")
+    );
+    assert_eq!(
+        lead.attributes.get("strata_priority").map(String::as_str),
+        Some("high")
+    );
 
     // Audited with tokens and cost.
     let llm_rows = audit(&s, "llm").await;
@@ -213,7 +232,8 @@ async fn schema_violating_answers_fall_back_to_rules() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_token_budget_is_denied_audited_and_falls_back() {
     let s = setup(", daily_tokens = 300", TOOLS).await;
-    s.llm.set_default(Behaviour::json(answer(70.0)).with_tokens(280, 40));
+    s.llm
+        .set_default(Behaviour::json(answer(70.0)).with_tokens(280, 40));
     let first = qualify(&s, "L-1").await.unwrap();
     assert_eq!(first["fallback_used"], false, "{first}");
     let before = s.llm.request_count();
@@ -243,7 +263,11 @@ async fn an_ungranted_mcp_tool_is_denied_and_audited() {
         .as_str()
         .unwrap()
         .contains("not granted"));
-    let denied: Vec<_> = audit(&s, "mcp").await.into_iter().filter(|r| !r.allowed).collect();
+    let denied: Vec<_> = audit(&s, "mcp")
+        .await
+        .into_iter()
+        .filter(|r| !r.allowed)
+        .collect();
     assert_eq!(denied.len(), 1);
     assert_eq!(denied[0].target.as_deref(), Some("mcp:crm/update_lead"));
     let lead = s.app.db.get_lead("L-1").await.unwrap().unwrap();
@@ -277,10 +301,17 @@ async fn e2e_real_local_model_qualifies_a_lead() {
         .expect("qualified");
     eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());
     let out = &v["agent_output"];
-    assert_eq!(v["fallback_used"], false, "the model's answer was not usable: {v}");
+    assert_eq!(
+        v["fallback_used"], false,
+        "the model's answer was not usable: {v}"
+    );
     assert!(out["usage"]["input_tokens"].as_u64().unwrap() > 0);
     assert!(out["usage"]["output_tokens"].as_u64().unwrap() > 0);
-    let execs = app.db.list_executions(&ExecutionFilter::default()).await.unwrap();
+    let execs = app
+        .db
+        .list_executions(&ExecutionFilter::default())
+        .await
+        .unwrap();
     assert!(execs[0].tokens_in > 0 && execs[0].tokens_out > 0);
     app.shutdown().await;
 }
@@ -328,7 +359,9 @@ limits = {{ deadline_ms = 60000 }}
         strata = env!("CARGO_BIN_EXE_strata"),
     );
     let config: Config = toml::from_str(&text).unwrap();
-    let db = strata::db::Db::connect(&url, &Default::default()).await.unwrap();
+    let db = strata::db::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
     db.migrate().await.unwrap();
     db.upsert_lead(&hot_lead("L-9")).await.unwrap();
     let (_, key) = strata::server::auth::create_key(&db, "op", strata::db::Role::Admin)
@@ -336,9 +369,13 @@ limits = {{ deadline_ms = 60000 }}
         .unwrap();
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(strata::server::serve_until(config, Some(ready_tx), async move {
-        let _ = stop_rx.await;
-    }));
+    let server = tokio::spawn(strata::server::serve_until(
+        config,
+        Some(ready_tx),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
     let base = format!("http://{}", ready_rx.await.unwrap());
     let http = reqwest::Client::new();
     let get = |path: String| {
@@ -369,11 +406,17 @@ limits = {{ deadline_ms = 60000 }}
     assert_eq!(result["fallback_used"], true);
 
     let scores = get("/api/v1/leads/scores/L-9".into()).await;
-    assert!(scores.to_string().contains("qualify-agent@1.0.0"), "{scores}");
+    assert!(
+        scores.to_string().contains("qualify-agent@1.0.0"),
+        "{scores}"
+    );
     let execs = get(format!("/api/v1/agents/executions?agent={AGENT}")).await;
     let e = &execs["items"][0];
     assert_eq!(e["lead_id"], "L-9", "{execs}");
-    assert_eq!(e["mcp_tools_used"], json!(["crm/get_lead", "crm/update_lead"]));
+    assert_eq!(
+        e["mcp_tools_used"],
+        json!(["crm/get_lead", "crm/update_lead"])
+    );
     // The audit is written in batches: poll until the agent's rows are there.
     let mut audit = Value::Null;
     for _ in 0..100 {

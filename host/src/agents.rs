@@ -80,7 +80,10 @@ pub async fn qualify_with_agent(
     let mut exec = NewExecution::new(name, version, task.clone());
     exec.lead_id = Some(lead_id.to_string());
     exec.request_id = request_id.clone();
-    let exec_id = db.insert_execution(&exec).await.map_err(|e| e.to_string())?;
+    let exec_id = db
+        .insert_execution(&exec)
+        .await
+        .map_err(|e| e.to_string())?;
 
     let started = Instant::now();
     let a = agent.clone();
@@ -91,9 +94,8 @@ pub async fn qualify_with_agent(
         .map_err(|e| format!("agent task failed: {e}"))?;
     let duration_ms = started.elapsed().as_millis() as i64;
 
-    let parsed: Result<(Value, AgentOutput), String> = result
-        .map_err(|e| e.to_string())
-        .and_then(|out| {
+    let parsed: Result<(Value, AgentOutput), String> =
+        result.map_err(|e| e.to_string()).and_then(|out| {
             let v: Value = serde_json::from_str(&out)
                 .map_err(|e| format!("agent {} returned invalid JSON: {e}", agent.id()))?;
             let o: AgentOutput = serde_json::from_value(v.clone())

@@ -187,11 +187,11 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(
-            Env::prefixed("STRATA_")
-                .split("__")
-                .ignore(&["config", "log", "log_format"]),
-        );
+        fig = fig.merge(Env::prefixed("STRATA_").split("__").ignore(&[
+            "config",
+            "log",
+            "log_format",
+        ]));
         if let Ok(url) = std::env::var("DATABASE_URL") {
             fig = fig.merge(("database.url", url));
         }
@@ -253,7 +253,12 @@ impl Config {
         self.llm.validate().map_err(ConfigError)?;
         self.mcp.validate().map_err(ConfigError)?;
         for (name, g) in &self.grants {
-            if let Some(alias) = g.llm.models.iter().find(|m| !self.llm.models.contains_key(*m)) {
+            if let Some(alias) = g
+                .llm
+                .models
+                .iter()
+                .find(|m| !self.llm.models.contains_key(*m))
+            {
                 return Err(ConfigError(format!(
                     "grants.{name}.llm.models names {alias:?}, which is not an alias under [llm.models]"
                 )));

@@ -126,7 +126,10 @@ impl CallState {
         if !scope.models.contains(&alias) {
             return denied(
                 target,
-                format!("model alias {alias:?} is not granted (granted: {:?})", scope.models),
+                format!(
+                    "model alias {alias:?} is not granted (granted: {:?})",
+                    scope.models
+                ),
             );
         }
         let invalid = |target: String, m: String| Outcome {
@@ -139,7 +142,10 @@ impl CallState {
             target,
         };
         if req.messages.is_empty() {
-            return invalid(target, "a completion request needs at least one message".into());
+            return invalid(
+                target,
+                "a completion request needs at least one message".into(),
+            );
         }
         let schema = match req.json_schema.as_deref().map(serde_json::from_str) {
             None => None,
@@ -161,7 +167,10 @@ impl CallState {
         let day = utc_day(crate::domain::now_ms());
         let db = self.services.db.clone();
         let used = match &db {
-            Some(db) => match self.services.block_on(db.llm_usage(&self.plugin.name, &day)) {
+            Some(db) => match self
+                .services
+                .block_on(db.llm_usage(&self.plugin.name, &day))
+            {
                 Ok(u) => u,
                 Err(e) => {
                     let m = format!("cannot read the LLM usage ledger: {e}");
@@ -194,7 +203,11 @@ impl CallState {
         };
         let mut max_tokens = req
             .max_tokens
-            .min(scope.max_tokens_per_call.unwrap_or(DEFAULT_MAX_TOKENS_PER_CALL))
+            .min(
+                scope
+                    .max_tokens_per_call
+                    .unwrap_or(DEFAULT_MAX_TOKENS_PER_CALL),
+            )
             .max(1);
         if let Some(left) = tokens_left {
             max_tokens = max_tokens.min(left.min(u32::MAX as u64) as u32).max(1);
@@ -277,10 +290,7 @@ impl CallState {
 }
 
 impl wit::Host for CallState {
-    fn complete(
-        &mut self,
-        request: wit::CompletionRequest,
-    ) -> Result<wit::Completion, GuestError> {
+    fn complete(&mut self, request: wit::CompletionRequest) -> Result<wit::Completion, GuestError> {
         let started = Instant::now();
         let o = self.llm_call(request);
         self.usage.add_llm(o.tokens_in, o.tokens_out, o.cost_usd);

@@ -56,9 +56,11 @@ impl McpScope {
     /// May the plugin reach any tool of `server`?
     pub fn allows_server(&self, server: &str) -> bool {
         let prefix = |globs: &[String]| {
-            globs
-                .iter()
-                .any(|g| g.split('/').next().is_some_and(|s| matches_any(&[s.to_string()], server)))
+            globs.iter().any(|g| {
+                g.split('/')
+                    .next()
+                    .is_some_and(|s| matches_any(&[s.to_string()], server))
+            })
         };
         prefix(&self.tools) && (self.declared.is_empty() || prefix(&self.declared))
     }
@@ -152,9 +154,8 @@ impl wit::Host for CallState {
             let args: serde_json::Value = if arguments.trim().is_empty() {
                 serde_json::json!({})
             } else {
-                serde_json::from_str(&arguments).map_err(|e| {
-                    CapabilityError::Invalid(format!("arguments are not JSON: {e}"))
-                })?
+                serde_json::from_str(&arguments)
+                    .map_err(|e| CapabilityError::Invalid(format!("arguments are not JSON: {e}")))?
             };
             if !args.is_object() {
                 return Err(CapabilityError::Invalid(

@@ -35,8 +35,14 @@ pub async fn run(args: QualifyArgs, config: Config) -> anyhow::Result<()> {
     }
     let mut failed = 0;
     for id in &args.lead_ids {
-        match crate::agents::qualify_with_agent(&app.db, agent.clone(), &app.config.qualify, id, None)
-            .await
+        match crate::agents::qualify_with_agent(
+            &app.db,
+            agent.clone(),
+            &app.config.qualify,
+            id,
+            None,
+        )
+        .await
         {
             Ok(v) => println!(
                 "{id}: {:.1} {} by {}{} (tokens {} in / {} out, MCP tools {})",

@@ -42,14 +42,15 @@ impl Db {
             .await
             .map_err(q(OP))?
         });
-        Ok(row.map_or_else(LlmUsage::default, |(calls, tokens_in, tokens_out, cost_usd)| {
-            LlmUsage {
+        Ok(row.map_or_else(
+            LlmUsage::default,
+            |(calls, tokens_in, tokens_out, cost_usd)| LlmUsage {
                 calls,
                 tokens_in,
                 tokens_out,
                 cost_usd,
-            }
-        }))
+            },
+        ))
     }
 
     /// Adds one call's tokens and cost to `plugin`'s usage on `day`.

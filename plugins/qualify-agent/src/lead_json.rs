@@ -88,13 +88,21 @@ mod tests {
 
     #[test]
     fn reads_a_strata_lead_and_an_enveloped_one() {
-        let v = from_tool_result(None, r#"{"lead": {"id": "L1", "budget": "5000", "status": "qualified"}}"#).unwrap();
+        let v = from_tool_result(
+            None,
+            r#"{"lead": {"id": "L1", "budget": "5000", "status": "qualified"}}"#,
+        )
+        .unwrap();
         let l = to_wit_lead("x", &v);
         assert_eq!(l.id, "L1");
         assert_eq!(l.budget, Some(5000.0));
         assert_eq!(l.status, LeadStatus::Qualified);
         assert!(from_tool_result(Some("[1]"), "not json").is_none());
-        let s = from_tool_result(Some(&json!({"id": "L2", "attributes": {"a": 1}}).to_string()), "").unwrap();
+        let s = from_tool_result(
+            Some(&json!({"id": "L2", "attributes": {"a": 1}}).to_string()),
+            "",
+        )
+        .unwrap();
         assert_eq!(to_wit_lead("x", &s).attributes[0].value, "1");
     }
 }

@@ -226,7 +226,9 @@ mod tests {
         assert!(Outcome::from_llm("L1", &a).unwrap_err().contains("score"));
         let mut a = answer();
         a["factors"].as_object_mut().unwrap().remove("timeline");
-        assert!(Outcome::from_llm("L1", &a).unwrap_err().contains("timeline"));
+        assert!(Outcome::from_llm("L1", &a)
+            .unwrap_err()
+            .contains("timeline"));
         let mut a = answer();
         a["priority"] = json!("urgent");
         assert!(Outcome::from_llm("L1", &a).is_err());
@@ -235,8 +237,17 @@ mod tests {
     #[test]
     fn task_defaults_and_errors() {
         let t = Task::parse(r#"{"lead_id": "L1"}"#).unwrap();
-        assert_eq!((t.mcp_server.as_str(), t.get_lead_tool.as_str(), t.fallback_strategy.as_str()), ("crm", "get_lead", "bant"));
+        assert_eq!(
+            (
+                t.mcp_server.as_str(),
+                t.get_lead_tool.as_str(),
+                t.fallback_strategy.as_str()
+            ),
+            ("crm", "get_lead", "bant")
+        );
         assert!(Task::parse("{}").unwrap_err().contains("lead_id"));
-        assert!(Task::parse(r#"{"lead_id": 5}"#).unwrap_err().contains("string"));
+        assert!(Task::parse(r#"{"lead_id": 5}"#)
+            .unwrap_err()
+            .contains("string"));
     }
 }
