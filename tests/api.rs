@@ -263,6 +263,7 @@ async fn openapi_documents_every_route() {
             .replace("/qualify/x", "/qualify/{lead_id}")
             .replace("/jobs/x", "/jobs/{id}")
             .replace("/keys/x", "/keys/{id}")
+            .replace("/servers/x/", "/servers/{name}/")
             .replace("/plugins/bant", "/plugins/{name}");
         let op = paths
             .get(&templ)
