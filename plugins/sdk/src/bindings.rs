@@ -2,7 +2,8 @@
 //!
 //! The `scorer` world owns the generated `types`, `log`, `state` and `crm` modules; the
 //! `layer` and `agent` worlds reuse them (`with:`), so a `Lead` is one Rust type everywhere.
-//! The `agent` world owns `llm`, `mcp` and `scoring`, which the `layer` world reuses.
+//! The `agent` world owns `llm`, `mcp` and `scoring`, which the `layer` world reuses; the
+//! `layer` world owns `events`.
 //! Imports are only linked when called: a plugin that never calls `state` does not import it.
 
 /// The `scorer` world: one lead in, one score out.

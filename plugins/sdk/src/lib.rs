@@ -24,10 +24,15 @@
 //! A component's imports are its capability list. The helpers in [`log`], [`state`] and
 //! [`crm`], and the generated [`llm`], [`mcp`] and [`scoring`] interfaces (agent and layer
 //! worlds), call host functions; only the ones a plugin actually calls end up as imports.
+//!
+//! A business layer implements [`Layer`] and exports it with [`export_layer!`]; [`layer`]
+//! holds the helpers layers share (payload parsing, MCP wrapper, JSON ⇄ [`Lead`], ids,
+//! UTC calendar).
 
 #[doc(hidden)]
 pub mod bindings;
 pub mod crm;
+pub mod layer;
 mod lead;
 pub mod log;
 mod score;
@@ -35,6 +40,7 @@ pub mod state;
 
 pub use bindings::agent::strata::plugin::{llm, mcp, scoring};
 pub use bindings::agent::{__export_agent_world, Guest as Agent};
+pub use bindings::layer::strata::plugin::events;
 pub use bindings::layer::{
     __export_layer_world, EmittedEvent, Guest as Layer, LayerOutcome, RunContext,
 };
