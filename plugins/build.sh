@@ -8,7 +8,7 @@ cargo build --release "$@"
 
 target_dir="${CARGO_TARGET_DIR:-target}"
 out="$target_dir/wasm32-wasip2/release"
-for manifest in */plugin.toml testing/*/plugin.toml; do
+for manifest in */plugin.toml layers/*/plugin.toml testing/*/plugin.toml; do
     dir="$(dirname "$manifest")"
     crate="$(sed -n 's/^name = "\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n1 | tr - _)"
     cp "$out/$crate.wasm" "$dir/plugin.wasm.tmp"

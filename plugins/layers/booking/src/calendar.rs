@@ -2,7 +2,7 @@
 //! from a loader, so tests run without the host).
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use strata_sdk::layer::utc::{day_of, weekday, DAY_MS};
 
 pub const MINUTE_MS: i64 = 60_000;
@@ -45,7 +45,7 @@ pub fn next_half_hour(now_ms: i64) -> i64 {
 /// Day indices, loaded once per day through `load`.
 pub struct Calendar<F> {
     load: F,
-    days: HashMap<i64, Vec<Entry>>,
+    days: BTreeMap<i64, Vec<Entry>>,
 }
 
 impl<F, E> Calendar<F>
@@ -55,7 +55,7 @@ where
     pub fn new(load: F) -> Self {
         Self {
             load,
-            days: HashMap::new(),
+            days: BTreeMap::new(),
         }
     }
 

@@ -52,7 +52,10 @@ pub fn parse_webhook(p: &Map<String, Value>) -> Result<WebhookBooking, String> {
     let start_ms = parse_rfc3339(start)?;
     let duration = p
         .get("duration_minutes")
-        .and_then(Value::as_i64)
+        .and_then(|d| {
+            d.as_i64()
+                .or_else(|| d.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64))
+        })
         .ok_or("duration_minutes must be an integer")?;
     if !(MIN_MINUTES..=MAX_MINUTES).contains(&duration) {
         return Err(format!(
