@@ -47,7 +47,7 @@ echo "== building guest plugins (wasm32-wasip2)"
 bash plugins/build.sh >/dev/null
 
 echo "== guest plugins: native unit tests"
-(cd plugins && cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" -p bant -p xeducation -p strata-sdk -p qualify-agent)
+(cd plugins && cargo test --quiet --target "$(rustc -vV | sed -n 's/^host: //p')" -p bant -p xeducation -p strata-sdk -p qualify-agent -p layer-intake -p layer-enrichment -p layer-qualification -p layer-booking -p layer-proposal -p layer-kickoff -p layer-pricing -p layer-invoicing -p layer-forecast)
 
 echo "== host: unit and integration tests (SQLite and PostgreSQL)"
 cargo test --workspace "$@"
