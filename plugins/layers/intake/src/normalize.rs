@@ -26,6 +26,7 @@ pub struct NormalLead {
 
 /// The verdict on a raw lead.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // one per run
 pub enum Verdict {
     Accepted {
         lead: NormalLead,
