@@ -104,17 +104,25 @@ struct Outcome {
     target: String,
 }
 
-impl CallState {
-    fn llm_call(&mut self, req: wit::CompletionRequest) -> Outcome {
-        let denied = |target: String, m: String| Outcome {
-            result: Err(GuestError::Denied(m.clone())),
+impl Outcome {
+    /// A call that ended before reaching a provider: nothing spent. `allowed` says whether
+    /// the grant allowed it (a host-side failure) or refused it (denied, over budget).
+    fn refused(target: String, allowed: bool, error: fn(String) -> GuestError, m: String) -> Self {
+        Outcome {
+            result: Err(error(m.clone())),
             tokens_in: 0,
             tokens_out: 0,
             cost_usd: 0.0,
             detail: Some(m),
-            allowed: false,
+            allowed,
             target,
-        };
+        }
+    }
+}
+
+impl CallState {
+    fn llm_call(&mut self, req: wit::CompletionRequest) -> Outcome {
+        let denied = |target, m| Outcome::refused(target, false, GuestError::Denied, m);
         let Some(scope) = self.grants.llm.clone() else {
             return denied("llm".into(), "llm is not granted".into());
         };
@@ -132,15 +140,7 @@ impl CallState {
                 ),
             );
         }
-        let invalid = |target: String, m: String| Outcome {
-            result: Err(GuestError::InvalidRequest(m.clone())),
-            tokens_in: 0,
-            tokens_out: 0,
-            cost_usd: 0.0,
-            detail: Some(m),
-            allowed: false,
-            target,
-        };
+        let invalid = |target, m| Outcome::refused(target, false, GuestError::InvalidRequest, m);
         if req.messages.is_empty() {
             return invalid(
                 target,
@@ -154,15 +154,7 @@ impl CallState {
         };
         let Some(broker) = self.services.llm.clone() else {
             let m = "no LLM provider is configured on this host".to_string();
-            return Outcome {
-                result: Err(GuestError::Unavailable(m.clone())),
-                tokens_in: 0,
-                tokens_out: 0,
-                cost_usd: 0.0,
-                detail: Some(m),
-                allowed: true,
-                target,
-            };
+            return Outcome::refused(target, true, GuestError::Unavailable, m);
         };
         let day = utc_day(crate::domain::now_ms());
         let db = self.services.db.clone();
@@ -174,32 +166,14 @@ impl CallState {
                 Ok(u) => u,
                 Err(e) => {
                     let m = format!("cannot read the LLM usage ledger: {e}");
-                    return Outcome {
-                        result: Err(GuestError::Unavailable(m.clone())),
-                        tokens_in: 0,
-                        tokens_out: 0,
-                        cost_usd: 0.0,
-                        detail: Some(m),
-                        allowed: true,
-                        target,
-                    };
+                    return Outcome::refused(target, true, GuestError::Unavailable, m);
                 }
             },
             None => Default::default(),
         };
         let tokens_left = match check_budget(&scope, &used) {
             Ok(left) => left,
-            Err(m) => {
-                return Outcome {
-                    result: Err(GuestError::OverBudget(m.clone())),
-                    tokens_in: 0,
-                    tokens_out: 0,
-                    cost_usd: 0.0,
-                    detail: Some(m),
-                    allowed: false,
-                    target,
-                }
-            }
+            Err(m) => return Outcome::refused(target, false, GuestError::OverBudget, m),
         };
         let mut max_tokens = req
             .max_tokens
