@@ -1,8 +1,11 @@
 //! The plugin manifest (`plugin.toml`): what a plugin is, what it declares, its limits and
 //! its smoke tests.
 
-use crate::capabilities::{Capability, CrmScope, LlmScope, McpScope, ScoringScope, StateScope};
+use crate::capabilities::{
+    Capability, CrmScope, EventsScope, LlmScope, McpScope, ScoringScope, StateScope,
+};
 use crate::domain::{Lead, Priority};
+use crate::pipelines::schemas::{LayerSchemas, SchemasSpec};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -77,6 +80,8 @@ pub struct DeclaredCapabilities {
     pub mcp: Option<McpScope>,
     #[serde(default)]
     pub scoring: Option<ScoringScope>,
+    #[serde(default)]
+    pub events: Option<EventsScope>,
 }
 
 impl DeclaredCapabilities {
@@ -88,6 +93,7 @@ impl DeclaredCapabilities {
             Capability::Llm => self.llm.is_some(),
             Capability::Mcp => self.mcp.is_some(),
             Capability::Scoring => self.scoring.is_some(),
+            Capability::Events => self.events.is_some(),
         }
     }
 }
@@ -133,6 +139,13 @@ pub struct Manifest {
     pub limits: LimitsSpec,
     #[serde(default)]
     pub smoke: Vec<SmokeCase>,
+    /// Layers: the payload contract (JSON Schema files next to the manifest).
+    #[serde(default, skip_serializing_if = "SchemasSpec::is_empty")]
+    pub schemas: SchemasSpec,
+    /// The compiled `[schemas]`, when the manifest was loaded from its directory
+    /// ([`Manifest::load`]); a layer loaded that way always has them (maybe empty).
+    #[serde(skip)]
+    pub layer_schemas: Option<std::sync::Arc<LayerSchemas>>,
 }
 
 /// Why a manifest could not be used.
@@ -161,7 +174,18 @@ impl Manifest {
             path: file.clone(),
             source,
         })?;
-        Self::parse(&text, &file)
+        let mut manifest = Self::parse(&text, &file)?;
+        if manifest.plugin.kind == PluginKind::Layer {
+            let dir = file.parent().unwrap_or(Path::new("."));
+            let schemas = LayerSchemas::load(&manifest.schemas, dir).map_err(|message| {
+                ManifestError::Invalid {
+                    path: file.clone(),
+                    message: format!("[schemas]: {message}"),
+                }
+            })?;
+            manifest.layer_schemas = Some(std::sync::Arc::new(schemas));
+        }
+        Ok(manifest)
     }
 
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ManifestError> {
@@ -201,6 +225,9 @@ impl Manifest {
             return Err(format!(
                 "plugin.component {comp:?} must be a plain file name next to plugin.toml"
             ));
+        }
+        if !self.schemas.is_empty() && self.plugin.kind != PluginKind::Layer {
+            return Err("[schemas] is only defined for layers".into());
         }
         if !self.smoke.is_empty() && self.plugin.kind != PluginKind::Scorer {
             return Err("smoke cases are only defined for scorers".into());

@@ -92,6 +92,29 @@ pub struct CallState {
     pub(crate) stderr: CappedPipe,
     /// What this call consumed through `llm`, `mcp` and `scoring`.
     pub(crate) usage: super::CallUsage,
+    /// Set when the call is a layer run of a pipeline: its run, container and dry-run flag.
+    pub(crate) layer: Option<LayerCallContext>,
+    /// Events published through `events.publish` during this call; the orchestrator
+    /// stores them with the layer run, atomically (a failed run publishes nothing).
+    pub(crate) published: Vec<PublishedEvent>,
+}
+
+/// The pipeline context of a layer call.
+#[derive(Debug, Clone)]
+pub struct LayerCallContext {
+    pub run_id: String,
+    pub container: String,
+    pub dry_run: bool,
+    /// The layer's compiled payload contract, to check `events.publish` payloads.
+    pub schemas: Option<Arc<crate::pipelines::schemas::LayerSchemas>>,
+}
+
+/// An event published during a call, not stored yet.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PublishedEvent {
+    pub id: String,
+    pub topic: String,
+    pub payload: serde_json::Value,
 }
 
 impl CallState {
@@ -117,7 +140,32 @@ impl CallState {
             stdout,
             stderr,
             usage: Default::default(),
+            layer: None,
+            published: Vec::new(),
         }
+    }
+
+    /// Whether this call runs in dry-run mode: side-effecting capability calls are
+    /// recorded with what they would have done, and not executed.
+    pub(crate) fn dry_run(&self) -> bool {
+        self.layer.as_ref().is_some_and(|l| l.dry_run)
+    }
+
+    /// Records a side effect held back by dry-run mode (returned with the layer run and
+    /// audited as allowed, with a `dry-run:` detail).
+    pub(crate) fn hold_back(
+        &mut self,
+        capability: super::Capability,
+        operation: &str,
+        target: &str,
+        would: serde_json::Value,
+    ) {
+        self.usage.held_back.push(serde_json::json!({
+            "capability": capability.interface(),
+            "operation": operation,
+            "target": target,
+            "would": would,
+        }));
     }
 
     /// What this call consumed so far.

@@ -1,6 +1,6 @@
 //! What the operator grants a plugin, and the effective grant: declared ∩ granted.
 
-use super::{Capability, CrmScope, LlmScope, McpScope, ScoringScope, StateScope};
+use super::{Capability, CrmScope, EventsScope, LlmScope, McpScope, ScoringScope, StateScope};
 use crate::manifest::{LimitsSpec, Manifest};
 use serde::Deserialize;
 
@@ -21,6 +21,8 @@ pub struct Grant {
     pub mcp: McpScope,
     #[serde(default)]
     pub scoring: ScoringScope,
+    #[serde(default)]
+    pub events: EventsScope,
     /// The operator's ceilings for this plugin; lower the manifest's requests.
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -34,6 +36,7 @@ pub struct EffectiveGrants {
     pub llm: Option<LlmScope>,
     pub mcp: Option<McpScope>,
     pub scoring: Option<ScoringScope>,
+    pub events: Option<EventsScope>,
 }
 
 impl EffectiveGrants {
@@ -45,6 +48,7 @@ impl EffectiveGrants {
             Capability::Llm => self.llm.is_some(),
             Capability::Mcp => self.mcp.is_some(),
             Capability::Scoring => self.scoring.is_some(),
+            Capability::Events => self.events.is_some(),
         }
     }
 
@@ -107,6 +111,10 @@ pub fn effective(manifest: &Manifest, grant: Option<&Grant>) -> EffectiveGrants 
             (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").scoring)),
             _ => None,
         },
+        events: match (&declared.events, granted(Capability::Events)) {
+            (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").events)),
+            _ => None,
+        },
     }
 }
 
@@ -136,6 +144,23 @@ pub fn check_import(
         });
     }
     Ok(())
+}
+
+/// Does `key` match one of `globs` (`*` stops at `/`)? Bad patterns match nothing (config
+/// validation rejects them earlier).
+pub(crate) fn matches_any(globs: &[String], key: &str) -> bool {
+    globs.iter().any(|g| {
+        glob::Pattern::new(g).is_ok_and(|p| {
+            p.matches_with(
+                key,
+                glob::MatchOptions {
+                    case_sensitive: true,
+                    require_literal_separator: true,
+                    require_literal_leading_dot: false,
+                },
+            )
+        })
+    })
 }
 
 /// The smaller of two optional float ceilings.

@@ -4,6 +4,7 @@
 //!
 //! [`McpManager`]: crate::mcp::McpManager
 
+use super::grants::matches_any;
 use super::{CallState, Capability};
 use crate::wit::since_v0_1_0::{agent, mcp as wit, types::CapabilityError};
 use serde::Deserialize;
@@ -20,21 +21,6 @@ pub struct McpScope {
     /// In an effective grant: the manifest's globs, which a call must match as well.
     #[serde(default, skip_deserializing, skip_serializing_if = "Vec::is_empty")]
     pub declared: Vec<String>,
-}
-
-fn matches_any(globs: &[String], key: &str) -> bool {
-    globs.iter().any(|g| {
-        glob::Pattern::new(g).is_ok_and(|p| {
-            p.matches_with(
-                key,
-                glob::MatchOptions {
-                    case_sensitive: true,
-                    require_literal_separator: true,
-                    require_literal_leading_dot: false,
-                },
-            )
-        })
-    })
 }
 
 impl McpScope {
@@ -163,6 +149,24 @@ impl wit::Host for CallState {
                 ));
             }
             let mgr = self.mcp_manager()?;
+            if self.dry_run() && mgr.is_side_effecting(&server, &tool) {
+                self.hold_back(
+                    Capability::Mcp,
+                    "call-tool",
+                    &target,
+                    serde_json::json!({ "arguments": args }),
+                );
+                self.usage
+                    .mcp_tools
+                    .push(format!("{server}/{tool} (dry-run)"));
+                return Ok(wit::ToolResult {
+                    is_error: false,
+                    text: format!("dry run: {server}/{tool} was not executed"),
+                    structured: Some(
+                        serde_json::json!({ "dry_run": true, "executed": false }).to_string(),
+                    ),
+                });
+            }
             let out = self
                 .services
                 .block_on(mgr.call_tool(&server, &tool, args))
@@ -174,11 +178,18 @@ impl wit::Host for CallState {
                 structured: out.structured.map(|v| v.to_string()),
             })
         })();
-        let note = r
-            .as_ref()
-            .ok()
-            .filter(|o| o.is_error)
-            .map(|o| format!("tool reported an error: {}", truncate(&o.text, 200)));
+        let note = r.as_ref().ok().and_then(|o| {
+            if o.is_error {
+                Some(format!(
+                    "tool reported an error: {}",
+                    truncate(&o.text, 200)
+                ))
+            } else if o.text.starts_with("dry run:") && self.dry_run() {
+                Some("dry-run: held back, not executed".to_string())
+            } else {
+                None
+            }
+        });
         self.mcp_finish("call-tool", &target, started, r, note)
     }
 }

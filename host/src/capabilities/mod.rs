@@ -11,10 +11,12 @@
 //! | `llm`      | [`llm`]    | manifest + config (aliases, budgets) | yes, with tokens and cost |
 //! | `mcp`      | [`mcp`]    | manifest + config (server/tool globs) | yes |
 //! | `scoring`  | [`scoring`]| manifest + config (strategies) | yes |
+//! | `events`   | [`events`] | manifest + config (topic globs) | yes |
 //! | WASI       | [`wasi`]   | always, deny-all ctx  | n/a (nothing reachable) |
 
 pub mod call_state;
 pub mod crm;
+pub mod events;
 pub mod grants;
 pub mod llm;
 pub mod log;
@@ -26,6 +28,7 @@ pub mod wasi;
 
 pub use call_state::{CallState, HostServices, PluginIdentity};
 pub use crm::CrmScope;
+pub use events::EventsScope;
 pub use grants::{EffectiveGrants, Grant, GrantError};
 pub use llm::LlmScope;
 pub use mcp::McpScope;
@@ -48,6 +51,7 @@ pub enum Capability {
     Llm,
     Mcp,
     Scoring,
+    Events,
 }
 
 impl Capability {
@@ -58,6 +62,7 @@ impl Capability {
         Capability::Llm,
         Capability::Mcp,
         Capability::Scoring,
+        Capability::Events,
     ];
 
     /// The WIT interface name (without package and version).
@@ -69,6 +74,7 @@ impl Capability {
             Capability::Llm => "llm",
             Capability::Mcp => "mcp",
             Capability::Scoring => "scoring",
+            Capability::Events => "events",
         }
     }
 
@@ -110,6 +116,9 @@ pub fn linker_for(
     }
     if grants.scoring.is_some() {
         scoring::link(&mut linker)?;
+    }
+    if grants.events.is_some() {
+        events::link(&mut linker)?;
     }
     // `types` holds only types; it still has a (no-op) host trait in the bindings.
     scorer::strata::plugin::types::add_to_linker::<

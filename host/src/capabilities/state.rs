@@ -107,6 +107,40 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Dry-run: a write that is checked (grant, key) and recorded, not executed.
+    fn state_held_back(
+        &mut self,
+        operation: &str,
+        key: &str,
+        value: Option<&[u8]>,
+    ) -> Result<(), CapabilityError> {
+        let started = Instant::now();
+        let r = self.state_scope().and_then(|_| check_key(key));
+        if r.is_ok() {
+            let would = match value {
+                Some(v) => match std::str::from_utf8(v) {
+                    Ok(text) => {
+                        serde_json::json!({ "key": key, "value": crate::capabilities::log::sanitize(text, 512) })
+                    }
+                    Err(_) => serde_json::json!({ "key": key, "value_bytes": v.len() }),
+                },
+                None => serde_json::json!({ "key": key }),
+            };
+            self.hold_back(Capability::State, operation, key, would);
+        }
+        let (allowed, detail) = match &r {
+            Ok(()) => (true, Some("dry-run: held back, not executed".to_string())),
+            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
+                (false, Some(m.clone()))
+            }
+            Err(CapabilityError::Unavailable(m)) => (true, Some(m.clone())),
+        };
+        self.audit(Capability::State, operation, key, allowed, detail, started);
+        r
+    }
+}
+
 impl wit::Host for CallState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
         self.state_call("get", &key, |s, _, db, plugin| {
@@ -117,6 +151,9 @@ impl wit::Host for CallState {
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
+        if self.dry_run() {
+            return self.state_held_back("set", &key, Some(&value));
+        }
         self.state_call("set", &key, |s, scope, db, plugin| {
             if value.len() as u64 > scope.value_cap() {
                 return Err(CapabilityError::Denied(format!(
@@ -148,6 +185,9 @@ impl wit::Host for CallState {
     }
 
     fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
+        if self.dry_run() {
+            return self.state_held_back("delete", &key, None).map(|()| false);
+        }
         self.state_call("delete", &key, |s, _, db, plugin| {
             s.services
                 .block_on(db.state_delete(plugin, &key))

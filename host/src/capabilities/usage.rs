@@ -14,6 +14,10 @@ pub struct CallUsage {
     pub mcp_tools: Vec<String>,
     /// `plugin@version` of every scorer called through `scoring`, in order.
     pub scorers: Vec<String>,
+    /// Dry-run: the side effects this call asked for and the host did not execute
+    /// (`{capability, operation, target, would}` each).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<serde_json::Value>,
 }
 
 impl CallUsage {

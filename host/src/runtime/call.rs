@@ -4,6 +4,7 @@
 
 use super::plugin::WorldPre;
 use super::{CallError, LoadedPlugin};
+use crate::capabilities::call_state::{LayerCallContext, PublishedEvent};
 use crate::capabilities::wasi::MemoryLimitExceeded;
 use crate::capabilities::{CallState, CallUsage};
 use crate::domain::{Lead, Score};
@@ -30,6 +31,22 @@ pub struct LayerInput {
 pub struct LayerOutput {
     pub output: String,
     pub events: Vec<(String, String)>,
+}
+
+/// A layer run's checked outcome: output and events, all valid against its schemas.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LayerResult {
+    pub output: serde_json::Value,
+    /// Events published during the call (with the id `events.publish` returned) first,
+    /// then the outcome's events, in order.
+    pub events: Vec<LayerEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LayerEvent {
+    pub id: Option<String>,
+    pub topic: String,
+    pub payload: serde_json::Value,
 }
 
 impl LoadedPlugin {
@@ -218,55 +235,161 @@ impl LoadedPlugin {
         Ok(())
     }
 
-    /// Runs one layer step. Blocking.
+    /// Runs one layer step without a pipeline (no schema checks, `events.publish`
+    /// unavailable). Blocking.
     pub fn run_layer(
         &self,
         input: &LayerInput,
         request_id: Option<Arc<str>>,
     ) -> Result<LayerOutput, CallError> {
+        let (out, _usage, _published) = self.call_layer(input, None, request_id);
+        out
+    }
+
+    /// Runs one layer step of a pipeline run: the trigger payload is checked against the
+    /// manifest's `[schemas.inputs]` before the call, the output and every event (from the
+    /// outcome and from `events.publish`) after it; dry-run holds back side effects.
+    /// Reports what the call consumed and held back, also when it failed. Blocking.
+    pub fn run_pipeline_layer(
+        &self,
+        input: &LayerInput,
+        request_id: Option<Arc<str>>,
+    ) -> (Result<LayerResult, CallError>, CallUsage) {
+        let plugin = self.id().to_string();
+        let Some(schemas) = self.manifest.layer_schemas.clone() else {
+            let e = CallError::InvalidInput {
+                plugin,
+                message: "the layer's [schemas] were not loaded (load it from its directory)"
+                    .into(),
+            };
+            return (Err(e), CallUsage::default());
+        };
+        let payload: serde_json::Value = match serde_json::from_str(&input.payload) {
+            Ok(v) => v,
+            Err(e) => {
+                let e = CallError::InvalidInput {
+                    plugin,
+                    message: format!("payload of {:?} is not JSON: {e}", input.topic),
+                };
+                return (Err(e), CallUsage::default());
+            }
+        };
+        if let Err(message) = schemas.check_input(&input.topic, &payload) {
+            return (
+                Err(CallError::InvalidInput { plugin, message }),
+                CallUsage::default(),
+            );
+        }
+        let ctx = LayerCallContext {
+            run_id: input.run_id.clone(),
+            container: input.container.clone(),
+            dry_run: input.dry_run,
+            schemas: Some(schemas.clone()),
+        };
+        let (out, usage, published) = self.call_layer(input, Some(ctx), request_id);
+        let invalid = |reason: String| CallError::InvalidOutput {
+            plugin: plugin.clone(),
+            reason,
+        };
+        let result = out.and_then(|o| {
+            let output: serde_json::Value = serde_json::from_str(&o.output)
+                .map_err(|e| invalid(format!("output is not JSON: {e}")))?;
+            schemas.check_output(&output).map_err(invalid)?;
+            let mut events: Vec<LayerEvent> = published
+                .into_iter()
+                .map(|p| LayerEvent {
+                    id: Some(p.id),
+                    topic: p.topic,
+                    payload: p.payload,
+                })
+                .collect();
+            for (topic, payload) in o.events {
+                let payload: serde_json::Value = serde_json::from_str(&payload)
+                    .map_err(|e| invalid(format!("event {topic:?}: payload is not JSON: {e}")))?;
+                schemas.check_event(&topic, &payload).map_err(invalid)?;
+                events.push(LayerEvent {
+                    id: None,
+                    topic,
+                    payload,
+                });
+            }
+            Ok(LayerResult { output, events })
+        });
+        (result, usage)
+    }
+
+    /// One `run-layer` call on a fresh instance, with the pipeline context set when given.
+    fn call_layer(
+        &self,
+        input: &LayerInput,
+        ctx: Option<LayerCallContext>,
+        request_id: Option<Arc<str>>,
+    ) -> (
+        Result<LayerOutput, CallError>,
+        CallUsage,
+        Vec<PublishedEvent>,
+    ) {
         let size =
             input.payload.len() + input.topic.len() + input.container.len() + input.run_id.len();
         if size > self.limits.max_input_bytes {
-            return Err(CallError::InputTooLarge {
+            let e = CallError::InputTooLarge {
                 plugin: self.id().into(),
                 size,
                 limit: self.limits.max_input_bytes,
-            });
+            };
+            return (Err(e), CallUsage::default(), Vec::new());
         }
-        let ctx = layer::RunContext {
+        let WorldPre::Layer(pre) = &self.pre else {
+            return (
+                Err(self.wrong_kind("a layer")),
+                CallUsage::default(),
+                Vec::new(),
+            );
+        };
+        let wit_ctx = layer::RunContext {
             run_id: input.run_id.clone(),
             container: input.container.clone(),
             dry_run: input.dry_run,
             topic: input.topic.clone(),
             payload: input.payload.clone(),
         };
-        let out = match &self.pre {
-            WorldPre::Layer(_) => self.with_store(request_id, |store, pre| {
-                let WorldPre::Layer(pre) = pre else {
-                    unreachable!("kind checked by the match")
-                };
-                pre.instantiate(&mut *store)?
-                    .call_run_layer(&mut *store, &ctx)
-            })?,
-            _ => return Err(self.wrong_kind("a layer")),
+        let mut store = match self.new_store(request_id) {
+            Ok(s) => s,
+            Err(e) => return (Err(e), CallUsage::default(), Vec::new()),
         };
-        let o = out.map_err(|e| self.plugin_error(e))?;
-        let size = o.output.len()
-            + o.events
-                .iter()
-                .map(|e| e.topic.len() + e.payload.len())
-                .sum::<usize>();
-        if size > self.limits.max_output_bytes {
-            return Err(CallError::OutputTooLarge {
-                plugin: self.id().into(),
-                size,
-                limit: self.limits.max_output_bytes,
-            });
-        }
-        Ok(LayerOutput {
-            output: o.output,
-            events: o.events.into_iter().map(|e| (e.topic, e.payload)).collect(),
-        })
+        store.data_mut().layer = ctx;
+        let out = (|| {
+            pre.instantiate(&mut store)?
+                .call_run_layer(&mut store, &wit_ctx)
+        })();
+        let result = out.map_err(|e| self.classify(e, &store));
+        store.data().flush_stdio();
+        let usage = store.data().usage().clone();
+        let published = std::mem::take(&mut store.data_mut().published);
+        let result = result.and_then(|o| {
+            let o = o.map_err(|e| self.plugin_error(e))?;
+            let size = o.output.len()
+                + o.events
+                    .iter()
+                    .map(|e| e.topic.len() + e.payload.len())
+                    .sum::<usize>()
+                + published
+                    .iter()
+                    .map(|p| p.topic.len() + p.payload.to_string().len())
+                    .sum::<usize>();
+            if size > self.limits.max_output_bytes {
+                return Err(CallError::OutputTooLarge {
+                    plugin: self.id().into(),
+                    size,
+                    limit: self.limits.max_output_bytes,
+                });
+            }
+            Ok(LayerOutput {
+                output: o.output,
+                events: o.events.into_iter().map(|e| (e.topic, e.payload)).collect(),
+            })
+        });
+        (result, usage, published)
     }
 
     /// Runs an agent task. Blocking.

@@ -25,7 +25,8 @@ pub mod agent {
     });
 }
 
-/// The `layer` world, reusing the scorer and agent worlds' interface bindings.
+/// The `layer` world, reusing the scorer and agent worlds' interface bindings; it owns
+/// `events`.
 pub mod layer {
     wasmtime::component::bindgen!({
         path: "../wit",
@@ -43,4 +44,5 @@ pub mod layer {
 }
 
 pub use agent::strata::plugin::{llm, mcp, scoring};
+pub use layer::strata::plugin::events;
 pub use scorer::strata::plugin::{crm, log, state, types};
