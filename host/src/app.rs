@@ -20,6 +20,8 @@ pub struct App {
     pub llm: Option<Arc<LlmBroker>>,
     /// The MCP servers of `[mcp]` (possibly none). Not connected yet: see [`App::connect_mcp`].
     pub mcp: Arc<McpManager>,
+    /// Runs the pipelines of `[pipelines]` over the loaded layers.
+    pub pipelines: Arc<crate::pipelines::Orchestrator>,
 }
 
 impl App {
@@ -53,6 +55,13 @@ impl App {
         };
         let runtime = Runtime::new(config.runtime.clone(), services)?;
         let config = Arc::new(config);
+        let pipelines = Arc::new(crate::pipelines::Orchestrator::new(
+            db.clone(),
+            registry.clone(),
+            config.pipeline.clone(),
+            config.pipelines.clone(),
+            config.webhooks.clone(),
+        ));
         let manager = Arc::new(PluginManager::new(
             Arc::new(runtime),
             registry,
@@ -66,6 +75,7 @@ impl App {
             manager,
             llm,
             mcp,
+            pipelines,
         })
     }
 

@@ -26,6 +26,12 @@ pub struct Config {
     pub mcp: crate::mcp::McpSettings,
     /// `[qualify]`: how qualification jobs run the agent.
     pub qualify: crate::agents::QualifySettings,
+    /// `[pipeline]`: how pipeline runs execute (dry-run, attempts, loop guard).
+    pub pipeline: crate::pipelines::RunSettings,
+    /// `[pipelines.<name>]`: layers, their containers and topic subscriptions.
+    pub pipelines: BTreeMap<String, crate::pipelines::PipelineDef>,
+    /// `[webhooks.<name>]`: signed inbound deliveries routed to a layer.
+    pub webhooks: BTreeMap<String, crate::pipelines::WebhookDef>,
     /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
     pub grants: BTreeMap<String, Grant>,
 }
@@ -52,7 +58,9 @@ impl Default for DatabaseSettings {
 pub struct PluginSettings {
     /// Directory whose subdirectories (each with a `plugin.toml`) are the plugins.
     pub dir: PathBuf,
-    /// Watch `dir` and hot-reload on change.
+    /// More directories of the same shape (e.g. `plugins/layers`), loaded and watched too.
+    pub extra_dirs: Vec<PathBuf>,
+    /// Watch the plugin directories and hot-reload on change.
     pub watch: bool,
     /// Quiet time before a burst of file events is acted on.
     pub debounce_ms: u64,
@@ -62,10 +70,20 @@ pub struct PluginSettings {
     pub default_scorer: String,
 }
 
+impl PluginSettings {
+    /// `dir` and then `extra_dirs`.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        std::iter::once(self.dir.clone())
+            .chain(self.extra_dirs.iter().cloned())
+            .collect()
+    }
+}
+
 impl Default for PluginSettings {
     fn default() -> Self {
         Self {
             dir: PathBuf::from("plugins"),
+            extra_dirs: Vec::new(),
             watch: true,
             debounce_ms: 150,
             keep_versions: 5,
@@ -252,6 +270,17 @@ impl Config {
         }
         self.llm.validate().map_err(ConfigError)?;
         self.mcp.validate().map_err(ConfigError)?;
+        crate::pipelines::settings::validate(&self.pipeline, &self.pipelines, &self.webhooks)
+            .map_err(ConfigError)?;
+        for (name, g) in &self.grants {
+            for glob in g.events.publish.iter().chain(&g.events.read) {
+                glob::Pattern::new(glob).map_err(|e| {
+                    ConfigError(format!(
+                        "grants.{name}.events: bad topic pattern {glob:?}: {e}"
+                    ))
+                })?;
+            }
+        }
         for (name, g) in &self.grants {
             if let Some(alias) = g
                 .llm

@@ -13,6 +13,7 @@ pub mod llm;
 pub mod manifest;
 pub mod mcp;
 pub mod native;
+pub mod pipelines;
 pub mod plugins;
 pub mod runtime;
 pub mod server;

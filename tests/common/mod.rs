@@ -42,13 +42,22 @@ pub fn plugin_source(rel: &str) -> PathBuf {
     repo_root().join("plugins").join(rel)
 }
 
-/// Copies a built plugin (manifest + component) into `plugins_dir/<dest>`.
+/// Copies a built plugin (manifest, component, schemas) into `plugins_dir/<dest>`.
 pub fn install(plugins_dir: &Path, rel: &str, dest: &str) -> PathBuf {
     let src = plugin_source(rel);
     let dir = plugins_dir.join(dest);
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(src.join("plugin.toml"), dir.join("plugin.toml")).unwrap();
     std::fs::copy(src.join("plugin.wasm"), dir.join("plugin.wasm")).unwrap();
+    // A layer's payload contract lives next to its manifest.
+    let schemas = src.join("schemas");
+    if schemas.is_dir() {
+        std::fs::create_dir_all(dir.join("schemas")).unwrap();
+        for f in std::fs::read_dir(&schemas).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.join("schemas").join(f.file_name().unwrap())).unwrap();
+        }
+    }
     dir
 }
 

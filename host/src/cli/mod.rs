@@ -107,18 +107,24 @@ pub(crate) async fn load_named(
     manager: &crate::plugins::PluginManager,
     name: &str,
 ) -> anyhow::Result<std::sync::Arc<crate::runtime::LoadedPlugin>> {
-    let root = &manager.config().plugins.dir;
-    for dir in crate::plugins::PluginManager::plugin_dirs(root)
-        .map_err(|e| anyhow::anyhow!("cannot list plugins directory {}: {e}", root.display()))?
-    {
-        let manifest = crate::manifest::Manifest::load(&dir)?;
-        if manifest.plugin.name == name {
-            return Ok(manager.load_dir(&dir).await?.plugin().clone());
+    let roots = manager.config().plugins.roots();
+    for root in &roots {
+        for dir in crate::plugins::PluginManager::plugin_dirs(root)
+            .map_err(|e| anyhow::anyhow!("cannot list plugins directory {}: {e}", root.display()))?
+        {
+            let manifest = crate::manifest::Manifest::load(&dir)?;
+            if manifest.plugin.name == name {
+                return Ok(manager.load_dir(&dir).await?.plugin().clone());
+            }
         }
     }
     anyhow::bail!(
         "no plugin named {name:?} under {} (build it with `strata plugin build`)",
-        root.display()
+        roots
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 

@@ -26,6 +26,8 @@ use std::sync::Arc;
 
 /// Most leads `list_leads` returns at once.
 pub const MAX_LIST_LIMIT: i64 = 500;
+/// Most stored leads `get_company` looks at.
+const MAX_COMPANY_LEADS: i64 = 2_000;
 
 /// What the server needs beyond the database.
 #[derive(Debug, Clone)]
@@ -95,6 +97,42 @@ pub struct UpdateLeadArgs {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+pub struct UpsertLeadArgs {
+    /// The lead's id (stable: the same person keeps the same id).
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub company: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub industry: Option<String>,
+    #[serde(default)]
+    pub employees: Option<u32>,
+    #[serde(default)]
+    pub annual_revenue: Option<f64>,
+    #[serde(default)]
+    pub budget: Option<f64>,
+    #[serde(default)]
+    pub timeline: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub notes: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompanyArgs {
+    /// The company's name (matched case-insensitively).
+    pub company: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LeadIdArgs {
     /// The lead's id.
     pub lead_id: String,
@@ -145,6 +183,17 @@ fn check_id(what: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
+impl StrataMcpServer {
+    /// Checks `lead_id` and that such a lead is stored.
+    async fn require_lead(&self, lead_id: &str) -> Result<(), String> {
+        check_id("lead_id", lead_id)?;
+        match self.db.get_lead(lead_id).await.map_err(db_error)? {
+            Some(_) => Ok(()),
+            None => Err(format!("no lead {lead_id:?}")),
+        }
+    }
+}
+
 #[tool_router]
 impl StrataMcpServer {
     pub fn new(db: Db, opts: ServeOptions) -> Self {
@@ -193,6 +242,93 @@ impl StrataMcpServer {
     }
 
     #[tool(
+        description = "Create a lead, or merge the given fields into the stored lead with this id (fields not given are kept; status, attributes are untouched). Returns {lead, created}."
+    )]
+    async fn upsert_lead(&self, Parameters(a): Parameters<UpsertLeadArgs>) -> ToolResult {
+        check_id("id", &a.id)?;
+        if a.budget.is_some_and(|b| !(b.is_finite() && b >= 0.0))
+            || a.annual_revenue
+                .is_some_and(|r| !(r.is_finite() && r >= 0.0))
+        {
+            return Err("budget and annual_revenue must be finite and not negative".into());
+        }
+        let existing = self.db.get_lead(&a.id).await.map_err(db_error)?;
+        let created = existing.is_none();
+        let mut lead = existing.unwrap_or_else(|| crate::domain::Lead {
+            id: a.id.clone(),
+            ..Default::default()
+        });
+        macro_rules! merge {
+            ($($f:ident),*) => { $( if a.$f.is_some() { lead.$f = a.$f; } )* };
+        }
+        merge!(
+            name,
+            email,
+            company,
+            title,
+            industry,
+            employees,
+            annual_revenue,
+            budget,
+            timeline,
+            source,
+            notes
+        );
+        self.db.upsert_lead(&lead).await.map_err(db_error)?;
+        tracing::info!(lead = %lead.id, created, "lead upserted over MCP");
+        structured(&json!({ "lead": lead, "created": created }))
+    }
+
+    #[tool(
+        description = "Facts about a company from the CRM's stored leads: lead count and ids, industries, the largest known employee count and annual revenue, how many of its leads are qualified."
+    )]
+    async fn get_company(&self, Parameters(a): Parameters<CompanyArgs>) -> ToolResult {
+        let name = a.company.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err("company must be 1-200 characters".into());
+        }
+        let filter = LeadFilter {
+            search: Some(name.to_string()),
+            limit: MAX_COMPANY_LEADS,
+            ..LeadFilter::default()
+        };
+        let leads: Vec<_> = self
+            .db
+            .list_leads(&filter)
+            .await
+            .map_err(db_error)?
+            .into_iter()
+            .filter(|l| {
+                l.company
+                    .as_deref()
+                    .is_some_and(|c| c.trim().eq_ignore_ascii_case(name))
+            })
+            .collect();
+        let mut industries: Vec<String> = Vec::new();
+        for l in &leads {
+            if let Some(i) = l
+                .industry
+                .as_deref()
+                .map(str::trim)
+                .filter(|i| !i.is_empty())
+            {
+                if !industries.iter().any(|x| x.eq_ignore_ascii_case(i)) {
+                    industries.push(i.to_string());
+                }
+            }
+        }
+        structured(&json!({
+            "company": name,
+            "lead_count": leads.len(),
+            "lead_ids": leads.iter().take(20).map(|l| l.id.as_str()).collect::<Vec<_>>(),
+            "industries": industries,
+            "employees": leads.iter().filter_map(|l| l.employees).max(),
+            "annual_revenue": leads.iter().filter_map(|l| l.annual_revenue).fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r)))),
+            "qualified_count": leads.iter().filter(|l| l.status == LeadStatus::Qualified).count(),
+        }))
+    }
+
+    #[tool(
         description = "Update a lead's status, notes and/or custom attributes (nothing else). Attributes are merged: a null value removes one. Returns the updated lead."
     )]
     async fn update_lead(&self, Parameters(a): Parameters<UpdateLeadArgs>) -> ToolResult {
@@ -226,16 +362,7 @@ impl StrataMcpServer {
         description = "The latest stored score of a lead (value, priority, factors, reasoning) and its human override, if any. score is null when the lead was never scored."
     )]
     async fn get_lead_score(&self, Parameters(a): Parameters<LeadIdArgs>) -> ToolResult {
-        check_id("lead_id", &a.lead_id)?;
-        if self
-            .db
-            .get_lead(&a.lead_id)
-            .await
-            .map_err(db_error)?
-            .is_none()
-        {
-            return Err(format!("no lead {:?}", a.lead_id));
-        }
+        self.require_lead(&a.lead_id).await?;
         let latest = self
             .db
             .latest_scores(&a.lead_id, 1)
@@ -254,16 +381,7 @@ impl StrataMcpServer {
         description = "Qualify a lead in the background: enqueues a durable scoring job (run by a `strata serve` worker) and returns its job id."
     )]
     async fn qualify_lead(&self, Parameters(a): Parameters<QualifyLeadArgs>) -> ToolResult {
-        check_id("lead_id", &a.lead_id)?;
-        if self
-            .db
-            .get_lead(&a.lead_id)
-            .await
-            .map_err(db_error)?
-            .is_none()
-        {
-            return Err(format!("no lead {:?}", a.lead_id));
-        }
+        self.require_lead(&a.lead_id).await?;
         let strategy = a
             .strategy
             .unwrap_or_else(|| self.opts.default_strategy.clone());

@@ -93,24 +93,25 @@ impl PluginManager {
         Ok(dirs)
     }
 
-    /// Loads every plugin directory under the configured plugins dir.
+    /// Loads every plugin directory under the configured plugin directories.
     pub async fn load_all(&self) -> LoadReport {
         let mut report = LoadReport::default();
-        let root = self.config.plugins.dir.clone();
-        let dirs = match Self::plugin_dirs(&root) {
-            Ok(d) => d,
-            Err(e) => {
-                report.failed.push((
-                    root.clone(),
-                    format!("cannot list plugins directory {}: {e}", root.display()),
-                ));
-                return report;
-            }
-        };
-        for dir in dirs {
-            match self.load_dir(&dir).await {
-                Ok(o) => report.loaded.push(o.plugin().id().to_string()),
-                Err(e) => report.failed.push((dir, e.to_string())),
+        for root in self.config.plugins.roots() {
+            let dirs = match Self::plugin_dirs(&root) {
+                Ok(d) => d,
+                Err(e) => {
+                    report.failed.push((
+                        root.clone(),
+                        format!("cannot list plugins directory {}: {e}", root.display()),
+                    ));
+                    continue;
+                }
+            };
+            for dir in dirs {
+                match self.load_dir(&dir).await {
+                    Ok(o) => report.loaded.push(o.plugin().id().to_string()),
+                    Err(e) => report.failed.push((dir, e.to_string())),
+                }
             }
         }
         report

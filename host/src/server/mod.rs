@@ -56,6 +56,8 @@ pub struct Shared {
     pub started: Instant,
     /// Wakes an idle job worker when a job is enqueued.
     pub worker_wake: Arc<tokio::sync::Notify>,
+    /// Pipelines, their runs and webhooks.
+    pub pipelines: Arc<crate::pipelines::Orchestrator>,
 }
 
 /// The request id of a request (from `x-request-id` when it is sane, else generated).
@@ -108,6 +110,8 @@ pub fn router(state: AppState) -> Router {
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::health))
         .routes(routes!(routes::health::ready));
+    // Authenticated by its HMAC signature, not by an API key.
+    let webhooks = OpenApiRouter::new().routes(routes!(routes::pipelines::webhook));
     let ops = if sv.public_health {
         ops
     } else {
@@ -132,7 +136,12 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::plugins::get))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::mcp::mcp_status))
-        .routes(routes!(routes::mcp::mcp_server_tools));
+        .routes(routes!(routes::mcp::mcp_server_tools))
+        .routes(routes!(routes::pipelines::list))
+        .routes(routes!(routes::pipelines::runs))
+        .routes(routes!(routes::pipelines::run))
+        .routes(routes!(routes::pipelines::containers))
+        .routes(routes!(routes::pipelines::container_events));
     let operator = OpenApiRouter::new()
         .routes(routes!(routes::leads::upsert))
         .routes(routes!(routes::leads::bulk))
@@ -141,13 +150,15 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::scores::set_override))
         .routes(routes!(routes::plugins::rollback))
         .routes(routes!(routes::plugins::disable))
-        .routes(routes!(routes::plugins::enable));
+        .routes(routes!(routes::plugins::enable))
+        .routes(routes!(routes::pipelines::start));
     let admin = OpenApiRouter::new()
         .routes(routes!(routes::keys::list, routes::keys::create))
         .routes(routes!(routes::keys::revoke));
 
     let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(ops)
+        .merge(webhooks)
         .merge(metrics)
         .merge(with_role(reader, &state, Role::Reader))
         .merge(with_role(operator, &state, Role::Operator))
@@ -264,15 +275,16 @@ pub async fn serve_until(
         tracing::warn!(dir = %dir.display(), error = %e, "plugin not loaded");
     }
     tracing::info!(loaded = ?report.loaded, "plugins loaded");
-    let _watch = if config.plugins.watch {
-        Some(crate::plugins::watcher::watch(
-            manager.clone(),
-            &config.plugins.dir,
-            Duration::from_millis(config.plugins.debounce_ms),
-        )?)
-    } else {
-        None
-    };
+    let mut _watch = Vec::new();
+    if config.plugins.watch {
+        for root in config.plugins.roots() {
+            _watch.push(crate::plugins::watcher::watch(
+                manager.clone(),
+                &root,
+                Duration::from_millis(config.plugins.debounce_ms),
+            )?);
+        }
+    }
     let state = AppState(Arc::new(Shared {
         mcp: app.mcp.clone(),
         llm: app.llm.clone(),
@@ -284,6 +296,7 @@ pub async fn serve_until(
         keys: Arc::new(auth::KeyCache::default()),
         started: Instant::now(),
         worker_wake: Arc::new(tokio::sync::Notify::new()),
+        pipelines: app.pipelines.clone(),
     }));
     let workers = worker::spawn(state.clone(), stop_rx.clone());
 

@@ -5,6 +5,7 @@
 
 use super::AppState;
 use crate::db::{JobRecord, NewScore};
+use crate::pipelines::PIPELINE_JOB;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,11 @@ fn hostname() -> String {
 async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
     let lease = st.config.server.job_lease_ms;
     while !*stop.borrow() {
-        let job = match st.db.claim_job(&owner, lease, &[QUALIFY]).await {
+        let job = match st
+            .db
+            .claim_job(&owner, lease, &[QUALIFY, PIPELINE_JOB])
+            .await
+        {
             Ok(Some(job)) => job,
             Ok(None) => {
                 tokio::select! {
@@ -104,8 +109,23 @@ async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
 async fn execute(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
     match job.kind.as_str() {
         QUALIFY => qualify(st, job).await,
+        PIPELINE_JOB => pipeline_run(st, job).await,
         other => Err(format!("unknown job kind {other:?}")),
     }
+}
+
+/// Runs (or resumes, after a lost lease) a pipeline run to its end.
+async fn pipeline_run(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
+    let run_id = job.payload["run_id"]
+        .as_str()
+        .ok_or("payload has no run_id")?;
+    let rid = job.request_id.as_deref().map(Arc::from);
+    let summary = st
+        .pipelines
+        .execute(run_id, rid)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_value(summary).map_err(|e| e.to_string())
 }
 
 async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {

@@ -7,6 +7,7 @@ pub mod health;
 pub mod keys;
 pub mod leads;
 pub mod mcp;
+pub mod pipelines;
 pub mod plugins;
 pub mod scores;
 pub mod scoring;

@@ -1,0 +1,462 @@
+//! Runs pipelines: a run starts from one trigger event (API request or webhook delivery)
+//! stored with its deliveries; the orchestrator then hands each pending delivery to its
+//! layer (in its own sandbox, on a blocking thread), and commits the layer run, the
+//! events it emitted (with deliveries to their subscribers in this pipeline) and the
+//! acknowledgement in one transaction. A failed attempt leaves the delivery pending until
+//! `max_attempts`; a layer that is not loaded (or disabled) leaves it pending. When no
+//! delivery can make progress the run ends with its Φ_sync.
+//!
+//! At least once: if the process dies mid-run, the job is reclaimed and `execute` resumes
+//! from the pending deliveries; a layer whose commit lost the race (the delivery was
+//! acknowledged meanwhile) is recognised by the event id and its result discarded.
+
+use super::phi::phi_sync;
+use super::settings::{PipelineDef, RunSettings, WebhookDef};
+use crate::db::{
+    CommitOutcome, CreatedRun, Db, DbError, LayerRunCommit, LayerRunResult, NewEvent, NewJob,
+    NewRun, PendingDelivery, RunStatus, Subscriber, WebhookOutcome,
+};
+use crate::plugins::Registry;
+use crate::runtime::call::LayerInput;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Job kind of a pipeline run.
+pub const PIPELINE_JOB: &str = "pipeline_run";
+/// Producer name of trigger events posted through the API.
+pub const API_PRODUCER: &str = "api";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("no pipeline {0:?} is configured (see [pipelines] in strata.toml)")]
+    UnknownPipeline(String),
+    #[error("no webhook {0:?} is configured (see [webhooks] in strata.toml)")]
+    UnknownWebhook(String),
+    #[error("no pipeline run {0:?}")]
+    UnknownRun(String),
+    #[error("invalid trigger: {0}")]
+    BadTrigger(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub pipeline: String,
+    pub status: RunStatus,
+    pub dry_run: bool,
+    pub phi_sync: Option<f64>,
+    pub layer_runs: i64,
+    pub failed_layer_runs: i64,
+    pub error: Option<String>,
+}
+
+pub struct Orchestrator {
+    db: Db,
+    registry: Arc<Registry>,
+    settings: RunSettings,
+    pipelines: BTreeMap<String, PipelineDef>,
+    webhooks: BTreeMap<String, WebhookDef>,
+}
+
+impl Orchestrator {
+    pub fn new(
+        db: Db,
+        registry: Arc<Registry>,
+        settings: RunSettings,
+        pipelines: BTreeMap<String, PipelineDef>,
+        webhooks: BTreeMap<String, WebhookDef>,
+    ) -> Self {
+        Orchestrator {
+            db,
+            registry,
+            settings,
+            pipelines,
+            webhooks,
+        }
+    }
+
+    pub fn pipelines(&self) -> &BTreeMap<String, PipelineDef> {
+        &self.pipelines
+    }
+
+    pub fn webhook(&self, name: &str) -> Option<&WebhookDef> {
+        self.webhooks.get(name)
+    }
+
+    pub fn settings(&self) -> &RunSettings {
+        &self.settings
+    }
+
+    fn pipeline(&self, name: &str) -> Result<&PipelineDef, PipelineError> {
+        self.pipelines
+            .get(name)
+            .ok_or_else(|| PipelineError::UnknownPipeline(name.to_string()))
+    }
+
+    fn new_run(
+        &self,
+        pipeline: &str,
+        topic: &str,
+        subscribers: Vec<Subscriber>,
+        payload: Value,
+        producer: String,
+        dry_run: bool,
+        request_id: Option<String>,
+        as_job: bool,
+    ) -> Result<NewRun, PipelineError> {
+        if !payload.is_object() {
+            return Err(PipelineError::BadTrigger(
+                "the trigger payload must be a JSON object".into(),
+            ));
+        }
+        let dry_run = dry_run || self.settings.dry_run;
+        let container = subscribers
+            .first()
+            .map(|s| s.container.clone())
+            .unwrap_or_default();
+        let job = as_job.then(|| {
+            let mut job = NewJob::new(PIPELINE_JOB, json!({ "pipeline": pipeline }));
+            job.request_id = request_id.clone();
+            job.max_attempts = 3;
+            job
+        });
+        Ok(NewRun {
+            pipeline: pipeline.to_string(),
+            dry_run,
+            trigger: NewEvent {
+                container,
+                topic: topic.to_string(),
+                payload,
+                producer,
+                run_id: None,
+                dry_run,
+                causation_id: None,
+                id: None,
+            },
+            subscribers,
+            request_id,
+            job,
+        })
+    }
+
+    /// Stores a new run of `pipeline` started by `payload` on its start topic; with
+    /// `as_job` a durable job runs it (a worker calls [`Self::execute`]).
+    pub async fn create_run(
+        &self,
+        pipeline: &str,
+        payload: Value,
+        dry_run: bool,
+        request_id: Option<String>,
+        as_job: bool,
+    ) -> Result<CreatedRun, PipelineError> {
+        let def = self.pipeline(pipeline)?;
+        let subscribers = def
+            .subscribers(&def.start_topic)
+            .into_iter()
+            .map(|b| Subscriber {
+                layer: b.layer.clone(),
+                container: b.container.clone(),
+            })
+            .collect();
+        let run = self.new_run(
+            pipeline,
+            &def.start_topic,
+            subscribers,
+            payload,
+            API_PRODUCER.into(),
+            dry_run,
+            request_id,
+            as_job,
+        )?;
+        Ok(self.db.create_run(&run).await?)
+    }
+
+    /// Stores a verified webhook delivery as a run whose trigger goes to the webhook's
+    /// layer only, unless this delivery id was seen before (then nothing is written).
+    pub async fn create_webhook_run(
+        &self,
+        webhook: &str,
+        delivery_id: &str,
+        body_sha256: &str,
+        payload: Value,
+        request_id: Option<String>,
+    ) -> Result<WebhookOutcome, PipelineError> {
+        let w = self
+            .webhooks
+            .get(webhook)
+            .ok_or_else(|| PipelineError::UnknownWebhook(webhook.to_string()))?;
+        let def = self.pipeline(&w.pipeline)?;
+        let binding = def.binding(&w.layer).ok_or_else(|| {
+            PipelineError::BadTrigger(format!(
+                "layer {:?} is not in pipeline {:?}",
+                w.layer, w.pipeline
+            ))
+        })?;
+        let run = self.new_run(
+            &w.pipeline,
+            &w.topic,
+            vec![Subscriber {
+                layer: binding.layer.clone(),
+                container: binding.container.clone(),
+            }],
+            payload,
+            format!("webhook:{webhook}"),
+            false,
+            request_id,
+            true,
+        )?;
+        Ok(self
+            .db
+            .create_webhook_run(webhook, delivery_id, body_sha256, &run)
+            .await?)
+    }
+
+    /// Runs (or resumes) a stored run until no delivery can make progress; stores and
+    /// returns how it ended.
+    pub async fn execute(
+        &self,
+        run_id: &str,
+        request_id: Option<Arc<str>>,
+    ) -> Result<RunSummary, PipelineError> {
+        let detail = self
+            .db
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| PipelineError::UnknownRun(run_id.to_string()))?;
+        let run = detail.run;
+        let pipeline = run.pipeline.clone();
+        let Some(def) = self.pipelines.get(&pipeline).cloned() else {
+            let error = format!("pipeline {pipeline:?} is no longer configured");
+            self.db
+                .finish_run(run_id, RunStatus::Failed, None, Some(&error))
+                .await?;
+            return Ok(RunSummary {
+                run_id: run_id.to_string(),
+                pipeline,
+                status: RunStatus::Failed,
+                dry_run: run.dry_run,
+                phi_sync: None,
+                layer_runs: 0,
+                failed_layer_runs: 0,
+                error: Some(error),
+            });
+        };
+        self.db.start_run(run_id).await?;
+        let mut layer_runs = detail.layer_runs.len() as i64;
+        let mut failed = detail
+            .layer_runs
+            .iter()
+            .filter(|l| l.status == crate::db::LayerRunStatus::Failed)
+            .count() as i64;
+        // Deliveries that cannot progress now (layer not loaded or disabled).
+        let mut parked: HashSet<(String, String)> = HashSet::new();
+        let mut error: Option<String> = None;
+        'outer: loop {
+            let pending = self
+                .db
+                .pending_deliveries(
+                    run_id,
+                    self.settings.max_layer_runs + parked.len() as i64 + 1,
+                )
+                .await?;
+            let runnable: Vec<PendingDelivery> = pending
+                .into_iter()
+                .filter(|d| !parked.contains(&(d.event.id.clone(), d.subscriber.clone())))
+                .collect();
+            if runnable.is_empty() {
+                break;
+            }
+            for d in runnable {
+                if layer_runs >= self.settings.max_layer_runs {
+                    error = Some(format!(
+                        "stopped after {layer_runs} layer runs (pipeline.max_layer_runs): an event loop?"
+                    ));
+                    break 'outer;
+                }
+                let plugin = match self.registry.get(&d.subscriber) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(run = %run_id, layer = %d.subscriber, "delivery parked: {e}");
+                        parked.insert((d.event.id.clone(), d.subscriber.clone()));
+                        continue;
+                    }
+                };
+                let ran = self
+                    .run_delivery(&def, run_id, run.dry_run, &d, plugin, request_id.clone())
+                    .await?;
+                if let Some(ok) = ran {
+                    layer_runs += 1;
+                    if !ok {
+                        failed += 1;
+                    }
+                }
+            }
+        }
+        let remaining = self.db.pending_deliveries(run_id, 1).await?;
+        let detail = self
+            .db
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| PipelineError::UnknownRun(run_id.to_string()))?;
+        let any_failed_delivery = detail.events.iter().any(|e| {
+            e.deliveries
+                .iter()
+                .any(|d| d.status == crate::db::DeliveryStatus::Failed)
+        });
+        let status = if error.is_some() || !remaining.is_empty() {
+            if error.is_none() {
+                error = Some(format!(
+                    "{} deliveries could not be made (layer not loaded or disabled)",
+                    parked.len()
+                ));
+            }
+            RunStatus::Incomplete
+        } else if any_failed_delivery {
+            RunStatus::Failed
+        } else {
+            RunStatus::Succeeded
+        };
+        let counts = self.db.run_container_counts(run_id).await?;
+        let phi = phi_sync(&counts);
+        self.db
+            .finish_run(run_id, status, phi, error.as_deref())
+            .await?;
+        self.record_metrics(&pipeline, status, phi).await;
+        Ok(RunSummary {
+            run_id: run_id.to_string(),
+            pipeline,
+            status,
+            dry_run: run.dry_run,
+            phi_sync: phi,
+            layer_runs,
+            failed_layer_runs: failed,
+            error,
+        })
+    }
+
+    /// One delivery to one layer: `Some(succeeded)` when a layer run was committed,
+    /// `None` when another executor acknowledged it first.
+    async fn run_delivery(
+        &self,
+        def: &PipelineDef,
+        run_id: &str,
+        dry_run: bool,
+        d: &PendingDelivery,
+        plugin: Arc<crate::runtime::LoadedPlugin>,
+        request_id: Option<Arc<str>>,
+    ) -> Result<Option<bool>, PipelineError> {
+        let input = LayerInput {
+            run_id: run_id.to_string(),
+            container: d.container.clone(),
+            dry_run,
+            topic: d.event.topic.clone(),
+            payload: d.event.payload.to_string(),
+        };
+        let started_at = crate::domain::now_ms();
+        let started = Instant::now();
+        let p = plugin.clone();
+        let (result, usage) =
+            tokio::task::spawn_blocking(move || p.run_pipeline_layer(&input, request_id))
+                .await
+                .map_err(|e| PipelineError::BadTrigger(format!("layer task panicked: {e}")))?;
+        let duration = started.elapsed();
+        let attempt = d.attempts + 1;
+        let held_back = (!usage.held_back.is_empty()).then(|| json!(usage.held_back));
+        let (ok, result) = match result {
+            Ok(r) => {
+                let emitted = r
+                    .events
+                    .into_iter()
+                    .map(|e| {
+                        let subs = def
+                            .subscribers(&e.topic)
+                            .into_iter()
+                            .map(|b| Subscriber {
+                                layer: b.layer.clone(),
+                                container: b.container.clone(),
+                            })
+                            .collect();
+                        let event = NewEvent {
+                            container: d.container.clone(),
+                            topic: e.topic,
+                            payload: e.payload,
+                            producer: plugin.id().to_string(),
+                            run_id: Some(run_id.to_string()),
+                            dry_run,
+                            causation_id: Some(d.event.id.clone()),
+                            id: e.id,
+                        };
+                        (event, subs)
+                    })
+                    .collect();
+                (
+                    true,
+                    LayerRunResult::Succeeded {
+                        output: r.output,
+                        emitted,
+                    },
+                )
+            }
+            Err(e) => {
+                tracing::warn!(run = %run_id, layer = %plugin.id(), attempt, "layer run failed: {e}");
+                (
+                    false,
+                    LayerRunResult::Failed {
+                        error: e.to_string(),
+                        final_attempt: attempt >= self.settings.max_attempts,
+                    },
+                )
+            }
+        };
+        let commit = LayerRunCommit {
+            run_id: run_id.to_string(),
+            layer: d.subscriber.clone(),
+            plugin: Some(plugin.id().to_string()),
+            container: d.container.clone(),
+            event_id: d.event.id.clone(),
+            topic: d.event.topic.clone(),
+            attempt,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            started_at,
+            finished_at: crate::domain::now_ms(),
+            held_back,
+            result,
+        };
+        let outcome = self.db.commit_layer_run(&commit).await?;
+        let label = if ok { "succeeded" } else { "failed" };
+        metrics::counter!("layer_runs_total", "layer" => d.subscriber.clone(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!("layer_run_duration_seconds", "layer" => d.subscriber.clone())
+            .record(duration.as_secs_f64());
+        Ok(match outcome {
+            CommitOutcome::Committed { .. } => Some(ok),
+            CommitOutcome::Duplicate => {
+                tracing::info!(run = %run_id, event = %d.event.id, layer = %d.subscriber,
+                    "delivery already acknowledged by another executor; result discarded");
+                None
+            }
+        })
+    }
+
+    async fn record_metrics(&self, pipeline: &str, status: RunStatus, phi: Option<f64>) {
+        metrics::counter!("pipeline_runs_total", "pipeline" => pipeline.to_string(), "status" => status.as_str())
+            .increment(1);
+        if let Some(phi) = phi {
+            metrics::gauge!("phi_sync_last", "pipeline" => pipeline.to_string()).set(phi);
+        }
+        match self.db.recent_phi(pipeline, self.settings.phi_window).await {
+            Ok(v) if !v.is_empty() => {
+                let mean = v.iter().sum::<f64>() / v.len() as f64;
+                metrics::gauge!("phi_sync_rolling_mean", "pipeline" => pipeline.to_string())
+                    .set(mean);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(pipeline, "cannot compute the rolling Φ_sync: {e}"),
+        }
+    }
+}

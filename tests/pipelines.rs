@@ -1,0 +1,548 @@
+//! Business pipelines end to end with real parts: the nine layer plugins (Wasm) in three
+//! containers, Strata's own MCP server (the `strata` binary over stdio) as the CRM, the BANT
+//! scorer through `scoring`, durable events on SQLite and PostgreSQL, Φ_sync, dry-run,
+//! hot swap during runs, and the signed booking webhook over HTTP.
+
+mod common;
+mod support;
+
+use common::*;
+use serde_json::{json, Value};
+use std::time::Duration;
+use strata::app::App;
+use strata::config::Config;
+use strata::db::{Backend, DeliveryStatus, LayerRunStatus, RunStatus};
+
+const LAYERS: [&str; 9] = [
+    "intake",
+    "enrichment",
+    "qualification",
+    "booking",
+    "proposal",
+    "kickoff",
+    "pricing",
+    "invoicing",
+    "forecast",
+];
+
+const GOLDEN: &str = r#"
+[pipelines.golden]
+start_topic = "lead.received"
+layers = [
+    { layer = "intake",        container = "sales",      topics = ["lead.received"] },
+    { layer = "enrichment",    container = "sales",      topics = ["lead.accepted"] },
+    { layer = "qualification", container = "sales",      topics = ["lead.enriched"] },
+    { layer = "booking",       container = "operations", topics = ["lead.qualified", "booking.received"] },
+    { layer = "proposal",      container = "operations", topics = ["meeting.booked"] },
+    { layer = "kickoff",       container = "operations", topics = ["deal.approved"] },
+    { layer = "PRICING",       container = "finance",    topics = ["proposal.drafted"] },
+    { layer = "invoicing",     container = "finance",    topics = ["deal.approved"] },
+    { layer = "forecast",      container = "finance",    topics = ["proposal.drafted", "invoice.issued"] },
+]
+[pipelines.probe]
+start_topic = "probe.start"
+layers = [ { layer = "events-probe", container = "sales", topics = ["probe.start"] } ]
+[webhooks.booking]
+pipeline = "golden"
+layer = "booking"
+topic = "booking.received"
+secret_env = "STRATA_TEST_WEBHOOK_SECRET"
+tolerance_secs = 300
+max_body_bytes = 4096
+"#;
+
+const GRANTS: &str = r#"
+[grants.bant]
+capabilities = []
+[grants.intake]
+capabilities = ["mcp"]
+mcp = { tools = ["crm/upsert_lead", "crm/update_lead"] }
+[grants.enrichment]
+capabilities = ["mcp"]
+mcp = { tools = ["crm/get_company"] }
+[grants.qualification]
+capabilities = ["mcp", "scoring"]
+mcp = { tools = ["crm/update_lead"] }
+scoring = { strategies = ["bant"] }
+[grants.booking]
+capabilities = ["state"]
+[grants.proposal]
+capabilities = ["mcp", "llm"]
+mcp = { tools = ["crm/get_lead"] }
+llm = { models = [] }
+[grants.kickoff]
+capabilities = ["state"]
+[grants.pricing]
+capabilities = []
+[grants.fail-layer]
+capabilities = []
+[grants.invoicing]
+capabilities = ["state"]
+[grants.forecast]
+capabilities = ["state"]
+[grants.events-probe]
+capabilities = ["events"]
+events = { publish = ["probe.*"], read = ["probe.*"] }
+"#;
+
+/// A realistic hot B2B lead (BANT: budget, authority, need, timeline all strong).
+fn golden_lead(email: &str) -> Value {
+    json!({
+        "name": "  ada   LOVELACE ",
+        "email": email,
+        "company": "Analytical Engines Ltd",
+        "title": "VP of Engineering",
+        "industry": "Software",
+        "employees": "250",
+        "annual_revenue": "$12M",
+        "budget": "$80,000",
+        "timeline": "immediate",
+        "source": "Referral",
+        "country": "GB",
+        "now_ms": 1_795_000_000_000i64
+    })
+}
+
+struct Setup {
+    app: App,
+    url: String,
+    plugins: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    _guard: Option<tempfile::TempDir>,
+}
+
+/// A host on `backend` with the nine layers (pricing replaced by `pricing_as`), BANT,
+/// the testing layers, and Strata's MCP server as `crm`.
+async fn setup(backend: Backend, pricing_as: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    install(&plugins, "bant", "bant");
+    for l in LAYERS {
+        install(&plugins, &format!("layers/{l}"), l);
+    }
+    install(&plugins, "testing/fail-layer", "fail-layer");
+    install(&plugins, "testing/events-probe", "events-probe");
+    let (url, guard) = support::fresh_url(backend).await;
+    let strata = env!("CARGO_BIN_EXE_strata");
+    let text = format!(
+        r#"
+[database]
+url = "{url}"
+[plugins]
+dir = "{plugins}"
+watch = false
+[runtime]
+cache_dir = "{cache}"
+pool_instances = 32
+[mcp.servers.crm]
+transport = "stdio"
+command = "{strata}"
+args = ["mcp", "serve", "--transport", "stdio"]
+env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
+side_effect_tools = ["update_*", "upsert_*", "qualify_*"]
+{golden}
+{GRANTS}
+"#,
+        plugins = plugins.display(),
+        cache = tmp.path().join("cache").display(),
+        golden = GOLDEN.replace("PRICING", pricing_as),
+    );
+    let config: Config = toml::from_str(&text).expect("test config");
+    config.validate().expect("valid config");
+    let db = strata::db::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let app = App::with_db(config, db).unwrap();
+    let report = app.manager.load_all().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    Setup {
+        app,
+        url,
+        plugins,
+        _tmp: tmp,
+        _guard: guard,
+    }
+}
+
+impl Setup {
+    async fn run(
+        &self,
+        pipeline: &str,
+        payload: Value,
+        dry_run: bool,
+    ) -> strata::pipelines::RunSummary {
+        let created = self
+            .app
+            .pipelines
+            .create_run(pipeline, payload, dry_run, Some("rid-pipe".into()), false)
+            .await
+            .unwrap();
+        self.app
+            .pipelines
+            .execute(&created.run.id, Some("rid-pipe".into()))
+            .await
+            .unwrap()
+    }
+
+    async fn close(self) {
+        self.app.mcp.shutdown().await;
+        self.app.db.close().await;
+        if self.url.starts_with("postgres") {
+            support::pg::drop_database(&self.url).await;
+        }
+    }
+}
+
+fn topics(detail: &strata::db::RunDetail) -> Vec<String> {
+    detail
+        .events
+        .iter()
+        .map(|e| e.event.topic.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_path_runs_nine_layers_with_phi_sync_at_least_0_88_on_sqlite_and_postgres() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let s = setup(backend, "pricing").await;
+        let summary = s
+            .run("golden", golden_lead("Ada@Example.COM "), false)
+            .await;
+        let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+        let failed: Vec<_> = detail
+            .layer_runs
+            .iter()
+            .filter(|l| l.status != LayerRunStatus::Succeeded)
+            .map(|l| format!("{}: {:?}", l.layer, l.error))
+            .collect();
+        assert!(failed.is_empty(), "[{backend}] {failed:?}");
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "[{backend}] {summary:?}"
+        );
+        let phi = summary.phi_sync.unwrap();
+        assert!(phi >= 0.88, "[{backend}] Φ_sync {phi}");
+        assert_eq!(detail.run.phi_sync, Some(phi));
+        let mut layers: Vec<&str> = detail.layer_runs.iter().map(|l| l.layer.as_str()).collect();
+        layers.sort();
+        layers.dedup();
+        let mut all = LAYERS.to_vec();
+        all.sort();
+        assert_eq!(layers, all, "[{backend}] every layer ran");
+        let t = topics(&detail);
+        for topic in [
+            "lead.received",
+            "lead.accepted",
+            "lead.enriched",
+            "lead.qualified",
+            "meeting.booked",
+            "proposal.drafted",
+            "deal.approved",
+            "invoice.issued",
+            "project.created",
+            "forecast.updated",
+        ] {
+            assert!(
+                t.contains(&topic.to_string()),
+                "[{backend}] no {topic} in {t:?}"
+            );
+        }
+        // Every layer run names its plugin@version; every delivery was acknowledged.
+        assert!(detail
+            .layer_runs
+            .iter()
+            .all(|l| l.plugin.as_deref().is_some_and(|p| p.contains('@'))));
+        assert!(detail
+            .events
+            .iter()
+            .flat_map(|e| &e.deliveries)
+            .all(|d| d.status == DeliveryStatus::Acked));
+        // Real work on real data: the CRM (through MCP) holds the normalised, qualified lead.
+        let accepted = detail
+            .events
+            .iter()
+            .find(|e| e.event.topic == "lead.accepted")
+            .unwrap();
+        let lead_id = accepted.event.payload["lead_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let lead = s
+            .app
+            .db
+            .get_lead(&lead_id)
+            .await
+            .unwrap()
+            .expect("lead upserted via MCP");
+        assert_eq!(lead.email.as_deref(), Some("ada@example.com"));
+        assert_eq!(lead.status, strata::domain::LeadStatus::Qualified);
+        let invoice = detail
+            .events
+            .iter()
+            .find(|e| e.event.topic == "invoice.issued")
+            .unwrap();
+        assert!(invoice.event.payload["total"].as_f64().unwrap() > 0.0);
+        assert_eq!(invoice.event.payload["lead_id"], json!(lead_id));
+        let proposal = detail
+            .events
+            .iter()
+            .find(|e| e.event.topic == "proposal.drafted")
+            .unwrap();
+        assert_eq!(
+            proposal.event.payload["fallback_used"],
+            json!(true),
+            "no LLM: template"
+        );
+        // Events carry their producer and causation.
+        assert!(accepted.event.producer.starts_with("intake@"));
+        assert!(accepted.event.causation_id.is_some());
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_layer_lowers_phi_sync_by_what_the_formula_says() {
+    // pricing replaced by a layer that always fails: 3 failed attempts, then the delivery
+    // of proposal.drafted to it is marked failed, so finance never approves the deal.
+    let s = setup(Backend::Sqlite, "fail-layer").await;
+    let summary = s
+        .run("golden", golden_lead("grace@example.com"), false)
+        .await;
+    assert_eq!(summary.status, RunStatus::Failed, "{summary:?}");
+    let counts = s
+        .app
+        .db
+        .run_container_counts(&summary.run_id)
+        .await
+        .unwrap();
+    let get = |c: &str| counts.iter().find(|x| x.container == c).unwrap().clone();
+    // sales: intake, enrichment, qualification succeed; its 4 events are acknowledged.
+    let sales = get("sales");
+    assert_eq!((sales.layer_runs, sales.layer_runs_succeeded), (3, 3));
+    assert_eq!(sales.events_emitted, sales.events_fully_acked);
+    // operations: booking and proposal succeed; proposal.drafted is not acknowledged by
+    // all subscribers (fail-layer failed it): 1 of 2 events.
+    let ops = get("operations");
+    assert_eq!((ops.layer_runs, ops.layer_runs_succeeded), (2, 2));
+    assert_eq!((ops.events_emitted, ops.events_fully_acked), (2, 1));
+    // finance: fail-layer ×3 failed + forecast ×1 succeeded; forecast.updated has no
+    // subscriber, so it counts as acknowledged.
+    let fin = get("finance");
+    assert_eq!((fin.layer_runs, fin.layer_runs_succeeded), (4, 1));
+    assert_eq!((fin.events_emitted, fin.events_fully_acked), (1, 1));
+    let expected = (1.0 + 0.5 * 1.0 + 0.25 * 1.0) / 3.0;
+    let phi = summary.phi_sync.unwrap();
+    assert!(
+        (phi - expected).abs() < 1e-9,
+        "Φ_sync {phi}, formula {expected}"
+    );
+    let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+    let err = detail
+        .layer_runs
+        .iter()
+        .find(|l| l.layer == "fail-layer")
+        .and_then(|l| l.error.clone())
+        .unwrap();
+    assert!(err.contains("fail-layer always fails"), "{err}");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_event_lowers_phi_sync_and_is_delivered_when_the_layer_returns() {
+    let s = setup(Backend::Sqlite, "pricing").await;
+    let forecast = s.app.manager.registry().slot("forecast").unwrap();
+    forecast.set_disabled(true);
+    let summary = s
+        .run("golden", golden_lead("alan@example.com"), false)
+        .await;
+    assert_eq!(summary.status, RunStatus::Incomplete, "{summary:?}");
+    assert_eq!(summary.failed_layer_runs, 0);
+    // operations: meeting.booked ✓, proposal.drafted ✗ (forecast pending), project.created ✓;
+    // finance: deal.approved ✓, invoice.issued ✗ (forecast pending).
+    let expected = (1.0 + 2.0 / 3.0 + 1.0 / 2.0) / 3.0;
+    let phi = summary.phi_sync.unwrap();
+    assert!(
+        (phi - expected).abs() < 1e-9,
+        "Φ_sync {phi}, formula {expected}"
+    );
+    let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+    let pending: Vec<_> = detail
+        .events
+        .iter()
+        .flat_map(|e| &e.deliveries)
+        .filter(|d| d.status == DeliveryStatus::Pending)
+        .map(|d| d.subscriber.as_str())
+        .collect();
+    assert_eq!(pending, vec!["forecast", "forecast"]);
+    // At least once: the layer comes back, the run resumes, the events are delivered.
+    forecast.set_disabled(false);
+    let resumed = s
+        .app
+        .pipelines
+        .execute(&summary.run_id, None)
+        .await
+        .unwrap();
+    assert_eq!(resumed.status, RunStatus::Succeeded, "{resumed:?}");
+    assert_eq!(resumed.phi_sync, Some(1.0));
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_holds_back_side_effects_and_leaves_the_crm_untouched() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let s = setup(backend, "pricing").await;
+        let leads_before = s.app.db.count_leads(&Default::default()).await.unwrap();
+        let summary = s.run("golden", golden_lead("dry@example.com"), true).await;
+        assert!(summary.dry_run);
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "[{backend}] {summary:?}"
+        );
+        let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+        assert!(detail.run.dry_run);
+        assert!(detail.events.iter().all(|e| e.event.dry_run));
+        // Nothing reached the CRM behind the MCP server, nor plugin state.
+        assert_eq!(
+            s.app.db.count_leads(&Default::default()).await.unwrap(),
+            leads_before
+        );
+        for plugin in ["booking", "invoicing", "forecast", "kickoff"] {
+            assert_eq!(
+                s.app.db.state_count(plugin).await.unwrap(),
+                0,
+                "[{backend}] {plugin} state written"
+            );
+        }
+        // ... and each layer run says what it would have done.
+        let held: Vec<(String, String)> = detail
+            .layer_runs
+            .iter()
+            .filter_map(|l| {
+                l.held_back
+                    .as_ref()
+                    .map(|h| (l.layer.clone(), h.to_string()))
+            })
+            .collect();
+        let intake = held
+            .iter()
+            .find(|(l, _)| l == "intake")
+            .expect("intake held back its upsert");
+        assert!(intake.1.contains("crm/upsert_lead"), "{intake:?}");
+        assert!(
+            held.iter()
+                .any(|(l, h)| l == "invoicing" && h.contains("invoice")),
+            "{held:?}"
+        );
+        s.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_trigger_payload_fails_the_layer_run_with_the_schema_violation_named() {
+    let s = setup(Backend::Sqlite, "pricing").await;
+    let summary = s
+        .run(
+            "golden",
+            json!({"email": 42, "name": ["not", "a", "string"]}),
+            false,
+        )
+        .await;
+    assert_eq!(summary.status, RunStatus::Failed);
+    let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+    let l = &detail.layer_runs[0];
+    assert_eq!(l.layer, "intake");
+    let err = l.error.as_deref().unwrap();
+    assert!(
+        err.contains("lead-received.json") && err.contains("/email"),
+        "{err}"
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_capability_publishes_within_the_run_and_denies_ungranted_topics() {
+    let s = setup(Backend::Sqlite, "pricing").await;
+    let first = s.run("probe", json!({"n": 1}), false).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{first:?}");
+    let second = s.run("probe", json!({"n": 2}), false).await;
+    let detail = s.app.db.get_run(&second.run_id).await.unwrap().unwrap();
+    let out = detail.layer_runs[0].output.clone().unwrap();
+    let published = out["published_id"].as_str().unwrap();
+    // The event published during the call is stored with the run, as its producer's.
+    let ev = detail
+        .events
+        .iter()
+        .find(|e| e.event.id == published)
+        .unwrap();
+    assert_eq!(ev.event.topic, "probe.published");
+    assert!(ev.event.producer.starts_with("events-probe@"));
+    // The second run reads the first run's event; the ungranted topic is denied.
+    assert!(!out["read"].as_array().unwrap().is_empty(), "{out}");
+    assert!(
+        out["forbidden_error"]
+            .as_str()
+            .unwrap()
+            .contains("not granted"),
+        "{out}"
+    );
+    // The denied publish is audited (the audit writer is batched: poll briefly).
+    let filter = strata::db::AuditFilter {
+        plugin: Some("events-probe".into()),
+        capability: Some("events".into()),
+        allowed: Some(false),
+        ..Default::default()
+    };
+    let mut denied = Vec::new();
+    for _ in 0..50 {
+        denied = s.app.db.list_audit(&filter).await.unwrap();
+        if !denied.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        denied
+            .iter()
+            .any(|a| a.record.target.as_deref() == Some("topic:forbidden.topic")),
+        "{denied:?}"
+    );
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_swapped_while_runs_flow_fails_no_run() {
+    let s = setup(Backend::Sqlite, "pricing").await;
+    let dir = s.plugins.join("pricing");
+    let manifest = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    let mgr = s.app.manager.clone();
+    let swapper = tokio::spawn(async move {
+        for i in 1..=6 {
+            let m = manifest.replace("version = \"1.0.0\"", &format!("version = \"1.0.{i}\""));
+            std::fs::write(dir.join("plugin.toml"), m).unwrap();
+            mgr.load_dir(&dir).await.expect("reload pricing");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let mut versions = std::collections::BTreeSet::new();
+    for i in 0..6 {
+        let summary = s
+            .run(
+                "golden",
+                golden_lead(&format!("swap{i}@example.com")),
+                false,
+            )
+            .await;
+        assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
+        let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+        for l in detail.layer_runs.iter().filter(|l| l.layer == "pricing") {
+            versions.insert(l.plugin.clone().unwrap());
+        }
+    }
+    swapper.await.unwrap();
+    assert!(!versions.is_empty());
+    s.close().await;
+}
