@@ -103,29 +103,16 @@ fn golden_lead(email: &str) -> Value {
     })
 }
 
-struct Setup {
-    app: App,
-    url: String,
-    plugins: std::path::PathBuf,
-    _tmp: tempfile::TempDir,
-    _guard: Option<tempfile::TempDir>,
-}
-
-/// A host on `backend` with the nine layers (pricing replaced by `pricing_as`), BANT,
-/// the testing layers, and Strata's MCP server as `crm`.
-async fn setup(backend: Backend, pricing_as: &str) -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    install(&plugins, "bant", "bant");
-    for l in LAYERS {
-        install(&plugins, &format!("layers/{l}"), l);
-    }
-    install(&plugins, "testing/fail-layer", "fail-layer");
-    install(&plugins, "testing/events-probe", "events-probe");
-    let (url, guard) = support::fresh_url(backend).await;
+/// The host configuration of these tests: the plugins in `plugins`, Strata's MCP server
+/// as `crm` over the same database, the golden and probe pipelines, the booking webhook.
+fn config_text(
+    url: &str,
+    plugins: &std::path::Path,
+    cache: &std::path::Path,
+    pricing_as: &str,
+) -> String {
     let strata = env!("CARGO_BIN_EXE_strata");
-    let text = format!(
+    format!(
         r#"
 [database]
 url = "{url}"
@@ -145,9 +132,38 @@ side_effect_tools = ["update_*", "upsert_*", "qualify_*"]
 {GRANTS}
 "#,
         plugins = plugins.display(),
-        cache = tmp.path().join("cache").display(),
+        cache = cache.display(),
         golden = GOLDEN.replace("PRICING", pricing_as),
-    );
+    )
+}
+
+/// Installs BANT, the nine layers and the testing layers into `plugins`.
+fn install_all(plugins: &std::path::Path) {
+    std::fs::create_dir_all(plugins).unwrap();
+    install(plugins, "bant", "bant");
+    for l in LAYERS {
+        install(plugins, &format!("layers/{l}"), l);
+    }
+    install(plugins, "testing/fail-layer", "fail-layer");
+    install(plugins, "testing/events-probe", "events-probe");
+}
+
+struct Setup {
+    app: App,
+    url: String,
+    plugins: std::path::PathBuf,
+    _tmp: tempfile::TempDir,
+    _guard: Option<tempfile::TempDir>,
+}
+
+/// A host on `backend` with the nine layers (pricing replaced by `pricing_as`), BANT,
+/// the testing layers, and Strata's MCP server as `crm`.
+async fn setup(backend: Backend, pricing_as: &str) -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    install_all(&plugins);
+    let (url, guard) = support::fresh_url(backend).await;
+    let text = config_text(&url, &plugins, &tmp.path().join("cache"), pricing_as);
     let config: Config = toml::from_str(&text).expect("test config");
     config.validate().expect("valid config");
     let db = strata::db::Db::connect(&url, &Default::default())
@@ -545,4 +561,155 @@ async fn a_layer_swapped_while_runs_flow_fails_no_run() {
     swapper.await.unwrap();
     assert!(!versions.is_empty());
     s.close().await;
+}
+
+const SECRET: &str = "whsec-test-0123456789";
+
+fn signed(
+    http: &reqwest::Client,
+    url: &str,
+    body: &str,
+    delivery: Option<&str>,
+    secret: &str,
+    at: i64,
+) -> reqwest::RequestBuilder {
+    let mut r = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("x-strata-timestamp", at.to_string())
+        .header(
+            "x-strata-signature",
+            strata::pipelines::webhook::sign(secret.as_bytes(), at, body.as_bytes()),
+        )
+        .body(body.to_string());
+    if let Some(d) = delivery {
+        r = r.header("x-strata-delivery", d);
+    }
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signatures() {
+    // The only test that reads this variable; set before the server starts.
+    std::env::set_var("STRATA_TEST_WEBHOOK_SECRET", SECRET);
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    install_all(&plugins);
+    let url = sqlite_url(tmp.path());
+    let mut config: Config = toml::from_str(&config_text(
+        &url,
+        &plugins,
+        &tmp.path().join("cache"),
+        "pricing",
+    ))
+    .unwrap();
+    config.server.bind = "127.0.0.1:0".into();
+    config.server.rate_limit_per_second = 10_000;
+    config.server.rate_limit_burst = 10_000;
+    let db = strata::db::Db::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    db.upsert_lead(&hot_lead("L-77")).await.unwrap();
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(strata::server::serve_until(
+        config,
+        Some(ready_tx),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let addr = tokio::time::timeout(Duration::from_secs(60), ready_rx)
+        .await
+        .expect("server ready")
+        .unwrap();
+    let hook = format!("http://{addr}/api/v1/webhooks/booking");
+    let http = reqwest::Client::new();
+    let now = strata::domain::now_ms() / 1000;
+    let body = json!({
+        "delivery_id": "d-1", "lead_id": "L-77", "start": "2026-11-24T10:00:00Z",
+        "duration_minutes": 30, "attendee_email": "cfo@example.com", "title": "Discovery call"
+    })
+    .to_string();
+
+    // Wrong secret, missing signature, stale timestamp, missing delivery id: refused.
+    let r = signed(&http, &hook, &body, Some("d-1"), "wrong", now)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("signature does not match"));
+    let r = http.post(&hook).body(body.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = signed(&http, &hook, &body, Some("d-1"), SECRET, now - 3600)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("replay"));
+    let r = signed(&http, &hook, &body, None, SECRET, now)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let big = json!({"lead_id": "L-77", "pad": "x".repeat(5000)}).to_string();
+    let r = signed(&http, &hook, &big, Some("d-big"), SECRET, now)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(
+        db.list_runs(None, 10).await.unwrap().len(),
+        0,
+        "nothing stored for refused deliveries"
+    );
+
+    // A good delivery: 202 once stored; the same delivery again: 200, nothing done twice.
+    let r = signed(&http, &hook, &body, Some("d-1"), SECRET, now)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let first: Value = r.json().await.unwrap();
+    assert_eq!(first["duplicate"], json!(false));
+    let r = signed(&http, &hook, &body, Some("d-1"), SECRET, now + 1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let again: Value = r.json().await.unwrap();
+    assert_eq!(
+        (again["duplicate"].clone(), again["run_id"].clone()),
+        (json!(true), first["run_id"].clone())
+    );
+    assert_eq!(db.list_runs(None, 10).await.unwrap().len(), 1);
+
+    // The job runs it: booking → proposal → pricing → kickoff, invoicing, forecast.
+    let run_id = first["run_id"].as_str().unwrap().to_string();
+    let mut detail = None;
+    for _ in 0..300 {
+        let d = db.get_run(&run_id).await.unwrap().unwrap();
+        if d.run.finished_at.is_some() {
+            detail = Some(d);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let detail = detail.expect("run finished");
+    assert_eq!(
+        detail.run.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        detail.layer_runs
+    );
+    let t = topics(&detail);
+    assert_eq!(t[0], "booking.received");
+    assert!(
+        t.contains(&"meeting.booked".to_string()) && t.contains(&"invoice.issued".to_string()),
+        "{t:?}"
+    );
+    assert_eq!(detail.events[0].event.producer, "webhook:booking");
+    let _ = stop_tx.send(());
+    task.await.unwrap().unwrap();
 }
