@@ -22,4 +22,4 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
 fi
 STRATA_E2E_LLM=1 STRATA_E2E_LLM_URL="http://127.0.0.1:$port" \
-    cargo test --release --test agent e2e_real_local_model -- --nocapture
+    cargo test -p strata --test agent e2e_real_local_model -- --nocapture
