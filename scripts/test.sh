@@ -41,6 +41,8 @@ fi
 # (a cold build also passes, it just takes longer).
 if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
     export CARGO_TARGET_DIR=/var/tmp/strata-ci-target
+    # Incremental artefacts are per checkout path: every clean clone would add gigabytes.
+    export CARGO_INCREMENTAL=0
 fi
 
 echo "== building guest plugins (wasm32-wasip2)"

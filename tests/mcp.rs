@@ -553,11 +553,13 @@ async fn exercise_strata_server(m: &McpManager, db: &Db) {
     assert_eq!(
         names,
         [
+            "get_company",
             "get_lead",
             "get_lead_score",
             "list_leads",
             "qualify_lead",
-            "update_lead"
+            "update_lead",
+            "upsert_lead"
         ]
     );
     let update = tools.iter().find(|t| t.name == "update_lead").unwrap();
@@ -608,6 +610,40 @@ async fn exercise_strata_server(m: &McpManager, db: &Db) {
         BTreeMap::from([("owner", "dana"), ("tier", "platinum")])
     );
     assert_eq!(stored.company.as_deref(), Some("Acme Robotics"));
+
+    // upsert_lead creates, then merges only the given fields; get_company aggregates.
+    let up = structured(
+        &m.call_tool(
+            "crm",
+            "upsert_lead",
+            json!({"id": "L-9", "name": "Bo", "company": "Acme Robotics", "employees": 900}),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(up["created"], true);
+    let up = structured(
+        &m.call_tool("crm", "upsert_lead", json!({"id": "L-9", "title": "CTO"}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(
+        (up["created"].clone(), up["lead"]["name"].clone()),
+        (json!(false), json!("Bo"))
+    );
+    assert_eq!(up["lead"]["title"], "CTO");
+    assert!(m.is_side_effecting("crm", "qualify_lead"));
+    let company = structured(
+        &m.call_tool("crm", "get_company", json!({"company": "acme robotics"}))
+            .await
+            .unwrap(),
+    );
+    assert_eq!(company["lead_count"], 3, "L-1, L-2 and L-9: {company}");
+    assert_eq!(company["employees"], 900);
+    assert!(company["lead_ids"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("L-9")));
 
     let score = structured(
         &m.call_tool("crm", "get_lead_score", json!({"lead_id": "L-1"}))

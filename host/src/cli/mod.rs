@@ -4,6 +4,7 @@ mod backtest;
 mod bench;
 mod keys;
 mod mcp;
+mod pipeline;
 mod plugin;
 mod qualify;
 mod score;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Serve Strata's MCP server; inspect the configured MCP servers.
     #[command(subcommand)]
     Mcp(mcp::McpCommand),
+    /// Run a business pipeline now (layers, events, Φ_sync).
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -99,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(cmd, config()?).await,
         Command::Qualify(args) => qualify::run(args, config()?).await,
         Command::Mcp(cmd) => mcp::run(cmd, config).await,
+        Command::Pipeline(cmd) => pipeline::run(cmd, config()?).await,
     }
 }
 
