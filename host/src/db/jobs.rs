@@ -214,6 +214,59 @@ impl Row {
     }
 }
 
+/// The row [`Db::enqueue_job`] writes for `job` at `now` (fresh id, `queued`), after
+/// checking it. Shared with the callers that enqueue a job inside their own transaction.
+pub(crate) fn new_job_record(
+    op: &'static str,
+    job: &NewJob,
+    now: i64,
+) -> Result<JobRecord, DbError> {
+    non_empty(op, "job kind", &job.kind)?;
+    positive(op, "max_attempts", job.max_attempts)?;
+    Ok(JobRecord {
+        id: new_id(),
+        kind: job.kind.clone(),
+        payload: job.payload.clone(),
+        status: JobStatus::Queued,
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        run_at: job.run_at.unwrap_or(now),
+        lease_owner: None,
+        lease_expires_at: None,
+        last_error: None,
+        result: None,
+        request_id: job.request_id.clone(),
+        created_at: now,
+        updated_at: now,
+        finished_at: None,
+    })
+}
+
+/// Insert `$rec` (a `&JobRecord` from [`new_job_record`]) through executor `$exec` (a
+/// pool or `&mut *tx`); `?` on failure, mapped with `q($op)`.
+macro_rules! insert_job_row {
+    ($exec:expr, $rec:expr, $op:expr) => {{
+        let rec: &$crate::db::JobRecord = $rec;
+        let payload = rec.payload.to_string();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at, \
+             request_id, created_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $8)",
+        )
+        .bind(rec.id.as_str())
+        .bind(rec.kind.as_str())
+        .bind(payload.as_str())
+        .bind(rec.status.as_str())
+        .bind(rec.max_attempts)
+        .bind(rec.run_at)
+        .bind(rec.request_id.as_deref())
+        .bind(rec.created_at)
+        .execute($exec)
+        .await
+        .map_err($crate::db::error::q($op))?;
+    }};
+}
+pub(crate) use insert_job_row;
+
 fn positive(op: &'static str, what: &str, v: i64) -> Result<(), DbError> {
     if v <= 0 {
         return Err(DbError::InvalidInput {
@@ -234,7 +287,7 @@ fn non_empty(op: &'static str, what: &str, v: &str) -> Result<(), DbError> {
     Ok(())
 }
 
-fn truncate_error(e: &str) -> &str {
+pub(super) fn truncate_error(e: &str) -> &str {
     if e.len() <= MAX_ERROR_BYTES {
         return e;
     }
@@ -250,44 +303,8 @@ impl Db {
     /// kind or `max_attempts < 1`.
     pub async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord, DbError> {
         const OP: &str = "enqueue_job";
-        non_empty(OP, "job kind", &job.kind)?;
-        positive(OP, "max_attempts", job.max_attempts)?;
-        let now = now_ms();
-        let rec = JobRecord {
-            id: new_id(),
-            kind: job.kind.clone(),
-            payload: job.payload.clone(),
-            status: JobStatus::Queued,
-            attempts: 0,
-            max_attempts: job.max_attempts,
-            run_at: job.run_at.unwrap_or(now),
-            lease_owner: None,
-            lease_expires_at: None,
-            last_error: None,
-            result: None,
-            request_id: job.request_id.clone(),
-            created_at: now,
-            updated_at: now,
-            finished_at: None,
-        };
-        let payload = rec.payload.to_string();
-        on_pool!(self, |pool| {
-            sqlx::query(
-                "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at, \
-                 request_id, created_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $8)",
-            )
-            .bind(rec.id.as_str())
-            .bind(rec.kind.as_str())
-            .bind(payload.as_str())
-            .bind(rec.status.as_str())
-            .bind(rec.max_attempts)
-            .bind(rec.run_at)
-            .bind(rec.request_id.as_deref())
-            .bind(now)
-            .execute(pool)
-            .await
-            .map_err(q(OP))?;
-        });
+        let rec = new_job_record(OP, job, now_ms())?;
+        on_pool!(self, |pool| insert_job_row!(pool, &rec, OP));
         Ok(rec)
     }
 
