@@ -17,7 +17,9 @@
 //! (SQLite 32 766, PostgreSQL 65 535).
 //!
 //! Topics: [`leads`], [`scores`], [`plugin_versions`], [`audit`], [`state`],
-//! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; errors in [`error`].
+//! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; for business
+//! pipelines [`events`] (durable events, per-subscriber deliveries, container tracking) and
+//! [`pipelines`] (runs, layer runs, webhook idempotency); errors in [`error`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -67,11 +69,13 @@ pub(crate) use text_enum;
 
 pub mod audit;
 pub mod error;
+pub mod events;
 pub mod executions;
 pub mod jobs;
 pub mod keys;
 pub mod leads;
 pub mod llm_usage;
+pub mod pipelines;
 pub mod plugin_versions;
 pub mod scores;
 pub mod state;
@@ -79,11 +83,19 @@ pub mod stats;
 
 pub use audit::{AuditFilter, AuditRecord, StoredAudit};
 pub use error::DbError;
+pub use events::{
+    ContainerSummary, DeliveryRecord, DeliveryStatus, EventRecord, EventWithDeliveries, NewEvent,
+    Subscriber,
+};
 pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecution};
 pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
 pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};
 pub use leads::{LeadFilter, LeadRecord};
 pub use llm_usage::LlmUsage;
+pub use pipelines::{
+    CommitOutcome, ContainerCounts, CreatedRun, LayerRunCommit, LayerRunRecord, LayerRunResult,
+    LayerRunStatus, NewRun, PendingDelivery, RunDetail, RunRecord, RunStatus, WebhookOutcome,
+};
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
 pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};
 pub use stats::ExecutionStats;
