@@ -174,6 +174,8 @@ pub struct CreatedRun {
 /// What [`Db::create_webhook_run`] did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+// Returned by value once per call, never stored in bulk: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum WebhookOutcome {
     /// First delivery of this id: the run was created.
     Created(CreatedRun),
@@ -224,6 +226,8 @@ pub enum LayerRunResult {
 /// What [`Db::commit_layer_run`] did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
+// Returned by value once per call, never stored in bulk: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 pub enum CommitOutcome {
     Committed {
         layer_run: LayerRunRecord,
