@@ -321,9 +321,15 @@ async fn golden_path_runs_nine_layers_with_phi_sync_at_least_0_88_on_sqlite_and_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_layer_lowers_phi_sync_by_what_the_formula_says() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        failing_layer_case(backend).await;
+    }
+}
+
+async fn failing_layer_case(backend: Backend) {
     // pricing replaced by a layer that always fails: 3 failed attempts, then the delivery
     // of proposal.drafted to it is marked failed, so finance never approves the deal.
-    let s = setup(Backend::Sqlite, "fail-layer").await;
+    let s = setup(backend, "fail-layer").await;
     let summary = s
         .run("golden", golden_lead("grace@example.com"), false)
         .await;
@@ -368,7 +374,13 @@ async fn a_failing_layer_lowers_phi_sync_by_what_the_formula_says() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacknowledged_event_lowers_phi_sync_and_is_delivered_when_the_layer_returns() {
-    let s = setup(Backend::Sqlite, "pricing").await;
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        unacknowledged_event_case(backend).await;
+    }
+}
+
+async fn unacknowledged_event_case(backend: Backend) {
+    let s = setup(backend, "pricing").await;
     let forecast = s.app.manager.registry().slot("forecast").unwrap();
     forecast.set_disabled(true);
     let summary = s
@@ -710,6 +722,87 @@ async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signature
         "{t:?}"
     );
     assert_eq!(detail.events[0].event.producer, "webhook:booking");
+    // Φ_sync of the run is exported for Prometheus.
+    let metrics = http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("phi_sync_last{pipeline=\"golden\"}")
+            && metrics.contains("phi_sync_rolling_mean{pipeline=\"golden\"}"),
+        "{metrics}"
+    );
+
+    // The run and the containers' event tracking through the API.
+    let (_, reader) = strata::server::auth::create_key(&db, "r", strata::db::Role::Reader)
+        .await
+        .unwrap();
+    let (_, operator) = strata::server::auth::create_key(&db, "o", strata::db::Role::Operator)
+        .await
+        .unwrap();
+    let get = |path: String| {
+        let http = http.clone();
+        let reader = reader.clone();
+        async move {
+            let r = http
+                .get(format!("http://{addr}{path}"))
+                .bearer_auth(&reader)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let run = get(format!("/api/v1/pipelines/runs/{run_id}")).await;
+    assert_eq!(
+        (run["dry_run"].clone(), run["status"].clone()),
+        (json!(false), json!("succeeded"))
+    );
+    assert!(run["phi_sync"].as_f64().unwrap() >= 0.88, "{run}");
+    assert!(run["layer_runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["plugin"].is_string()));
+    let containers = get("/api/v1/containers".into()).await;
+    let names: Vec<&str> = containers["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["container"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["finance", "operations", "sales"], "{containers}");
+    let events = get("/api/v1/containers/operations/events?topic=meeting.booked".into()).await;
+    assert_eq!(events["items"][0]["topic"], "meeting.booked", "{events}");
+    assert_eq!(
+        events["items"][0]["deliveries"][0]["status"], "acked",
+        "{events}"
+    );
+    // A dry run started over the API says so.
+    let r = http
+        .post(format!("http://{addr}/api/v1/pipelines/golden/runs"))
+        .bearer_auth(&operator)
+        .json(&json!({"payload": golden_lead("api@example.com"), "dry_run": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let accepted: Value = r.json().await.unwrap();
+    assert_eq!(accepted["dry_run"], true);
+    let r = http
+        .post(format!("http://{addr}/api/v1/pipelines/golden/runs"))
+        .bearer_auth(&reader)
+        .json(&json!({"payload": {}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "starting a run needs the operator role");
+
     let _ = stop_tx.send(());
     task.await.unwrap().unwrap();
 }
