@@ -39,7 +39,9 @@ pub async fn run(cmd: PipelineCommand, config: Config) -> anyhow::Result<()> {
     let payload: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?;
     let app = App::start(config).await?;
-    app.connect_mcp();
+    // Connect now (failures are logged), so the first layer's MCP call does not spend its
+    // deadline waiting for a server process to start.
+    app.mcp.connect_all().await;
     let report = app.manager.load_all().await;
     for (dir, e) in &report.failed {
         eprintln!("warning: plugin in {} not loaded: {e}", dir.display());
