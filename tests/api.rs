@@ -753,3 +753,55 @@ async fn a_request_over_the_timeout_gets_408_and_the_server_keeps_serving() {
     assert_eq!(status, StatusCode::OK);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pure_scorer_that_overruns_the_inline_budget_moves_to_the_blocking_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(
+        &sqlite_url(tmp.path()),
+        "[grants.slow-good]\nlimits = { deadline_ms = 80 }\n",
+        |c| {
+            install(&c.plugins.dir, "testing/slow-good", "slow-good");
+            c.server.inline_budget_us = 500;
+        },
+    )
+    .await;
+    let lane = |v: &Value| (v["lane"]["inline"].clone(), v["lane"]["detail"].clone());
+    let (_, slow) = s
+        .json(Method::GET, "/api/v1/plugins/slow-good", &s.reader, None)
+        .await;
+    assert_eq!(
+        lane(&slow).0,
+        json!(true),
+        "pure, 80 ms deadline: inline at first: {slow}"
+    );
+    let (_, bant) = s
+        .json(Method::GET, "/api/v1/plugins/bant", &s.reader, None)
+        .await;
+    assert_eq!(lane(&bant).0, json!(true), "{bant}");
+
+    // ~2 ms of guest CPU per call: the first (inline) call overruns 500 µs; every call
+    // still answers, the same way, on either lane.
+    let mut scores = Vec::new();
+    for i in 0..3 {
+        let (status, body) = s
+            .json(
+                Method::POST,
+                "/api/v1/score",
+                &s.operator,
+                Some(json!({ "lead": lead_json("same"), "strategy": "slow-good" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "call {i}: {body}");
+        scores.push(body["score"]["value"].clone());
+    }
+    assert!(scores.windows(2).all(|w| w[0] == w[1]), "{scores:?}");
+    let (_, slow) = s
+        .json(Method::GET, "/api/v1/plugins/slow-good", &s.reader, None)
+        .await;
+    let (inline, detail) = lane(&slow);
+    assert_eq!(inline, json!(false), "{slow}");
+    assert_eq!(detail["demoted"], json!(true), "{detail}");
+    assert_eq!(detail["pure"], json!(true), "{detail}");
+    s.stop().await;
+}

@@ -159,6 +159,10 @@ pub struct ServerSettings {
     /// Accept `"strategy": "native-bant"` on `/api/v1/score`: the BANT logic compiled into
     /// the host, for the load benchmark's comparison. Off in production.
     pub native_reference: bool,
+    /// CPU-time budget of a scorer call run inline on the async worker (pure plugins; see
+    /// `runtime::lane`); a version whose call overruns it moves to the blocking pool.
+    /// 0 sends every call to the blocking pool.
+    pub inline_budget_us: u64,
 }
 
 impl Default for ServerSettings {
@@ -177,6 +181,7 @@ impl Default for ServerSettings {
             job_lease_ms: 30_000,
             job_max_attempts: 3,
             native_reference: false,
+            inline_budget_us: 1000,
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod call;
 pub mod engine;
 pub mod error;
+pub mod lane;
 pub mod limits;
 pub mod plugin;
 pub mod prepare;
@@ -13,6 +14,7 @@ pub mod prepare;
 pub use cache::ArtifactCache;
 pub use engine::EpochTicker;
 pub use error::{CallError, LoadError};
+pub use lane::CallLane;
 pub use limits::Limits;
 pub use plugin::{ImportInfo, LoadedPlugin};
 

@@ -42,6 +42,8 @@ pub struct LoadedPlugin {
     pub compile_ms: f64,
     /// Milliseconds since the epoch when this version became ready.
     pub loaded_at: i64,
+    /// Inline on the async worker, or on the blocking pool (see `lane`).
+    pub lane: super::CallLane,
     pub(crate) pre: WorldPre,
     pub(crate) engine: Engine,
     pub(crate) services: Arc<HostServices>,

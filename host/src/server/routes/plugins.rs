@@ -68,6 +68,10 @@ pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiRes
         v["scopes"] = serde_json::to_value(&*p.grants).unwrap_or(Value::Null);
         v["limits"] = serde_json::to_value(p.limits).unwrap_or(Value::Null);
         v["contract_version"] = json!(p.contract_version);
+        v["lane"] = json!({
+            "inline": p.lane.inline(),
+            "detail": serde_json::to_value(&p.lane).unwrap_or(Value::Null),
+        });
     }
     v["kept_versions"] = json!(slot
         .history()

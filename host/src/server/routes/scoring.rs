@@ -2,6 +2,7 @@
 
 use crate::db::NewJob;
 use crate::domain::{Lead, Score};
+use crate::runtime::lane::thread_cpu_time;
 use crate::server::auth::Caller;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::json::ApiJson;
@@ -11,7 +12,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The native reference strategy (benchmarks only, `server.native_reference`).
 const NATIVE_BANT: &str = "native-bant";
@@ -49,11 +50,8 @@ pub async fn score(
     if name == NATIVE_BANT && st.config.server.native_reference {
         let started = Instant::now();
         let lead = req.lead;
-        let (lead, score) = crate::server::run_blocking(move || {
-            let s = crate::native::bant_score(&lead);
-            (lead, s)
-        })
-        .await?;
+        // Pure and a few µs: inline, like a proven-fast pure plugin.
+        let score = crate::native::bant_score(&lead);
         let duration_us = started.elapsed().as_micros() as u64;
         return Ok(Json(ScoreResponse {
             strategy: NATIVE_BANT.into(),
@@ -66,11 +64,24 @@ pub async fn score(
     let started = Instant::now();
     let rid: Arc<str> = rid.0;
     let lead = req.lead;
-    let (lead, result) = crate::server::run_blocking(move || {
+    let budget = Duration::from_micros(st.config.server.inline_budget_us);
+    let (lead, result) = if !budget.is_zero() && plugin.lane.inline() {
+        let cpu = thread_cpu_time();
         let r = plugin.score(&lead, Some(rid));
+        let used = thread_cpu_time().saturating_sub(cpu);
+        if plugin.lane.observe(used, budget) {
+            tracing::warn!(plugin = %plugin.id(), cpu_us = used.as_micros() as u64,
+                budget_us = budget.as_micros() as u64,
+                "scorer call overran the inline budget; this version now runs on the blocking pool");
+        }
         (lead, r.map(|s| (plugin.id().to_string(), s)))
-    })
-    .await?;
+    } else {
+        crate::server::run_blocking(move || {
+            let r = plugin.score(&lead, Some(rid));
+            (lead, r.map(|s| (plugin.id().to_string(), s)))
+        })
+        .await?
+    };
     let elapsed = started.elapsed();
     crate::server::metrics::plugin_call(&name, &result, elapsed);
     let (strategy, score) = result?;
