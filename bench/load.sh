@@ -7,13 +7,16 @@ cd "$(dirname "$0")/.."
 DURATION="${DURATION:-15s}"
 PORT="${PORT:-18003}"
 work=$(mktemp -d)
-trap 'kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
-cargo build --release --quiet --bin strata
+server=""
+trap '[ -z "$server" ] || kill "$server" 2>/dev/null || true; rm -rf "$work"' EXIT
+# BENCH_BIN: a prebuilt binary (no build). Not STRATA_…: those are config keys.
+bin="${BENCH_BIN:-target/release/strata}"
+[ -n "${BENCH_BIN:-}" ] || cargo build --release --quiet --bin strata
 export STRATA_DATABASE__URL="sqlite://$work/strata.db"
 export STRATA_SERVER__RATE_LIMIT_PER_SECOND=10000000 STRATA_SERVER__RATE_LIMIT_BURST=10000000
 export STRATA_SERVER__NATIVE_REFERENCE=true STRATA_PLUGINS__WATCH=false STRATA_LOG=warn
-key=$(target/release/strata keys create --role operator --name bench 2>/dev/null)
-target/release/strata serve --bind "127.0.0.1:$PORT" & server=$!
+key=$("$bin" keys create --role operator --name bench 2>/dev/null)
+"$bin" serve --bind "127.0.0.1:$PORT" & server=$!
 for _ in $(seq 100); do curl -fs "localhost:$PORT/ready" >/dev/null && break; sleep 0.1; done
 for strategy in bant native-bant; do
     echo "== $strategy"
