@@ -7,7 +7,7 @@ use serde_json::json;
 use strata::db::{
     CommitOutcome, ContainerCounts, ContainerSummary, CreatedRun, Db, DeliveryStatus,
     LayerRunCommit, LayerRunResult, LayerRunStatus, NewEvent, NewJob, NewRun, RunStatus,
-    Subscriber, WebhookOutcome,
+    StateWrite, Subscriber, WebhookOutcome,
 };
 use support::{both_backends, both_backends_with_url, scalar_i64};
 
@@ -48,6 +48,7 @@ fn commit(
         finished_at: 1_002,
         held_back: None,
         result,
+        state_writes: Vec::new(),
     }
 }
 
@@ -64,7 +65,9 @@ fn failed(error: &str, final_attempt: bool) -> LayerRunResult {
 
 fn committed(outcome: CommitOutcome) -> (strata::db::LayerRunRecord, Vec<strata::db::EventRecord>) {
     match outcome {
-        CommitOutcome::Committed { layer_run, emitted } => (layer_run, emitted),
+        CommitOutcome::Committed {
+            layer_run, emitted, ..
+        } => (layer_run, emitted),
         CommitOutcome::Duplicate => panic!("expected a committed layer run, got Duplicate"),
     }
 }
@@ -1064,6 +1067,129 @@ async fn records_serialize_flat_with_lowercase_statuses() {
             RunStatus::Incomplete
         );
         assert!("done".parse::<DeliveryStatus>().is_err());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
+    both_backends(|db| async move {
+        let write = |key: &str, value: Option<&str>| StateWrite {
+            plugin: "intake".into(),
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        };
+        db.state_set("intake", "old", b"1").await.unwrap();
+        db.state_set("intake", "gone", b"2").await.unwrap();
+        let created = db
+            .create_run(&new_run(
+                "golden",
+                "sales",
+                "lead.received",
+                vec![sub("intake", "sales"), sub("audit", "sales")],
+            ))
+            .await
+            .unwrap();
+        let run_id = created.run.id.clone();
+
+        // A failed attempt stores none of its writes.
+        let mut c = commit(
+            &run_id,
+            "intake",
+            "sales",
+            &created.trigger.id,
+            "lead.received",
+            failed("boom", false),
+        );
+        c.state_writes = vec![write("new", Some("x")), write("gone", None)];
+        committed(db.commit_layer_run(&c).await.unwrap());
+        assert_eq!(
+            db.state_keys("intake").await.unwrap(),
+            vec!["gone".to_string(), "old".to_string()]
+        );
+
+        // A succeeded one stores them (the last write of a key wins), and returns the
+        // deliveries it created, as pending_deliveries would list them.
+        let mut c = commit(
+            &run_id,
+            "intake",
+            "sales",
+            &created.trigger.id,
+            "lead.received",
+            ok(
+                json!({}),
+                vec![
+                    (
+                        NewEvent::new("sales", "lead.accepted", json!({"n": 1}), "intake@1.0.0"),
+                        vec![sub("qualification", "sales"), sub("enrichment", "sales")],
+                    ),
+                    (
+                        NewEvent::new("sales", "lead.audit", json!({}), "intake@1.0.0"),
+                        vec![],
+                    ),
+                ],
+            ),
+        );
+        c.attempt = 2;
+        c.state_writes = vec![
+            write("new", Some("x")),
+            write("old", Some("changed")),
+            write("new", Some("y")),
+            write("gone", None),
+            write("never", Some("z")),
+            write("never", None),
+        ];
+        let outcome = db.commit_layer_run(&c).await.unwrap();
+        let CommitOutcome::Committed {
+            emitted,
+            deliveries,
+            ..
+        } = outcome
+        else {
+            panic!("expected a commit, got {outcome:?}");
+        };
+        assert_eq!(
+            db.state_keys("intake").await.unwrap(),
+            vec!["new".to_string(), "old".to_string()]
+        );
+        assert_eq!(
+            db.state_get("intake", "new").await.unwrap(),
+            Some(b"y".to_vec())
+        );
+        assert_eq!(
+            db.state_get("intake", "old").await.unwrap(),
+            Some(b"changed".to_vec())
+        );
+        let got: Vec<(String, String, i64)> = deliveries
+            .iter()
+            .map(|d| (d.event.id.clone(), d.subscriber.clone(), d.attempts))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (emitted[0].id.clone(), "enrichment".to_string(), 0),
+                (emitted[0].id.clone(), "qualification".to_string(), 0),
+            ]
+        );
+        let mut pending = db.pending_deliveries(&run_id, 0).await.unwrap();
+        // The trigger's delivery to `audit` is still pending too.
+        pending.retain(|d| d.event.id != created.trigger.id);
+        assert_eq!(pending, deliveries);
+
+        // A duplicate commit stores nothing.
+        let mut dup = c.clone();
+        dup.state_writes = vec![write("dup", Some("no"))];
+        assert_eq!(
+            db.commit_layer_run(&dup).await.unwrap(),
+            CommitOutcome::Duplicate
+        );
+        assert_eq!(db.state_get("intake", "dup").await.unwrap(), None);
+
+        // A run's progress: its layer runs and the failed ones.
+        let progress = db.run_progress(&run_id).await.unwrap().unwrap();
+        assert_eq!((progress.layer_runs, progress.failed_layer_runs), (2, 1));
+        assert_eq!(progress.run, created.run);
+        assert!(db.run_progress("no-such-run").await.unwrap().is_none());
     })
     .await;
 }

@@ -159,9 +159,19 @@ struct Setup {
 /// A host on `backend` with the nine layers (pricing replaced by `pricing_as`), BANT,
 /// the testing layers, and Strata's MCP server as `crm`.
 async fn setup(backend: Backend, pricing_as: &str) -> Setup {
+    setup_with(backend, pricing_as, |_| {}).await
+}
+
+/// [`setup`], with `tweak` applied to the installed plugins before they are loaded.
+async fn setup_with(
+    backend: Backend,
+    pricing_as: &str,
+    tweak: impl FnOnce(&std::path::Path),
+) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     install_all(&plugins);
+    tweak(&plugins);
     let (url, guard) = support::fresh_url(backend).await;
     let text = config_text(&url, &plugins, &tmp.path().join("cache"), pricing_as);
     let config: Config = toml::from_str(&text).expect("test config");
@@ -369,6 +379,88 @@ async fn failing_layer_case(backend: Backend) {
         .and_then(|l| l.error.clone())
         .unwrap();
     assert!(err.contains("fail-layer always fails"), "{err}");
+    s.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layers_state_is_stored_with_its_run_and_a_failed_run_stores_none() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        layer_state_case(backend).await;
+    }
+}
+
+async fn layer_state_case(backend: Backend) {
+    let json_of = |v: Option<Vec<u8>>| -> Value { serde_json::from_slice(&v.unwrap()).unwrap() };
+    // Succeeded: forecast's writes (the deal and the aggregate) are stored with its runs;
+    // its second run (invoice.issued) read the first one's.
+    let s = setup(backend, "pricing").await;
+    let summary = s
+        .run("golden", golden_lead("kate@example.com"), false)
+        .await;
+    assert_eq!(
+        summary.status,
+        RunStatus::Succeeded,
+        "[{backend}] {summary:?}"
+    );
+    let keys = s.app.db.state_keys("forecast").await.unwrap();
+    assert_eq!(keys.len(), 2, "[{backend}] {keys:?}");
+    assert!(
+        keys.contains(&"forecast".to_string()),
+        "[{backend}] {keys:?}"
+    );
+    let deal = json_of(s.app.db.state_get("forecast", &keys[0]).await.unwrap());
+    assert_eq!(deal["stage"], json!("invoiced"), "[{backend}] {deal}");
+    assert_eq!(
+        json_of(
+            s.app
+                .db
+                .state_get("invoicing", "invoice_seq")
+                .await
+                .unwrap()
+        ),
+        json!(1)
+    );
+    s.close().await;
+
+    // Failed: forecast writes its state, then its output is refused by its schema: the
+    // failed layer runs store no state (other layers' state is stored).
+    let s = setup_with(backend, "pricing", |plugins| {
+        std::fs::write(
+            plugins.join("forecast/schemas/output.json"),
+            r#"{"not": {}}"#,
+        )
+        .unwrap();
+    })
+    .await;
+    let summary = s
+        .run("golden", golden_lead("kate@example.com"), false)
+        .await;
+    assert_eq!(summary.status, RunStatus::Failed, "[{backend}] {summary:?}");
+    let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+    let forecast: Vec<_> = detail
+        .layer_runs
+        .iter()
+        .filter(|l| l.layer == "forecast")
+        .collect();
+    assert!(!forecast.is_empty());
+    assert!(
+        forecast.iter().all(|l| l.status == LayerRunStatus::Failed),
+        "[{backend}] {forecast:?}"
+    );
+    assert!(
+        s.app.db.state_keys("forecast").await.unwrap().is_empty(),
+        "[{backend}] a failed layer run stored state"
+    );
+    assert_eq!(
+        json_of(
+            s.app
+                .db
+                .state_get("invoicing", "invoice_seq")
+                .await
+                .unwrap()
+        ),
+        json!(1)
+    );
     s.close().await;
 }
 

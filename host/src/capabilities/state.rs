@@ -1,10 +1,16 @@
 //! `state`: plugin-private persistent key/value store. Keys are scoped by plugin name in
 //! the database, so no plugin can name another's keys. Every call is audited.
+//!
+//! In a pipeline layer run (not dry-run) writes are buffered in the call
+//! ([`StateBuffer`]): reads in the same call see them, and the orchestrator stores them in
+//! the layer run's own transaction, so a failed layer run writes no state and a layer
+//! run's writes cost no transaction of their own. Scorers and agents write through.
 
 use super::grants::min_opt;
 use super::{CallState, Capability};
 use crate::wit::since_v0_1_0::{scorer, state as wit, types::CapabilityError};
 use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -35,6 +41,49 @@ impl StateScope {
     }
     fn key_cap(&self) -> u64 {
         self.max_keys.unwrap_or(DEFAULT_MAX_KEYS)
+    }
+}
+
+/// The `state` writes of one layer run, not stored yet: each key's last write (`None`:
+/// deleted), with what the call learnt of the database to answer `delete` and check
+/// `max_keys` without re-reading.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateBuffer {
+    writes: BTreeMap<String, Option<Vec<u8>>>,
+    /// Whether a key is stored in the database (read or checked during this call); known
+    /// for every key of `writes`.
+    in_db: HashMap<String, bool>,
+    /// The plugin's number of stored keys, once read.
+    db_count: Option<i64>,
+}
+
+impl StateBuffer {
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    /// The buffered writes (by key) as rows for `plugin`'s state.
+    pub fn into_writes(self, plugin: &str) -> Vec<crate::db::pipelines::StateWrite> {
+        self.writes
+            .into_iter()
+            .map(|(key, value)| crate::db::pipelines::StateWrite {
+                plugin: plugin.to_string(),
+                key,
+                value,
+            })
+            .collect()
+    }
+
+    /// Keys the plugin would hold once the buffer is stored (`db_count` known).
+    fn key_count(&self, db_count: i64) -> i64 {
+        db_count
+            + self
+                .writes
+                .iter()
+                .map(|(k, v)| {
+                    i64::from(v.is_some()) - i64::from(self.in_db.get(k).copied().unwrap_or(false))
+                })
+                .sum::<i64>()
     }
 }
 
@@ -141,27 +190,118 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// Whether `state` writes are buffered into the layer run's commit.
+    fn buffers_state(&self) -> bool {
+        self.layer.is_some()
+    }
+
+    /// Whether `key` exists, as this call's buffered writes would leave it.
+    fn state_exists(&mut self, key: &str) -> Result<bool, CapabilityError> {
+        if let Some(v) = self.usage.state.writes.get(key) {
+            return Ok(v.is_some());
+        }
+        if let Some(&stored) = self.usage.state.in_db.get(key) {
+            return Ok(stored);
+        }
+        let db = self.state_db()?;
+        let stored = self
+            .services
+            .block_on(db.state_get(&self.plugin.name, key))
+            .map_err(unavailable)?
+            .is_some();
+        self.usage.state.in_db.insert(key.to_string(), stored);
+        Ok(stored)
+    }
+
+    /// A layer run's `set` (`Some`) or `delete` (`None`) into its buffer; whether the key
+    /// existed before.
+    fn state_buffer_write(
+        &mut self,
+        key: &str,
+        value: Option<Vec<u8>>,
+    ) -> Result<bool, CapabilityError> {
+        let scope = self.state_scope()?;
+        check_key(key)?;
+        if let Some(v) = &value {
+            check_value(scope, v)?;
+        }
+        let existed = self.state_exists(key)?;
+        if value.is_some() && !existed {
+            let db_count = match self.usage.state.db_count {
+                Some(n) => n,
+                None => {
+                    let db = self.state_db()?;
+                    let n = self
+                        .services
+                        .block_on(db.state_count(&self.plugin.name))
+                        .map_err(unavailable)?;
+                    self.usage.state.db_count = Some(n);
+                    n
+                }
+            };
+            let count = self.usage.state.key_count(db_count);
+            if count as u64 >= scope.key_cap() {
+                return Err(max_keys_denied(count, scope));
+            }
+        }
+        self.usage.state.writes.insert(key.to_string(), value);
+        Ok(existed)
+    }
+}
+
+fn check_value(scope: StateScope, value: &[u8]) -> Result<(), CapabilityError> {
+    if value.len() as u64 > scope.value_cap() {
+        return Err(CapabilityError::Denied(format!(
+            "value of {} bytes exceeds the granted max_value_bytes = {}",
+            value.len(),
+            scope.value_cap()
+        )));
+    }
+    Ok(())
+}
+
+fn max_keys_denied(count: i64, scope: StateScope) -> CapabilityError {
+    CapabilityError::Denied(format!(
+        "plugin already holds {count} keys, the granted max_keys = {}",
+        scope.key_cap()
+    ))
+}
+
 impl wit::Host for CallState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
-        self.state_call("get", &key, |s, _, db, plugin| {
+        if self.buffers_state() {
+            if let Some(v) = self.usage.state.writes.get(&key) {
+                let v = v.clone();
+                let started = Instant::now();
+                let r = self.state_scope().and_then(|_| check_key(&key)).map(|()| v);
+                return self.finish("get", &key, started, r);
+            }
+        }
+        let got = self.state_call("get", &key, |s, _, db, plugin| {
             s.services
                 .block_on(db.state_get(plugin, &key))
                 .map_err(unavailable)
-        })
+        });
+        if self.buffers_state() {
+            if let Ok(v) = &got {
+                self.usage.state.in_db.insert(key, v.is_some());
+            }
+        }
+        got
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
         if self.dry_run() {
             return self.state_held_back("set", &key, Some(&value));
         }
+        if self.buffers_state() {
+            let started = Instant::now();
+            let r = self.state_buffer_write(&key, Some(value)).map(|_| ());
+            return self.finish("set", &key, started, r);
+        }
         self.state_call("set", &key, |s, scope, db, plugin| {
-            if value.len() as u64 > scope.value_cap() {
-                return Err(CapabilityError::Denied(format!(
-                    "value of {} bytes exceeds the granted max_value_bytes = {}",
-                    value.len(),
-                    scope.value_cap()
-                )));
-            }
+            check_value(scope, &value)?;
             s.services.block_on(async {
                 if db
                     .state_get(plugin, &key)
@@ -171,10 +311,7 @@ impl wit::Host for CallState {
                 {
                     let count = db.state_count(plugin).await.map_err(unavailable)?;
                     if count as u64 >= scope.key_cap() {
-                        return Err(CapabilityError::Denied(format!(
-                            "plugin already holds {count} keys, the granted max_keys = {}",
-                            scope.key_cap()
-                        )));
+                        return Err(max_keys_denied(count, scope));
                     }
                 }
                 db.state_set(plugin, &key, &value)
@@ -187,6 +324,11 @@ impl wit::Host for CallState {
     fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
         if self.dry_run() {
             return self.state_held_back("delete", &key, None).map(|()| false);
+        }
+        if self.buffers_state() {
+            let started = Instant::now();
+            let r = self.state_buffer_write(&key, None);
+            return self.finish("delete", &key, started, r);
         }
         self.state_call("delete", &key, |s, _, db, plugin| {
             s.services

@@ -18,6 +18,10 @@ pub struct CallUsage {
     /// (`{capability, operation, target, would}` each).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub held_back: Vec<serde_json::Value>,
+    /// A pipeline layer run: its `state` writes, held until the orchestrator commits them
+    /// with the layer run (see [`super::state::StateBuffer`]).
+    #[serde(skip)]
+    pub state: super::state::StateBuffer,
 }
 
 impl CallUsage {

@@ -94,7 +94,8 @@ pub use leads::{LeadFilter, LeadRecord};
 pub use llm_usage::LlmUsage;
 pub use pipelines::{
     CommitOutcome, ContainerCounts, CreatedRun, LayerRunCommit, LayerRunRecord, LayerRunResult,
-    LayerRunStatus, NewRun, PendingDelivery, RunDetail, RunRecord, RunStatus, WebhookOutcome,
+    LayerRunStatus, NewRun, PendingDelivery, RunDetail, RunProgress, RunRecord, RunStatus,
+    StateWrite, WebhookOutcome,
 };
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
 pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};

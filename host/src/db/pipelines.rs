@@ -206,6 +206,19 @@ pub struct LayerRunCommit {
     pub finished_at: i64,
     pub held_back: Option<serde_json::Value>,
     pub result: LayerRunResult,
+    /// The layer's `state` writes during the run, applied in the same transaction when it
+    /// succeeded (a failed or duplicate run writes none).
+    pub state_writes: Vec<StateWrite>,
+}
+
+/// One write to a plugin's `state` (`plugin_state`), buffered during a layer run and
+/// stored with its commit: `Some` sets the key, `None` deletes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StateWrite {
+    /// The plugin's name (state is scoped by it).
+    pub plugin: String,
+    pub key: String,
+    pub value: Option<Vec<u8>>,
 }
 
 /// Success with output and emitted events, or failure.
@@ -232,6 +245,9 @@ pub enum CommitOutcome {
     Committed {
         layer_run: LayerRunRecord,
         emitted: Vec<EventRecord>,
+        /// The `pending` deliveries this commit created (of the emitted events, in their
+        /// order, then by subscriber): what the executor runs next, without re-reading.
+        deliveries: Vec<PendingDelivery>,
     },
     /// The delivery was no longer pending (handled already): nothing was written.
     Duplicate,
@@ -246,6 +262,14 @@ pub struct PendingDelivery {
     pub container: String,
     /// Failed attempts so far.
     pub attempts: i64,
+}
+
+/// A run and how many layer runs it has so far ([`Db::run_progress`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunProgress {
+    pub run: RunRecord,
+    pub layer_runs: i64,
+    pub failed_layer_runs: i64,
 }
 
 /// What one run did in one container ([`Db::run_container_counts`]), the terms of Φ_sync.
@@ -676,9 +700,12 @@ impl Db {
     ///
     /// * `Succeeded`: the delivery is `acked` (`attempts + 1`, `acked_at`), the layer run
     ///   stored (`seq` = the run's next), each emitted event stored (run id and causation
-    ///   default to the commit's) with a `pending` delivery per subscriber;
+    ///   default to the commit's) with a `pending` delivery per subscriber, and the
+    ///   layer's `state_writes` applied (the last write of a key wins); the new deliveries
+    ///   are returned, so the executor need not read them back;
     /// * `Failed`: the layer run stored, the delivery's `attempts + 1` and `last_error`
-    ///   set, and it goes `failed` if `final_attempt`, else stays `pending`.
+    ///   set, and it goes `failed` if `final_attempt`, else stays `pending`; its
+    ///   `state_writes` are dropped.
     ///
     /// A delivery that is no longer pending (or does not exist) writes nothing:
     /// [`CommitOutcome::Duplicate`]. [`DbError::NotFound`] (nothing written) for an
@@ -689,6 +716,15 @@ impl Db {
     pub async fn commit_layer_run(&self, c: &LayerRunCommit) -> Result<CommitOutcome, DbError> {
         const OP: &str = "commit_layer_run";
         check_commit(OP, c)?;
+        for w in &c.state_writes {
+            non_empty(OP, "state plugin", &w.plugin)?;
+            if w.key.is_empty() {
+                return Err(DbError::InvalidInput {
+                    op: OP,
+                    reason: "empty state key".into(),
+                });
+            }
+        }
         let now = now_ms();
         let (status, output, error) = match &c.result {
             LayerRunResult::Succeeded { output, .. } => {
@@ -734,12 +770,36 @@ impl Db {
         };
         let output_text = layer_run.output.as_ref().map(|v| v.to_string());
         let held_back_text = layer_run.held_back.as_ref().map(|v| v.to_string());
-        let lock_run = match self.backend() {
-            // Serialises the commits of one run, so its next `seq` is computed race-free.
+        // The run's next `seq`, `None` for an unknown run.
+        let next_seq = match self.backend() {
+            // Locks the run first: serialises the commits of one run, so its next `seq`
+            // is computed race-free (a second statement, so it reads after the lock).
             Backend::Postgres => "SELECT id FROM pipeline_runs WHERE id = $1 FOR UPDATE",
-            // The guarded UPDATE already holds the database's single write lock.
-            Backend::Sqlite => "SELECT id FROM pipeline_runs WHERE id = $1",
+            // The guarded UPDATE already holds the database's single write lock: one
+            // statement checks the run and computes its next `seq`.
+            Backend::Sqlite => {
+                "SELECT CAST((SELECT COALESCE(MAX(seq), 0) + 1 FROM layer_runs \
+                 WHERE run_id = $1) AS BIGINT) FROM pipeline_runs WHERE id = $1"
+            }
         };
+        let is_postgres = self.backend() == Backend::Postgres;
+        let state_writes: &[StateWrite] = match &c.result {
+            LayerRunResult::Succeeded { .. } => &c.state_writes,
+            LayerRunResult::Failed { .. } => &[],
+        };
+        // The last write of each key wins (PostgreSQL refuses to touch one row twice in a
+        // single INSERT … ON CONFLICT; deduplicating makes both engines keep the last).
+        let mut seen = std::collections::HashSet::new();
+        let mut last: Vec<&StateWrite> = state_writes
+            .iter()
+            .rev()
+            .filter(|w| seen.insert((w.plugin.as_str(), w.key.as_str())))
+            .collect();
+        last.reverse();
+        let upserts: Vec<&StateWrite> =
+            last.iter().copied().filter(|w| w.value.is_some()).collect();
+        let deletes: Vec<&StateWrite> =
+            last.iter().copied().filter(|w| w.value.is_none()).collect();
         let committed = on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(q(OP))?;
             // The guarded UPDATE comes first: on SQLite a transaction that reads before it
@@ -774,24 +834,38 @@ impl Db {
                 tx.rollback().await.map_err(q(OP))?;
                 false
             } else {
-                let found: Option<String> = sqlx::query_scalar(lock_run)
-                    .bind(c.run_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(q(OP))?;
-                if found.is_none() {
+                let seq: Option<i64> = if is_postgres {
+                    let found: Option<String> = sqlx::query_scalar(next_seq)
+                        .bind(c.run_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(q(OP))?;
+                    match found {
+                        None => None,
+                        Some(_) => Some(
+                            sqlx::query_scalar(
+                                "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) \
+                                 FROM layer_runs WHERE run_id = $1",
+                            )
+                            .bind(c.run_id.as_str())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(q(OP))?,
+                        ),
+                    }
+                } else {
+                    sqlx::query_scalar(next_seq)
+                        .bind(c.run_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(q(OP))?
+                };
+                let Some(seq) = seq else {
                     return Err(DbError::NotFound {
                         op: OP,
                         what: format!("run {}", c.run_id),
                     });
-                }
-                let seq: i64 = sqlx::query_scalar(
-                    "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM layer_runs WHERE run_id = $1",
-                )
-                .bind(c.run_id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(q(OP))?;
+                };
                 layer_run.seq = seq;
                 sqlx::query(
                     "INSERT INTO layer_runs (id, run_id, seq, layer, plugin, container, event_id, \
@@ -821,14 +895,53 @@ impl Db {
                 for ev in emitted.iter_mut() {
                     insert_event!(pool, tx, ev, OP);
                 }
+                if !upserts.is_empty() {
+                    let mut b = super::builder(
+                        pool,
+                        "INSERT INTO plugin_state (plugin, key, value, updated_at) ",
+                    );
+                    b.push_values(upserts.iter(), |mut row, w| {
+                        row.push_bind(w.plugin.as_str())
+                            .push_bind(w.key.as_str())
+                            .push_bind(w.value.as_deref().unwrap_or_default())
+                            .push_bind(now);
+                    });
+                    b.push(
+                        " ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, \
+                         updated_at = excluded.updated_at",
+                    );
+                    b.build().execute(&mut *tx).await.map_err(q(OP))?;
+                }
+                for w in &deletes {
+                    sqlx::query("DELETE FROM plugin_state WHERE plugin = $1 AND key = $2")
+                        .bind(w.plugin.as_str())
+                        .bind(w.key.as_str())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(q(OP))?;
+                }
                 tx.commit().await.map_err(q(OP))?;
                 true
             }
         });
         Ok(if committed {
+            let mut deliveries = Vec::new();
+            for ev in &emitted {
+                let mut subs: Vec<&Subscriber> = ev.subscribers.iter().collect();
+                subs.sort_by(|a, b| a.layer.cmp(&b.layer));
+                for s in subs {
+                    deliveries.push(PendingDelivery {
+                        event: ev.rec.clone(),
+                        subscriber: s.layer.clone(),
+                        container: s.container.clone(),
+                        attempts: 0,
+                    });
+                }
+            }
             CommitOutcome::Committed {
                 layer_run,
                 emitted: emitted.into_iter().map(|e| e.rec).collect(),
+                deliveries,
             }
         } else {
             CommitOutcome::Duplicate
@@ -887,6 +1000,40 @@ impl Db {
                 .collect::<Result<_, _>>()?,
             events: with_deliveries(OP, ev, del)?,
         }))
+    }
+
+    /// A run and the number of its layer runs, and of the failed ones, in one query
+    /// (what an executor needs to start or resume it); `None` for an unknown run.
+    pub async fn run_progress(&self, id: &str) -> Result<Option<RunProgress>, DbError> {
+        const OP: &str = "run_progress";
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            run: RunRow,
+            lr: i64,
+            lr_failed: i64,
+        }
+        let sql = format!(
+            "SELECT {RUN_COLUMNS}, \
+             CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1) AS BIGINT) AS lr, \
+             CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1 AND status = 'failed') \
+             AS BIGINT) AS lr_failed FROM pipeline_runs WHERE id = $1"
+        );
+        let row: Option<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .fetch_optional(pool)
+                .await
+                .map_err(q(OP))?
+        });
+        row.map(|r| {
+            Ok(RunProgress {
+                run: r.run.into_record(OP)?,
+                layer_runs: r.lr,
+                failed_layer_runs: r.lr_failed,
+            })
+        })
+        .transpose()
     }
 
     /// Runs (of `pipeline` if given), newest first; `limit` 0 = 100, at most 10 000.

@@ -19,8 +19,8 @@ use crate::db::{
 use crate::plugins::Registry;
 use crate::runtime::call::LayerInput;
 use serde_json::{json, Value};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Job kind of a pipeline run.
@@ -55,12 +55,27 @@ pub struct RunSummary {
     pub error: Option<String>,
 }
 
+/// What became of one delivery ([`Orchestrator::run_delivery`]).
+enum Ran {
+    /// Committed: the deliveries of the events it emitted.
+    Succeeded(Vec<PendingDelivery>),
+    /// Committed as failed; `retry` while the delivery stays pending.
+    Failed { retry: bool },
+    /// Another executor acknowledged the delivery first; nothing was stored.
+    Duplicate,
+}
+
 pub struct Orchestrator {
     db: Db,
     registry: Arc<Registry>,
     settings: RunSettings,
     pipelines: BTreeMap<String, PipelineDef>,
     webhooks: BTreeMap<String, WebhookDef>,
+    /// Φ_sync of the newest finished runs per pipeline, oldest first, at most
+    /// `phi_window`: seeded from the database on a pipeline's first finished run here,
+    /// then kept by this process (runs finished by other processes afterwards are not
+    /// in it).
+    phi_windows: Mutex<HashMap<String, VecDeque<f64>>>,
 }
 
 impl Orchestrator {
@@ -77,6 +92,7 @@ impl Orchestrator {
             settings,
             pipelines,
             webhooks,
+            phi_windows: Mutex::new(HashMap::new()),
         }
     }
 
@@ -218,17 +234,22 @@ impl Orchestrator {
 
     /// Runs (or resumes) a stored run until no delivery can make progress; stores and
     /// returns how it ended.
+    ///
+    /// The deliveries to run come from the database once at the start (resuming) and
+    /// then from each commit (the deliveries it created, and a failed attempt to retry);
+    /// when none is left in hand the database is asked again, so deliveries made by
+    /// another executor of the same run are not missed and what is left is known.
     pub async fn execute(
         &self,
         run_id: &str,
         request_id: Option<Arc<str>>,
     ) -> Result<RunSummary, PipelineError> {
-        let detail = self
+        let progress = self
             .db
-            .get_run(run_id)
+            .run_progress(run_id)
             .await?
             .ok_or_else(|| PipelineError::UnknownRun(run_id.to_string()))?;
-        let run = detail.run;
+        let run = progress.run;
         let pipeline = run.pipeline.clone();
         let Some(def) = self.pipelines.get(&pipeline).cloned() else {
             let error = format!("pipeline {pipeline:?} is no longer configured");
@@ -247,31 +268,35 @@ impl Orchestrator {
             });
         };
         self.db.start_run(run_id).await?;
-        let mut layer_runs = detail.layer_runs.len() as i64;
-        let mut failed = detail
-            .layer_runs
-            .iter()
-            .filter(|l| l.status == crate::db::LayerRunStatus::Failed)
-            .count() as i64;
+        let mut layer_runs = progress.layer_runs;
+        let mut failed = progress.failed_layer_runs;
         // Deliveries that cannot progress now (layer not loaded or disabled).
         let mut parked: HashSet<(String, String)> = HashSet::new();
         let mut error: Option<String> = None;
+        // Deliveries in hand, in the database's order (event `seq`, then subscriber).
+        let mut queue: Vec<PendingDelivery> = Vec::new();
+        // Whether the last look at the database found pending deliveries.
+        let mut remaining = false;
         'outer: loop {
-            let pending = self
-                .db
-                .pending_deliveries(
-                    run_id,
-                    self.settings.max_layer_runs + parked.len() as i64 + 1,
-                )
-                .await?;
-            let runnable: Vec<PendingDelivery> = pending
-                .into_iter()
-                .filter(|d| !parked.contains(&(d.event.id.clone(), d.subscriber.clone())))
-                .collect();
-            if runnable.is_empty() {
-                break;
+            if queue.is_empty() {
+                let pending = self
+                    .db
+                    .pending_deliveries(
+                        run_id,
+                        self.settings.max_layer_runs + parked.len() as i64 + 1,
+                    )
+                    .await?;
+                remaining = !pending.is_empty();
+                queue = pending
+                    .into_iter()
+                    .filter(|d| !parked.contains(&(d.event.id.clone(), d.subscriber.clone())))
+                    .collect();
+                if queue.is_empty() {
+                    break;
+                }
             }
-            for d in runnable {
+            let mut next: Vec<PendingDelivery> = Vec::new();
+            for d in std::mem::take(&mut queue) {
                 if layer_runs >= self.settings.max_layer_runs {
                     error = Some(format!(
                         "stopped after {layer_runs} layer runs (pipeline.max_layer_runs): an event loop?"
@@ -289,26 +314,29 @@ impl Orchestrator {
                 let ran = self
                     .run_delivery(&def, run_id, run.dry_run, &d, plugin, request_id.clone())
                     .await?;
-                if let Some(ok) = ran {
-                    layer_runs += 1;
-                    if !ok {
-                        failed += 1;
+                match ran {
+                    Ran::Succeeded(deliveries) => {
+                        layer_runs += 1;
+                        next.extend(deliveries);
                     }
+                    Ran::Failed { retry } => {
+                        layer_runs += 1;
+                        failed += 1;
+                        if retry {
+                            next.push(PendingDelivery {
+                                attempts: d.attempts + 1,
+                                ..d
+                            });
+                        }
+                    }
+                    Ran::Duplicate => {}
                 }
             }
+            next.sort_by(|a, b| (a.event.seq, &a.subscriber).cmp(&(b.event.seq, &b.subscriber)));
+            queue = next;
         }
-        let remaining = self.db.pending_deliveries(run_id, 1).await?;
-        let detail = self
-            .db
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| PipelineError::UnknownRun(run_id.to_string()))?;
-        let any_failed_delivery = detail.events.iter().any(|e| {
-            e.deliveries
-                .iter()
-                .any(|d| d.status == crate::db::DeliveryStatus::Failed)
-        });
-        let status = if error.is_some() || !remaining.is_empty() {
+        let counts = self.db.run_container_counts(run_id).await?;
+        let status = if error.is_some() || remaining {
             if error.is_none() {
                 error = Some(format!(
                     "{} deliveries could not be made (layer not loaded or disabled)",
@@ -316,12 +344,16 @@ impl Orchestrator {
                 ));
             }
             RunStatus::Incomplete
-        } else if any_failed_delivery {
+        } else if counts
+            .iter()
+            .any(|c| c.events_fully_acked < c.events_emitted)
+        {
+            // No delivery is pending: an event not acknowledged by all its subscribers
+            // has a failed delivery.
             RunStatus::Failed
         } else {
             RunStatus::Succeeded
         };
-        let counts = self.db.run_container_counts(run_id).await?;
         let phi = phi_sync(&counts);
         self.db
             .finish_run(run_id, status, phi, error.as_deref())
@@ -339,8 +371,8 @@ impl Orchestrator {
         })
     }
 
-    /// One delivery to one layer: `Some(succeeded)` when a layer run was committed,
-    /// `None` when another executor acknowledged it first.
+    /// One delivery to one layer, its layer run committed (with the layer's `state`
+    /// writes) unless another executor acknowledged the delivery first.
     async fn run_delivery(
         &self,
         def: &PipelineDef,
@@ -349,7 +381,7 @@ impl Orchestrator {
         d: &PendingDelivery,
         plugin: Arc<crate::runtime::LoadedPlugin>,
         request_id: Option<Arc<str>>,
-    ) -> Result<Option<bool>, PipelineError> {
+    ) -> Result<Ran, PipelineError> {
         let input = LayerInput {
             run_id: run_id.to_string(),
             container: d.container.clone(),
@@ -360,14 +392,22 @@ impl Orchestrator {
         let started_at = crate::domain::now_ms();
         let started = Instant::now();
         let p = plugin.clone();
+        // A panic in the layer's task is that layer run failing, not a bad request.
         let (result, usage) =
-            tokio::task::spawn_blocking(move || p.run_pipeline_layer(&input, request_id))
+            match tokio::task::spawn_blocking(move || p.run_pipeline_layer(&input, request_id))
                 .await
-                .map_err(|e| PipelineError::BadTrigger(format!("layer task panicked: {e}")))?;
+            {
+                Ok((result, usage)) => (result.map_err(|e| e.to_string()), usage),
+                Err(e) => (
+                    Err(format!("layer task panicked: {e}")),
+                    crate::capabilities::CallUsage::default(),
+                ),
+            };
         let duration = started.elapsed();
         let attempt = d.attempts + 1;
+        let final_attempt = attempt >= self.settings.max_attempts;
         let held_back = (!usage.held_back.is_empty()).then(|| json!(usage.held_back));
-        let (ok, result) = match result {
+        let (ok, result, state_writes) = match result {
             Ok(r) => {
                 let emitted = r
                     .events
@@ -400,6 +440,7 @@ impl Orchestrator {
                         output: r.output,
                         emitted,
                     },
+                    usage.state.into_writes(plugin.name()),
                 )
             }
             Err(e) => {
@@ -407,9 +448,10 @@ impl Orchestrator {
                 (
                     false,
                     LayerRunResult::Failed {
-                        error: e.to_string(),
-                        final_attempt: attempt >= self.settings.max_attempts,
+                        error: e,
+                        final_attempt,
                     },
+                    Vec::new(),
                 )
             }
         };
@@ -426,6 +468,7 @@ impl Orchestrator {
             finished_at: crate::domain::now_ms(),
             held_back,
             result,
+            state_writes,
         };
         let outcome = self.db.commit_layer_run(&commit).await?;
         let label = if ok { "succeeded" } else { "failed" };
@@ -434,11 +477,14 @@ impl Orchestrator {
         metrics::histogram!("layer_run_duration_seconds", "layer" => d.subscriber.clone())
             .record(duration.as_secs_f64());
         Ok(match outcome {
-            CommitOutcome::Committed { .. } => Some(ok),
+            CommitOutcome::Committed { deliveries, .. } if ok => Ran::Succeeded(deliveries),
+            CommitOutcome::Committed { .. } => Ran::Failed {
+                retry: !final_attempt,
+            },
             CommitOutcome::Duplicate => {
                 tracing::info!(run = %run_id, event = %d.event.id, layer = %d.subscriber,
                     "delivery already acknowledged by another executor; result discarded");
-                None
+                Ran::Duplicate
             }
         })
     }
@@ -449,14 +495,42 @@ impl Orchestrator {
         if let Some(phi) = phi {
             metrics::gauge!("phi_sync_last", "pipeline" => pipeline.to_string()).set(phi);
         }
-        match self.db.recent_phi(pipeline, self.settings.phi_window).await {
-            Ok(v) if !v.is_empty() => {
-                let mean = v.iter().sum::<f64>() / v.len() as f64;
-                metrics::gauge!("phi_sync_rolling_mean", "pipeline" => pipeline.to_string())
-                    .set(mean);
+        if let Some(mean) = self.rolling_phi(pipeline, phi).await {
+            metrics::gauge!("phi_sync_rolling_mean", "pipeline" => pipeline.to_string()).set(mean);
+        }
+    }
+
+    /// Adds a finished run's Φ_sync to its pipeline's window and returns the window's
+    /// mean; the first time, the window is read from the database (this run included).
+    async fn rolling_phi(&self, pipeline: &str, phi: Option<f64>) -> Option<f64> {
+        let window = usize::try_from(self.settings.phi_window.max(1)).unwrap_or(usize::MAX);
+        let mean =
+            |w: &VecDeque<f64>| (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64);
+        {
+            let mut windows = self.phi_windows.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(w) = windows.get_mut(pipeline) {
+                if let Some(phi) = phi {
+                    w.push_back(phi);
+                    while w.len() > window {
+                        w.pop_front();
+                    }
+                }
+                return mean(w);
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(pipeline, "cannot compute the rolling Φ_sync: {e}"),
+        }
+        match self.db.recent_phi(pipeline, self.settings.phi_window).await {
+            Ok(newest_first) => {
+                let mut windows = self.phi_windows.lock().unwrap_or_else(|e| e.into_inner());
+                // Another run of the pipeline may have seeded it meanwhile: keep that one.
+                let w = windows
+                    .entry(pipeline.to_string())
+                    .or_insert_with(|| newest_first.into_iter().rev().collect());
+                mean(w)
+            }
+            Err(e) => {
+                tracing::warn!(pipeline, "cannot compute the rolling Φ_sync: {e}");
+                None
+            }
         }
     }
 }
