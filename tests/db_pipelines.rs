@@ -1193,3 +1193,68 @@ async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
     })
     .await;
 }
+
+/// The enrichment layer's company facts (`get_company` of Strata's MCP server): an
+/// indexed aggregate, the same on both engines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn company_facts_aggregate_a_companys_leads_case_and_space_insensitively() {
+    both_backends_with_url(|db, url| async move {
+        let lead = |id: &str, company: &str, industry: Option<&str>| strata::domain::Lead {
+            id: id.into(),
+            company: Some(company.into()),
+            industry: industry.map(str::to_string),
+            ..Default::default()
+        };
+        let mut a = lead("A", "Acme Robotics", Some("Robotics"));
+        a.employees = Some(900);
+        a.status = strata::domain::LeadStatus::Qualified;
+        let mut b = lead("B", "  acme robotics ", Some("robotics "));
+        b.employees = Some(50);
+        b.annual_revenue = Some(1_250_000.5);
+        let c = lead("C", "ACME ROBOTICS", Some("Manufacturing"));
+        let d = lead("D", "Acme Robotics Inc", Some("Software"));
+        let e = lead("E", "Other", None);
+        for l in [&a, &b, &c, &d, &e] {
+            db.upsert_lead(l).await.unwrap();
+        }
+        let facts = db.company_facts(" acme ROBOTICS", 20, 2_000).await.unwrap();
+        assert_eq!(facts.lead_count, 3, "{facts:?}");
+        assert_eq!(facts.employees, Some(900));
+        assert_eq!(facts.annual_revenue, Some(1_250_000.5));
+        assert_eq!(facts.qualified_count, 1);
+        let mut ids = facts.lead_ids.clone();
+        ids.sort();
+        assert_eq!(ids, vec!["A", "B", "C"]);
+        let mut industries = facts.industries.clone();
+        industries.sort_by_key(|i| i.to_lowercase());
+        assert_eq!(industries.len(), 2, "{facts:?}");
+        assert_eq!(industries[0], "Manufacturing");
+        assert!(industries[1].eq_ignore_ascii_case("robotics"));
+        assert_eq!(
+            db.company_facts("acme robotics", 2, 2_000)
+                .await
+                .unwrap()
+                .lead_ids
+                .len(),
+            2
+        );
+        let none = db.company_facts("Nobody", 20, 2_000).await.unwrap();
+        assert_eq!(
+            (
+                none.lead_count,
+                none.lead_ids.len(),
+                none.employees,
+                none.qualified_count
+            ),
+            (0, 0, None, 0)
+        );
+        // The lookup is served by the expression index on both engines.
+        let sql = if url.starts_with("postgres") {
+            "SELECT COUNT(*) FROM pg_indexes WHERE indexname = 'leads_company_idx'"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'leads_company_idx'"
+        };
+        assert_eq!(scalar_i64(&url, sql).await, 1);
+    })
+    .await;
+}

@@ -337,3 +337,32 @@ impl wit::Host for CallState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffered_writes_count_against_max_keys_by_what_they_change() {
+        let mut b = StateBuffer::default();
+        // New key: +1; deleting a stored key: -1; replacing a stored key: 0; a key set
+        // then deleted within the call that was never stored: 0.
+        for (key, value, stored) in [
+            ("new", Some(vec![1]), false),
+            ("gone", None, true),
+            ("kept", Some(vec![2]), true),
+            ("fleeting", None, false),
+        ] {
+            b.writes.insert(key.into(), value);
+            b.in_db.insert(key.into(), stored);
+        }
+        assert_eq!(b.key_count(5), 5);
+        b.writes.insert("another".into(), Some(vec![3]));
+        b.in_db.insert("another".into(), false);
+        assert_eq!(b.key_count(5), 6);
+        let writes = b.into_writes("booking");
+        assert_eq!(writes.len(), 5);
+        assert!(writes.iter().all(|w| w.plugin == "booking"));
+        assert_eq!(writes[0].key, "another", "in key order");
+    }
+}

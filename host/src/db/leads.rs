@@ -29,6 +29,23 @@ pub struct LeadRecord {
     pub updated_at: i64,
 }
 
+/// What the stored leads say about one company ([`Db::company_facts`]).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct CompanyFacts {
+    /// Leads of the company.
+    pub lead_count: i64,
+    /// Ids of its most recently updated leads (at most the `max_ids` asked for).
+    pub lead_ids: Vec<String>,
+    /// Distinct industries (ASCII case-insensitively; the first spelling seen, most
+    /// recently updated leads first; from at most `scan_limit` leads).
+    pub industries: Vec<String>,
+    /// The largest known employee count and annual revenue.
+    pub employees: Option<i64>,
+    pub annual_revenue: Option<f64>,
+    /// Its leads with status `qualified`.
+    pub qualified_count: i64,
+}
+
 /// A partial change of a stored lead ([`Db::update_lead`]): only the fields set change.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LeadUpdate {
@@ -220,6 +237,64 @@ pub(crate) fn prepare<'a>(
 }
 
 impl Db {
+    /// Facts about the company named `company` (compared as `lower(trim(company))`, the
+    /// expression of index `leads_company_idx`: ASCII case and surrounding spaces do not
+    /// matter) from its stored leads: counts and maxima aggregated in SQL, ids and
+    /// industries from its `scan_limit` most recently updated leads.
+    pub async fn company_facts(
+        &self,
+        company: &str,
+        max_ids: usize,
+        scan_limit: i64,
+    ) -> Result<CompanyFacts, DbError> {
+        const OP: &str = "company_facts";
+        let key = company.trim().to_lowercase();
+        type Agg = (i64, Option<i64>, Option<f64>, i64);
+        let (agg, rows): (Agg, Vec<(String, Option<String>)>) = on_pool!(self, |pool| {
+            let agg: Agg = sqlx::query_as(
+                "SELECT CAST(COUNT(*) AS BIGINT), CAST(MAX(employees) AS BIGINT), \
+                 MAX(annual_revenue), \
+                 CAST(COALESCE(SUM(CASE WHEN status = 'qualified' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                 FROM leads WHERE lower(trim(company)) = $1",
+            )
+            .bind(key.as_str())
+            .fetch_one(pool)
+            .await
+            .map_err(q(OP))?;
+            let rows = if agg.0 == 0 {
+                Vec::new()
+            } else {
+                sqlx::query_as(
+                    "SELECT id, industry FROM leads WHERE lower(trim(company)) = $1 \
+                     ORDER BY updated_at DESC, id ASC LIMIT $2",
+                )
+                .bind(key.as_str())
+                .bind(clamp_limit(scan_limit))
+                .fetch_all(pool)
+                .await
+                .map_err(q(OP))?
+            };
+            (agg, rows)
+        });
+        let mut industries: Vec<String> = Vec::new();
+        for i in rows
+            .iter()
+            .filter_map(|(_, i)| i.as_deref().map(str::trim).filter(|i| !i.is_empty()))
+        {
+            if !industries.iter().any(|x| x.eq_ignore_ascii_case(i)) {
+                industries.push(i.to_string());
+            }
+        }
+        Ok(CompanyFacts {
+            lead_count: agg.0,
+            lead_ids: rows.into_iter().take(max_ids).map(|(id, _)| id).collect(),
+            industries,
+            employees: agg.1,
+            annual_revenue: agg.2,
+            qualified_count: agg.3,
+        })
+    }
+
     /// Insert a lead, or update every field of the stored lead with the same id
     /// (`created_at` is kept, `updated_at` set to now).
     pub async fn upsert_lead(&self, lead: &Lead) -> Result<(), DbError> {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 /// Most leads `list_leads` returns at once.
 pub const MAX_LIST_LIMIT: i64 = 500;
-/// Most stored leads `get_company` looks at.
+/// Most stored leads `get_company` reads industries from (counts and maxima cover all).
 const MAX_COMPANY_LEADS: i64 = 2_000;
 
 /// What the server needs beyond the database.
@@ -287,44 +287,19 @@ impl StrataMcpServer {
         if name.is_empty() || name.len() > 200 {
             return Err("company must be 1-200 characters".into());
         }
-        let filter = LeadFilter {
-            search: Some(name.to_string()),
-            limit: MAX_COMPANY_LEADS,
-            ..LeadFilter::default()
-        };
-        let leads: Vec<_> = self
+        let facts = self
             .db
-            .list_leads(&filter)
+            .company_facts(name, 20, MAX_COMPANY_LEADS)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .filter(|l| {
-                l.company
-                    .as_deref()
-                    .is_some_and(|c| c.trim().eq_ignore_ascii_case(name))
-            })
-            .collect();
-        let mut industries: Vec<String> = Vec::new();
-        for l in &leads {
-            if let Some(i) = l
-                .industry
-                .as_deref()
-                .map(str::trim)
-                .filter(|i| !i.is_empty())
-            {
-                if !industries.iter().any(|x| x.eq_ignore_ascii_case(i)) {
-                    industries.push(i.to_string());
-                }
-            }
-        }
+            .map_err(db_error)?;
         structured(&json!({
             "company": name,
-            "lead_count": leads.len(),
-            "lead_ids": leads.iter().take(20).map(|l| l.id.as_str()).collect::<Vec<_>>(),
-            "industries": industries,
-            "employees": leads.iter().filter_map(|l| l.employees).max(),
-            "annual_revenue": leads.iter().filter_map(|l| l.annual_revenue).fold(None, |m: Option<f64>, r| Some(m.map_or(r, |m| m.max(r)))),
-            "qualified_count": leads.iter().filter(|l| l.status == LeadStatus::Qualified).count(),
+            "lead_count": facts.lead_count,
+            "lead_ids": facts.lead_ids,
+            "industries": facts.industries,
+            "employees": facts.employees,
+            "annual_revenue": facts.annual_revenue,
+            "qualified_count": facts.qualified_count,
         }))
     }
 
