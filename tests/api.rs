@@ -780,10 +780,10 @@ async fn a_pure_scorer_that_overruns_the_inline_budget_moves_to_the_blocking_poo
         .await;
     assert_eq!(lane(&bant).0, json!(true), "{bant}");
 
-    // ~2 ms of guest CPU per call: the first (inline) call overruns 500 µs; every call
-    // still answers, the same way, on either lane.
+    // ~2 ms of guest CPU per call: every inline call overruns 500 µs, the third moves it
+    // to the blocking pool; every call still answers, the same way, on either lane.
     let mut scores = Vec::new();
-    for i in 0..3 {
+    for i in 0..5 {
         let (status, body) = s
             .json(
                 Method::POST,
@@ -802,6 +802,7 @@ async fn a_pure_scorer_that_overruns_the_inline_budget_moves_to_the_blocking_poo
     let (inline, detail) = lane(&slow);
     assert_eq!(inline, json!(false), "{slow}");
     assert_eq!(detail["demoted"], json!(true), "{detail}");
+    assert_eq!(detail["overruns"], json!(3), "demoted at the third: {detail}");
     assert_eq!(detail["pure"], json!(true), "{detail}");
     s.stop().await;
 }

@@ -285,3 +285,96 @@ async fn compiled_artifact_is_reused_from_disk_and_a_corrupt_one_is_recompiled()
     assert_eq!(p.cache_outcome, CacheOutcome::Compiled);
     assert!(p.score(&hot_lead("d"), None).is_ok());
 }
+
+/// Scores `ids` one after another on the inline path of `name`'s current version.
+fn inline_reasons(h: &TestHost, name: &str, ids: &[&str]) -> Vec<String> {
+    let p = h.manager.registry().get(name).unwrap();
+    ids.iter()
+        .map(|id| match p.score_inline(&hot_lead(id), None) {
+            Ok(s) => s.reasoning,
+            Err(e) => format!("error: {e}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pure_scorer_granted_reuse_serves_at_most_reuse_calls_per_instance_and_a_trap_retires_it(
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(
+        &sqlite_url(tmp.path()),
+        r#"
+        [grants.counter]
+        reuse_calls = 3
+        [grants.stateful]
+        capabilities = ["state"]
+        reuse_calls = 3
+        "#,
+    )
+    .await;
+    install(&h.plugins_dir, "testing/counter", "counter");
+    install(&h.plugins_dir, "testing/stateful", "stateful");
+    let report = h.manager.load_all().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(h.manager.registry().get("counter").unwrap().reuse_calls, 3);
+    assert_eq!(
+        h.manager.registry().get("stateful").unwrap().reuse_calls,
+        0,
+        "a scorer with a capability beyond log never reuses an instance"
+    );
+    let h = std::sync::Arc::new(h);
+    let rt = tokio::runtime::Handle::current();
+    let h2 = h.clone();
+    // One thread throughout: warm instances belong to the thread that made them.
+    std::thread::spawn(move || {
+        let h = h2;
+        let calls = inline_reasons(&h, "counter", &["a", "b", "c", "d", "e", "f", "g"]);
+        assert_eq!(
+            calls,
+            ["call 1", "call 2", "call 3", "call 1", "call 2", "call 3", "call 1"],
+            "three calls per instance, then a fresh one"
+        );
+        let p = h.manager.registry().get("counter").unwrap();
+        let fresh: Vec<String> = (0..2)
+            .map(|i| p.score(&hot_lead(&format!("x{i}")), None).unwrap().reasoning)
+            .collect();
+        assert_eq!(fresh, ["call 1", "call 1"], "the fresh path never reuses");
+        drop(p);
+
+        let calls = inline_reasons(&h, "counter", &["h", "panic-1", "i", "j"]);
+        assert_eq!(calls[0], "call 2", "the warm instance from before");
+        assert!(
+            calls[1].starts_with("error:") && calls[1].contains("panicked"),
+            "{calls:?}"
+        );
+        assert_eq!(
+            calls[2..],
+            ["call 1", "call 2"],
+            "a trapped instance is never called again"
+        );
+
+        // A reload retires the old version's warm instance even on this thread.
+        let dir = h.plugins_dir.join("counter");
+        rt.block_on(async {
+            h.manager.unload("counter").await;
+            h.manager.load_dir(&dir).await.unwrap();
+        });
+        let calls = inline_reasons(&h, "counter", &["k", "l"]);
+        assert_eq!(calls, ["call 1", "call 2"], "the new version starts fresh");
+        assert!(strata::runtime::warm::warm_on_this_thread() <= strata::runtime::warm::WARM_PER_THREAD);
+    })
+    .join()
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_reuse_grant_every_inline_call_gets_a_fresh_instance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "").await;
+    install(&h.plugins_dir, "testing/counter", "counter");
+    assert!(h.manager.load_all().await.failed.is_empty());
+    let h = std::sync::Arc::new(h);
+    let h2 = h.clone();
+    let calls = blocking(move || inline_reasons(&h2, "counter", &["a", "b", "c"])).await;
+    assert_eq!(calls, ["call 1", "call 1", "call 1"]);
+}

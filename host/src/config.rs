@@ -109,6 +109,9 @@ pub struct RuntimeSettings {
     /// every call (about 5 µs of a 10 µs minimal call here); the wall-clock deadline bounds
     /// calls either way. A grant that sets `limits.fuel` requires it.
     pub fuel_metering: bool,
+    /// Write `/tmp/perf-<pid>.map` so `perf report` names guest (JIT) functions. For
+    /// profiling only.
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeSettings {
@@ -122,6 +125,7 @@ impl Default for RuntimeSettings {
             default_max_input_bytes: 1 << 20,
             default_max_output_bytes: 256 << 10,
             fuel_metering: false,
+            perf_map: false,
         }
     }
 }
@@ -160,7 +164,8 @@ pub struct ServerSettings {
     /// the host, for the load benchmark's comparison. Off in production.
     pub native_reference: bool,
     /// CPU-time budget of a scorer call run inline on the async worker (pure plugins; see
-    /// `runtime::lane`); a version whose call overruns it moves to the blocking pool.
+    /// `runtime::lane`); a version whose calls overrun it three times moves to the blocking
+    /// pool.
     /// 0 sends every call to the blocking pool.
     pub inline_budget_us: u64,
 }

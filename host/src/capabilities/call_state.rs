@@ -147,6 +147,16 @@ impl CallState {
 
     /// Whether this call runs in dry-run mode: side-effecting capability calls are
     /// recorded with what they would have done, and not executed.
+    /// Readies a reused store for its next call: the call's request id, fresh per-call
+    /// counters. Memory accounting (`limiter`) carries over with the instance's memory.
+    pub(crate) fn begin_call(&mut self, request_id: Option<Arc<str>>) {
+        self.request_id = request_id;
+        self.log_lines = 0;
+        self.log_dropped = 0;
+        self.usage = Default::default();
+        self.published.clear();
+    }
+
     pub(crate) fn dry_run(&self) -> bool {
         self.layer.as_ref().is_some_and(|l| l.dry_run)
     }

@@ -26,6 +26,11 @@ pub struct Grant {
     /// The operator's ceilings for this plugin; lower the manifest's requests.
     #[serde(default)]
     pub limits: LimitsSpec,
+    /// Opt-in: calls one instance of a *pure* scorer may serve, one after another on the
+    /// same worker thread, before it is replaced (see `runtime::warm`). 0, the default: a
+    /// fresh instance per call. Reuse lets a guest carry memory from one call into the next.
+    #[serde(default)]
+    pub reuse_calls: u32,
 }
 
 /// The capabilities one plugin version actually gets, with narrowed scopes.

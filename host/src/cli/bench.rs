@@ -203,6 +203,25 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     let manifest = Manifest::load(&dir)?;
     let wasm = std::fs::read(dir.join(&manifest.plugin.component))?;
     let rt = app.manager.runtime().clone();
+    // The same scorer with opt-in instance reuse (`reuse_calls`): a warm instance per
+    // thread, as the inline lane would use it.
+    let mut grant = app
+        .manager
+        .config()
+        .grants
+        .get(&args.plugin)
+        .cloned()
+        .unwrap_or_default();
+    grant.reuse_calls = 1000;
+    let (rt2, m2, w2, l) = (rt.clone(), manifest.clone(), wasm.clone(), lead.clone());
+    let warm = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
+        let p = rt2.prepare(m2, &w2, Some(&grant), None)?;
+        Ok(latencies_us(calls, || {
+            p.score_inline(&l, None).expect("bench scorer must score");
+        }))
+    })
+    .await??;
+    report.insert("warm_instance_call".into(), warm);
     let swap_root = tmp.path().join("swap");
     let swap_dir = swap_root.join(&args.plugin);
     std::fs::create_dir_all(&swap_dir)?;
@@ -317,6 +336,7 @@ fn print_table(r: &serde_json::Value) {
     for key in [
         "native_call",
         "fresh_instance_call",
+        "warm_instance_call",
         "overhead_call_minimal_plugin",
     ] {
         let c = &r[key];

@@ -50,7 +50,10 @@ pub struct LayerEvent {
 }
 
 impl LoadedPlugin {
-    fn new_store(&self, request_id: Option<Arc<str>>) -> Result<Store<CallState>, CallError> {
+    pub(super) fn new_store(
+        &self,
+        request_id: Option<Arc<str>>,
+    ) -> Result<Store<CallState>, CallError> {
         let state = CallState::new(
             self.identity.clone(),
             self.grants.clone(),
@@ -60,6 +63,12 @@ impl LoadedPlugin {
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        self.arm(&mut store)?;
+        Ok(store)
+    }
+
+    /// Sets one call's deadline (from now) and fuel on `store`.
+    pub(super) fn arm(&self, store: &mut Store<CallState>) -> Result<(), CallError> {
         let tick_ms = self.services_tick_ms();
         store.set_epoch_deadline(deadline_ticks(self.limits.deadline_ms, tick_ms));
         if self.fuel_metering {
@@ -70,7 +79,7 @@ impl LoadedPlugin {
                     message: e.to_string(),
                 })?;
         }
-        Ok(store)
+        Ok(())
     }
 
     fn services_tick_ms(&self) -> u64 {
@@ -78,7 +87,7 @@ impl LoadedPlugin {
     }
 
     /// Maps a wasmtime error of this call to a typed `CallError`.
-    fn classify(&self, err: wasmtime::Error, store: &Store<CallState>) -> CallError {
+    pub(super) fn classify(&self, err: wasmtime::Error, store: &Store<CallState>) -> CallError {
         let plugin = self.id().to_string();
         if store.data().limiter.memory_exceeded
             || err.downcast_ref::<MemoryLimitExceeded>().is_some()
@@ -160,7 +169,7 @@ impl LoadedPlugin {
         result
     }
 
-    fn wrong_kind(&self, needed: &str) -> CallError {
+    pub(super) fn wrong_kind(&self, needed: &str) -> CallError {
         CallError::WrongKind {
             plugin: self.id().into(),
             kind: self.kind().to_string(),
@@ -168,8 +177,29 @@ impl LoadedPlugin {
         }
     }
 
-    /// Scores one lead. Blocking; run on a blocking thread (or a dedicated worker thread).
+    /// Scores one lead on a fresh instance. Blocking; run on a blocking thread (or a
+    /// dedicated worker thread).
     pub fn score(&self, lead: &Lead, request_id: Option<Arc<str>>) -> Result<Score, CallError> {
+        self.score_on(lead, request_id, false)
+    }
+
+    /// Scores one lead for the inline lane: on this thread's warm instance of the version
+    /// when its grant allows reuse (`reuse_calls`, see `runtime::warm`), else like
+    /// [`Self::score`].
+    pub fn score_inline(
+        &self,
+        lead: &Lead,
+        request_id: Option<Arc<str>>,
+    ) -> Result<Score, CallError> {
+        self.score_on(lead, request_id, self.reuse_calls > 0)
+    }
+
+    fn score_on(
+        &self,
+        lead: &Lead,
+        request_id: Option<Arc<str>>,
+        warm: bool,
+    ) -> Result<Score, CallError> {
         let size = lead_size(lead);
         if size > self.limits.max_input_bytes {
             return Err(CallError::InputTooLarge {
@@ -182,13 +212,17 @@ impl LoadedPlugin {
             return Err(self.wrong_kind("a scorer"));
         }
         let input = wit::Lead::from(lead);
-        let out = self.with_store(request_id, |store, pre| {
-            let WorldPre::Scorer(pre) = pre else {
-                unreachable!("kind checked above")
-            };
-            let bindings = pre.instantiate(&mut *store)?;
-            bindings.call_score(&mut *store, &input)
-        })?;
+        let out = if warm {
+            self.call_score_warm(&input, request_id)?
+        } else {
+            self.with_store(request_id, |store, pre| {
+                let WorldPre::Scorer(pre) = pre else {
+                    unreachable!("kind checked above")
+                };
+                let bindings = pre.instantiate(&mut *store)?;
+                bindings.call_score(&mut *store, &input)
+            })?
+        };
         let score = out.map_err(|e| self.plugin_error(e))?;
         let score: Score = score.into();
         self.validate_score(&score)?;

@@ -4,7 +4,9 @@ use crate::config::RuntimeSettings;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 /// Guest linear memory kept resident (not madvised away) per pooled slot on instance drop.
 /// Without it every drop returns pages to the kernel and two threads run slower than one.
@@ -37,6 +39,9 @@ pub fn build(s: &RuntimeSettings) -> wasmtime::Result<Engine> {
         .memory_reservation(GUEST_RESERVATION)
         .memory_guard_size(GUEST_GUARD)
         .memory_reservation_for_growth(0);
+    if s.perf_map {
+        cfg.profiler(ProfilingStrategy::PerfMap);
+    }
     Engine::new(&cfg)
 }
 

@@ -44,6 +44,10 @@ pub struct LoadedPlugin {
     pub loaded_at: i64,
     /// Inline on the async worker, or on the blocking pool (see `lane`).
     pub lane: super::CallLane,
+    /// Calls one warm instance may serve (0: a fresh instance per call; see `warm`).
+    pub reuse_calls: u32,
+    /// Dropped with this version: warm instances of it are never used again.
+    pub(crate) alive: Arc<()>,
     pub(crate) pre: WorldPre,
     pub(crate) engine: Engine,
     pub(crate) services: Arc<HostServices>,

@@ -87,6 +87,17 @@ impl Runtime {
             tracing::warn!(plugin = %plugin, "manifest asks for a fuel budget but runtime.fuel_metering is off; \
                 only the deadline bounds this plugin");
         }
+        let lane = super::CallLane::new(&imports, limits.deadline_ms);
+        let asked_reuse = grant.map_or(0, |g| g.reuse_calls);
+        let reuse_calls = if kind == PluginKind::Scorer && lane.is_pure() {
+            asked_reuse
+        } else {
+            if asked_reuse > 0 {
+                tracing::warn!(plugin = %plugin, "grant asks for reuse_calls but only pure scorers (no capability \
+                    but log) may reuse an instance; this version gets a fresh instance per call");
+            }
+            0
+        };
         Ok(LoadedPlugin {
             identity: Arc::new(PluginIdentity::new(
                 &manifest.plugin.name,
@@ -102,7 +113,9 @@ impl Runtime {
             cache_outcome,
             compile_ms,
             loaded_at: crate::domain::now_ms(),
-            lane: super::CallLane::new(&imports, limits.deadline_ms),
+            lane,
+            reuse_calls,
+            alive: Arc::new(()),
             imports,
             pre,
             engine: engine.clone(),

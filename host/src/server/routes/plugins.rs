@@ -71,6 +71,8 @@ pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiRes
         v["lane"] = json!({
             "inline": p.lane.inline(),
             "detail": serde_json::to_value(&p.lane).unwrap_or(Value::Null),
+            // Calls one instance may serve on the inline lane (0: fresh per call).
+            "reuse_calls": p.reuse_calls,
         });
     }
     v["kept_versions"] = json!(slot

@@ -67,7 +67,7 @@ pub async fn score(
     let budget = Duration::from_micros(st.config.server.inline_budget_us);
     let (lead, result) = if !budget.is_zero() && plugin.lane.inline() {
         let cpu = thread_cpu_time();
-        let r = plugin.score(&lead, Some(rid));
+        let r = plugin.score_inline(&lead, Some(rid));
         let used = thread_cpu_time().saturating_sub(cpu);
         if plugin.lane.observe(used, budget) {
             tracing::warn!(plugin = %plugin.id(), cpu_us = used.as_micros() as u64,
