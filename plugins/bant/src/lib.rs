@@ -12,9 +12,7 @@
 mod factors;
 mod timeline;
 
-use factors::fixed;
-
-use factors::Rated;
+use factors::push_fixed;
 use strata_sdk::{export_scorer, Lead, LeadStatus, PluginError, Priority, Score, Scorer};
 
 /// Factor weights; they sum to 1.
@@ -37,19 +35,38 @@ impl Scorer for Bant {
 export_scorer!(Bant);
 
 /// Scores one lead; pure, so tests run it natively.
+///
+/// The reasoning reads "budget 100/100 (×0.25): stated budget 120000. authority ...
+/// Weighted total 91.8." It is built in one pre-sized string: each rule appends its
+/// explanation to a scratch buffer, which is copied in after the factor's score.
 pub fn score_lead(lead: &Lead) -> Score {
-    let rated: [Rated; 5] = [
-        factors::budget(lead.budget, lead.annual_revenue),
-        factors::authority(lead.title.as_deref()),
-        factors::fit(lead.notes.as_deref(), lead.industry.as_deref()),
-        timeline::timeline(lead.timeline.as_deref()),
-        factors::complexity(lead.employees, lead.industry.as_deref()),
+    // The rules in the order of `WEIGHTS`.
+    let rules: [&dyn Fn(&mut String) -> f64; 5] = [
+        &|why| factors::budget(lead.budget, lead.annual_revenue, why),
+        &|why| factors::authority(lead.title.as_deref(), why),
+        &|why| factors::fit(lead.notes.as_deref(), lead.industry.as_deref(), why),
+        &|why| timeline::timeline(lead.timeline.as_deref(), why),
+        &|why| factors::complexity(lead.employees, lead.industry.as_deref(), why),
     ];
-    let weighted: f64 = rated
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(r, (_, w))| r.score * w)
-        .sum();
+    let mut reasoning = String::with_capacity(512);
+    let mut why = String::with_capacity(256);
+    let mut scores = [0.0; 5];
+    for (k, (rule, (name, weight))) in rules.iter().zip(WEIGHTS).enumerate() {
+        why.clear();
+        scores[k] = rule(&mut why);
+        if k > 0 {
+            reasoning.push_str(". ");
+        }
+        // "{name} {score:.0}/100 (×{weight:.2}): {why}"
+        reasoning.push_str(name);
+        reasoning.push(' ');
+        push_fixed(&mut reasoning, scores[k], 0);
+        reasoning.push_str("/100 (×");
+        push_fixed(&mut reasoning, weight, 2);
+        reasoning.push_str("): ");
+        reasoning.push_str(&why);
+    }
+    let weighted: f64 = scores.iter().zip(WEIGHTS).map(|(s, (_, w))| s * w).sum();
     let (value, status_note) = match lead.status {
         LeadStatus::Junk => (
             weighted * 0.2,
@@ -58,29 +75,17 @@ pub fn score_lead(lead: &Lead) -> Score {
         LeadStatus::Unqualified => (weighted * 0.5, " Lead is marked unqualified: score halved."),
         _ => (weighted, ""),
     };
-    let reasoning = rated
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(r, (name, w))| {
-            format!(
-                "{name} {}/100 (×{}): {}",
-                fixed(r.score, 0),
-                fixed(w, 2),
-                r.why
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(". ");
+    reasoning.push_str(". Weighted total ");
+    push_fixed(&mut reasoning, value, 1);
+    reasoning.push('.');
+    reasoning.push_str(status_note);
 
     let mut builder = Score::builder(value)
-        .reasoning(format!(
-            "{reasoning}. Weighted total {}.{status_note}",
-            fixed(value, 1)
-        ))
-        .action(action(Priority::from_score(value), &rated))
+        .reasoning(reasoning)
+        .action(action(Priority::from_score(value), &scores))
         .confidence(confidence(lead));
-    for (r, (name, _)) in rated.iter().zip(WEIGHTS) {
-        builder = builder.factor(name, r.score);
+    for (score, (name, _)) in scores.iter().zip(WEIGHTS) {
+        builder = builder.factor(name, *score);
     }
     builder.build()
 }
@@ -102,20 +107,21 @@ fn confidence(lead: &Lead) -> f64 {
 }
 
 /// The next step for the priority band, naming the weakest BANT factor to work on.
-fn action(priority: Priority, rated: &[Rated; 5]) -> String {
-    let weakest = rated
+fn action(priority: Priority, scores: &[f64; 5]) -> String {
+    let weakest = scores
         .iter()
         .zip(WEIGHTS)
-        .min_by(|a, b| a.0.score.total_cmp(&b.0.score))
+        .min_by(|a, b| a.0.total_cmp(b.0))
         .map_or("fit", |(_, (name, _))| name);
-    match priority {
+    let (before, after) = match priority {
         Priority::Immediate => {
-            "Call within 24 hours: route to a senior AE and book a demo".to_owned()
+            return "Call within 24 hours: route to a senior AE and book a demo".to_owned()
         }
-        Priority::High => format!("Contact within 48 hours; confirm {weakest} on the first call"),
-        Priority::Medium => format!("Nurture and qualify {weakest} before spending sales time"),
-        Priority::Low => "Marketing automation only; no sales action".to_owned(),
-    }
+        Priority::High => ("Contact within 48 hours; confirm ", " on the first call"),
+        Priority::Medium => ("Nurture and qualify ", " before spending sales time"),
+        Priority::Low => return "Marketing automation only; no sales action".to_owned(),
+    };
+    [before, weakest, after].concat()
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! "next year", ...) into a 0–100 urgency score. Deterministic: no clock is read, so a
 //! named quarter ("Q3") counts as "within the year".
 
-use crate::factors::Rated;
+use crate::factors::{lowercase, Keywords, LowerBuf};
 
 /// Urgency by months until purchase: ≤ ½ → 100, ≤ 1 → 90, ≤ 3 → 75, ≤ 6 → 55,
 /// ≤ 12 → 35, later → 15.
@@ -18,7 +18,7 @@ fn by_months(months: f64) -> f64 {
 }
 
 /// Phrases checked in order; the first match wins.
-const PHRASES: &[(&str, f64)] = &[
+const PHRASES: [(&str, f64); 19] = [
     ("no timeline", 15.0),
     ("not sure", 15.0),
     ("unknown", 15.0),
@@ -40,6 +40,18 @@ const PHRASES: &[(&str, f64)] = &[
     ("next year", 30.0),
 ];
 
+/// The phrases of [`PHRASES`] alone, and prepared for matching.
+const PHRASE_WORDS: [&str; PHRASES.len()] = {
+    let mut words = [""; PHRASES.len()];
+    let mut k = 0;
+    while k < PHRASES.len() {
+        words[k] = PHRASES[k].0;
+        k += 1;
+    }
+    words
+};
+static PHRASE_KEYWORDS: Keywords = Keywords::new(&PHRASE_WORDS);
+
 /// The first number in `text` and the unit word right after it, e.g. "3-6 months" → (3, "months").
 fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     let start = text.find(|c: char| c.is_ascii_digit())?;
@@ -55,42 +67,44 @@ fn number_and_unit(text: &str) -> Option<(f64, &str)> {
     Some((n, unit))
 }
 
-/// Scores a timeline; unknown or unreadable text scores 30 ("unknown").
-pub fn timeline(text: Option<&str>) -> Rated {
+/// Scores a timeline and appends why to `why`; unknown or unreadable text scores 30.
+pub fn timeline(text: Option<&str>, why: &mut String) -> f64 {
     let Some(raw) = text.map(str::trim).filter(|t| !t.is_empty()) else {
-        return Rated {
-            score: 30.0,
-            why: "no timeline given".into(),
-        };
+        why.push_str("no timeline given");
+        return 30.0;
     };
-    let lower = raw.to_lowercase();
-    let phrase = PHRASES
-        .iter()
-        .find(|(p, _)| lower.contains(p))
-        .map(|(_, s)| *s);
-    let quarter = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .any(|w| matches!(w, "q1" | "q2" | "q3" | "q4"))
-        .then_some(60.0);
-    let counted = number_and_unit(&lower).and_then(|(n, unit)| {
-        let months = match unit {
-            u if u.starts_with("day") => n / 30.0,
-            u if u.starts_with("week") || u.starts_with("wk") => n / 4.3,
-            u if u.starts_with("month") || u.starts_with("mo") => n,
-            u if u.starts_with("year") || u.starts_with("yr") => 12.0 * n,
-            _ => return None,
-        };
-        Some(by_months(months))
-    });
-    match phrase.or(quarter).or(counted) {
-        Some(score) => Rated {
-            score,
-            why: format!("timeline '{raw}'"),
-        },
-        None => Rated {
-            score: 30.0,
-            why: format!("timeline '{raw}' not understood"),
-        },
+    let mut buf: LowerBuf = [0; 256];
+    let lower = lowercase(raw, &mut buf);
+    // A known phrase, else a named quarter, else "N days/weeks/months/years".
+    let score = PHRASE_KEYWORDS
+        .find_first(&lower)
+        .map(|k| PHRASES[k].1)
+        .or_else(|| {
+            lower
+                .split(|c: char| !c.is_alphanumeric())
+                .any(|w| matches!(w, "q1" | "q2" | "q3" | "q4"))
+                .then_some(60.0)
+        })
+        .or_else(|| {
+            let (n, unit) = number_and_unit(&lower)?;
+            let months = match unit {
+                u if u.starts_with("day") => n / 30.0,
+                u if u.starts_with("week") || u.starts_with("wk") => n / 4.3,
+                u if u.starts_with("month") || u.starts_with("mo") => n,
+                u if u.starts_with("year") || u.starts_with("yr") => 12.0 * n,
+                _ => return None,
+            };
+            Some(by_months(months))
+        });
+    why.push_str("timeline '");
+    why.push_str(raw);
+    why.push('\'');
+    match score {
+        Some(score) => score,
+        None => {
+            why.push_str(" not understood");
+            30.0
+        }
     }
 }
 
@@ -99,7 +113,7 @@ mod tests {
     use super::*;
 
     fn t(s: &str) -> f64 {
-        timeline(Some(s)).score
+        timeline(Some(s), &mut String::new())
     }
 
     #[test]
@@ -119,6 +133,6 @@ mod tests {
         assert_eq!(t("next year"), 30.0);
         assert_eq!(t("not sure yet"), 15.0);
         assert_eq!(t("whenever"), 30.0);
-        assert_eq!(timeline(None).score, 30.0);
+        assert_eq!(timeline(None, &mut String::new()), 30.0);
     }
 }
