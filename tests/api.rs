@@ -802,7 +802,11 @@ async fn a_pure_scorer_that_overruns_the_inline_budget_moves_to_the_blocking_poo
     let (inline, detail) = lane(&slow);
     assert_eq!(inline, json!(false), "{slow}");
     assert_eq!(detail["demoted"], json!(true), "{detail}");
-    assert_eq!(detail["overruns"], json!(3), "demoted at the third: {detail}");
+    assert_eq!(
+        detail["overruns"],
+        json!(3),
+        "demoted at the third: {detail}"
+    );
     assert_eq!(detail["pure"], json!(true), "{detail}");
     s.stop().await;
 }

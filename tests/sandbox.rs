@@ -298,8 +298,8 @@ fn inline_reasons(h: &TestHost, name: &str, ids: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pure_scorer_granted_reuse_serves_at_most_reuse_calls_per_instance_and_a_trap_retires_it(
-) {
+async fn a_pure_scorer_granted_reuse_serves_at_most_reuse_calls_per_instance_and_a_trap_retires_it()
+{
     let tmp = tempfile::tempdir().unwrap();
     let h = host(
         &sqlite_url(tmp.path()),
@@ -336,7 +336,11 @@ async fn a_pure_scorer_granted_reuse_serves_at_most_reuse_calls_per_instance_and
         );
         let p = h.manager.registry().get("counter").unwrap();
         let fresh: Vec<String> = (0..2)
-            .map(|i| p.score(&hot_lead(&format!("x{i}")), None).unwrap().reasoning)
+            .map(|i| {
+                p.score(&hot_lead(&format!("x{i}")), None)
+                    .unwrap()
+                    .reasoning
+            })
             .collect();
         assert_eq!(fresh, ["call 1", "call 1"], "the fresh path never reuses");
         drop(p);
@@ -361,7 +365,9 @@ async fn a_pure_scorer_granted_reuse_serves_at_most_reuse_calls_per_instance_and
         });
         let calls = inline_reasons(&h, "counter", &["k", "l"]);
         assert_eq!(calls, ["call 1", "call 2"], "the new version starts fresh");
-        assert!(strata::runtime::warm::warm_on_this_thread() <= strata::runtime::warm::WARM_PER_THREAD);
+        assert!(
+            strata::runtime::warm::warm_on_this_thread() <= strata::runtime::warm::WARM_PER_THREAD
+        );
     })
     .join()
     .unwrap();

@@ -162,7 +162,10 @@ mod tests {
         assert!(!lane.observe(Duration::from_micros(900), budget));
         assert!(lane.inline());
         for i in 1..INLINE_MAX_OVERRUNS {
-            assert!(!lane.observe(Duration::from_millis(3), budget), "overrun {i}");
+            assert!(
+                !lane.observe(Duration::from_millis(3), budget),
+                "overrun {i}"
+            );
             assert!(lane.inline(), "still inline after {i} overruns");
         }
         assert!(
