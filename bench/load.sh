@@ -16,10 +16,17 @@ export STRATA_DATABASE__URL="sqlite://$work/strata.db"
 export STRATA_SERVER__RATE_LIMIT_PER_SECOND=10000000 STRATA_SERVER__RATE_LIMIT_BURST=10000000
 export STRATA_SERVER__NATIVE_REFERENCE=true STRATA_PLUGINS__WATCH=false STRATA_LOG=warn
 key=$("$bin" keys create --role operator --name bench 2>/dev/null)
-"$bin" serve --bind "127.0.0.1:$PORT" & server=$!
-for _ in $(seq 100); do curl -fs "localhost:$PORT/ready" >/dev/null && break; sleep 0.1; done
-for strategy in bant native-bant; do
-    echo "== $strategy"
+# run LABEL STRATEGY [ENV=VALUE…]: a server with the extra environment, then wrk.
+run() {
+    local label=$1 strategy=$2
+    shift 2
+    env "$@" "$bin" serve --bind "127.0.0.1:$PORT" & server=$!
+    for _ in $(seq 100); do curl -fs "localhost:$PORT/ready" >/dev/null && break; sleep 0.1; done
+    echo "== $label"
     STRATA_KEY="$key" STRATEGY="$strategy" wrk -t2 -c64 -d"$DURATION" --latency -s bench/score.lua "http://127.0.0.1:$PORT/api/v1/score" \
         | grep -E "Requests/sec|Latency|50%|90%|99%|Non-2xx"
-done
+    kill "$server"; wait "$server" 2>/dev/null || true; server=""
+}
+run "bant (Wasm, as configured: reuse_calls from config/strata.toml)" bant
+run "bant (Wasm, fresh instance per call)" bant STRATA_GRANTS__BANT__REUSE_CALLS=0
+run "native-bant (the same logic compiled into the host)" native-bant
