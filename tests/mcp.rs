@@ -767,6 +767,32 @@ async fn strata_mcp_server_over_stdio_as_the_strata_binary() {
 }
 
 #[tokio::test]
+async fn strata_mcp_server_builtin_runs_in_process_on_the_hosts_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, _url) = seeded_db(tmp.path()).await;
+    let mut crm = McpServerSettings::builtin();
+    crm.side_effect_tools = vec!["update_*".into(), "qualify_*".into()];
+    let crm_db = strata::mcp::BuiltinCrm::new(db.clone(), Default::default());
+    let m = McpManager::with_builtin(&settings(vec![("crm", crm)]), Some(crm_db));
+    exercise_strata_server(&m, &db).await;
+    let status = status_of(&m, "crm");
+    assert_eq!(status.transport, "builtin");
+    assert!(status.connected);
+    assert_eq!(status.pid, None, "no child process");
+    assert!(m.is_side_effecting("crm", "update_lead"));
+    m.shutdown().await;
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_builtin_server_without_the_hosts_database_fails_to_connect_with_the_reason() {
+    let m = McpManager::new(&settings(vec![("crm", McpServerSettings::builtin())]));
+    let e = m.list_tools("crm").await.unwrap_err().to_string();
+    assert!(e.contains("builtin") && e.contains("database"), "{e}");
+    m.shutdown().await;
+}
+
+#[tokio::test]
 async fn strata_mcp_server_over_http_in_process_needs_an_operator_key() {
     const KEY_VAR: &str = "STRATA_TEST_MCP_OPERATOR_KEY";
     const READER_VAR: &str = "STRATA_TEST_MCP_READER_KEY";

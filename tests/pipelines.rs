@@ -1,6 +1,6 @@
 //! Business pipelines end to end with real parts: the nine layer plugins (Wasm) in three
-//! containers, Strata's own MCP server (the `strata` binary over stdio) as the CRM, the BANT
-//! scorer through `scoring`, durable events on SQLite and PostgreSQL, Φ_sync, dry-run,
+//! containers, Strata's own MCP server as the CRM (in process; the golden path also with
+//! the `strata` binary over stdio), the BANT scorer through `scoring`, durable events on SQLite and PostgreSQL, Φ_sync, dry-run,
 //! hot swap during runs, and the signed booking webhook over HTTP.
 
 mod common;
@@ -103,6 +103,32 @@ fn golden_lead(email: &str) -> Value {
     })
 }
 
+/// How the host reaches Strata's own MCP server (`crm`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Crm {
+    /// The `strata` binary as a stdio child on the same database.
+    Stdio,
+    /// `transport = "builtin"`: in the host process, on the host's database.
+    Builtin,
+}
+
+/// `[mcp.servers.crm]` for `crm` on the database at `url`.
+fn crm_section(crm: Crm, url: &str) -> String {
+    let side_effects = r#"side_effect_tools = ["update_*", "upsert_*", "qualify_*"]"#;
+    match crm {
+        Crm::Stdio => format!(
+            r#"[mcp.servers.crm]
+transport = "stdio"
+command = "{strata}"
+args = ["mcp", "serve", "--transport", "stdio"]
+env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
+{side_effects}"#,
+            strata = env!("CARGO_BIN_EXE_strata"),
+        ),
+        Crm::Builtin => format!("[mcp.servers.crm]\ntransport = \"builtin\"\n{side_effects}"),
+    }
+}
+
 /// The host configuration of these tests: the plugins in `plugins`, Strata's MCP server
 /// as `crm` over the same database, the golden and probe pipelines, the booking webhook.
 fn config_text(
@@ -110,8 +136,8 @@ fn config_text(
     plugins: &std::path::Path,
     cache: &std::path::Path,
     pricing_as: &str,
+    crm: Crm,
 ) -> String {
-    let strata = env!("CARGO_BIN_EXE_strata");
     format!(
         r#"
 [database]
@@ -122,18 +148,14 @@ watch = false
 [runtime]
 cache_dir = "{cache}"
 pool_instances = 32
-[mcp.servers.crm]
-transport = "stdio"
-command = "{strata}"
-args = ["mcp", "serve", "--transport", "stdio"]
-env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
-side_effect_tools = ["update_*", "upsert_*", "qualify_*"]
+{crm}
 {golden}
 {GRANTS}
 "#,
         plugins = plugins.display(),
         cache = cache.display(),
         golden = GOLDEN.replace("PRICING", pricing_as),
+        crm = crm_section(crm, url),
     )
 }
 
@@ -157,15 +179,17 @@ struct Setup {
 }
 
 /// A host on `backend` with the nine layers (pricing replaced by `pricing_as`), BANT,
-/// the testing layers, and Strata's MCP server as `crm`.
+/// the testing layers, and Strata's MCP server as `crm` in process (as shipped).
 async fn setup(backend: Backend, pricing_as: &str) -> Setup {
-    setup_with(backend, pricing_as, |_| {}).await
+    setup_with(backend, pricing_as, Crm::Builtin, |_| {}).await
 }
 
-/// [`setup`], with `tweak` applied to the installed plugins before they are loaded.
+/// [`setup`] with `crm` as the MCP transport and `tweak` applied to the installed
+/// plugins before they are loaded.
 async fn setup_with(
     backend: Backend,
     pricing_as: &str,
+    crm: Crm,
     tweak: impl FnOnce(&std::path::Path),
 ) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
@@ -173,7 +197,7 @@ async fn setup_with(
     install_all(&plugins);
     tweak(&plugins);
     let (url, guard) = support::fresh_url(backend).await;
-    let text = config_text(&url, &plugins, &tmp.path().join("cache"), pricing_as);
+    let text = config_text(&url, &plugins, &tmp.path().join("cache"), pricing_as, crm);
     let config: Config = toml::from_str(&text).expect("test config");
     config.validate().expect("valid config");
     let db = strata::db::Db::connect(&url, &Default::default())
@@ -231,8 +255,14 @@ fn topics(detail: &strata::db::RunDetail) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_path_runs_nine_layers_with_phi_sync_at_least_0_88_on_sqlite_and_postgres() {
-    for backend in [Backend::Sqlite, Backend::Postgres] {
-        let s = setup(backend, "pricing").await;
+    for (backend, crm) in [
+        (Backend::Sqlite, Crm::Stdio),
+        (Backend::Postgres, Crm::Stdio),
+        (Backend::Sqlite, Crm::Builtin),
+        (Backend::Postgres, Crm::Builtin),
+    ] {
+        let s = setup_with(backend, "pricing", crm, |_| {}).await;
+        let backend = format!("{backend} {crm:?}");
         let summary = s
             .run("golden", golden_lead("Ada@Example.COM "), false)
             .await;
@@ -424,7 +454,7 @@ async fn layer_state_case(backend: Backend) {
 
     // Failed: forecast writes its state, then its output is refused by its schema: the
     // failed layer runs store no state (other layers' state is stored).
-    let s = setup_with(backend, "pricing", |plugins| {
+    let s = setup_with(backend, "pricing", Crm::Builtin, |plugins| {
         std::fs::write(
             plugins.join("forecast/schemas/output.json"),
             r#"{"not": {}}"#,
@@ -705,6 +735,7 @@ async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signature
         &plugins,
         &tmp.path().join("cache"),
         "pricing",
+        Crm::Builtin,
     ))
     .unwrap();
     config.server.bind = "127.0.0.1:0".into();

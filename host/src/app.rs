@@ -45,7 +45,9 @@ impl App {
         } else {
             Some(Arc::new(LlmBroker::new(&config.llm)?))
         };
-        let mcp = McpManager::new(&config.mcp);
+        let crm =
+            crate::mcp::BuiltinCrm::new(db.clone(), crate::mcp::ServeOptions::from_config(&config));
+        let mcp = McpManager::with_builtin(&config.mcp, Some(crm));
         let registry = Arc::new(Registry::new());
         let services = HostServices {
             llm: llm.clone(),

@@ -378,7 +378,8 @@ fn print_table(r: &serde_json::Value) {
 /// The pipeline figures: runs of a configured pipeline (the golden path by default) end
 /// to end in process — `create_run` + `execute` on a fresh SQLite database of its own
 /// (so the bulk figure's leads do not weigh on the CRM lookups), the layers in their
-/// sandboxes, the MCP servers of config as real children — then where the time went
+/// sandboxes, the MCP servers of config as configured (stdio ones as real children,
+/// `builtin` in process on the bench's database) — then where the time went
 /// (inside the layers, in their capability calls, in the orchestrator and database).
 mod pipeline {
     use crate::app::App;
@@ -481,9 +482,16 @@ mod pipeline {
                      but [mcp.servers.{server}] is not configured; {skip}"
                 )
             })?;
-            if s.transport != McpTransport::Stdio {
-                plan_servers.push((server, s.url.clone().unwrap_or_default()));
-                continue;
+            match s.transport {
+                McpTransport::Stdio => {}
+                McpTransport::Http => {
+                    plan_servers.push((server, s.url.clone().unwrap_or_default()));
+                    continue;
+                }
+                McpTransport::Builtin => {
+                    plan_servers.push((server, "builtin, in process".to_string()));
+                    continue;
+                }
             }
             let command = s.command.clone().unwrap_or_default();
             find_program(&command, s.cwd.as_deref()).map_err(|why| {

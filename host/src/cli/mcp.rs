@@ -36,9 +36,12 @@ pub async fn run(
         McpCommand::Tools { server } => {
             let cfg = config()?;
             cfg.mcp.validate().map_err(anyhow::Error::msg)?;
-            let manager = crate::mcp::McpManager::new(&cfg.mcp);
+            let (manager, db) = manager(&cfg).await?;
             let tools = manager.list_tools(&server).await;
             manager.shutdown().await;
+            if let Some(db) = db {
+                db.close().await;
+            }
             let tools = tools?;
             for t in &tools {
                 println!(
@@ -53,14 +56,41 @@ pub async fn run(
         McpCommand::Status => {
             let cfg = config()?;
             cfg.mcp.validate().map_err(anyhow::Error::msg)?;
-            let manager = crate::mcp::McpManager::new(&cfg.mcp);
+            let (manager, db) = manager(&cfg).await?;
             manager.check_all().await; // connects, then probes (tools/list) for latency
             let status = manager.status();
             manager.shutdown().await;
+            if let Some(db) = db {
+                db.close().await;
+            }
             println!("{}", serde_json::to_string_pretty(&status)?);
             Ok(())
         }
     }
+}
+
+/// The MCP client manager of config; with a `builtin` server, on the configured database.
+async fn manager(
+    cfg: &crate::config::Config,
+) -> anyhow::Result<(
+    std::sync::Arc<crate::mcp::McpManager>,
+    Option<crate::db::Db>,
+)> {
+    let builtin = cfg
+        .mcp
+        .servers
+        .values()
+        .any(|s| s.transport == crate::mcp::McpTransport::Builtin);
+    if !builtin {
+        return Ok((crate::mcp::McpManager::new(&cfg.mcp), None));
+    }
+    let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
+    db.migrate().await?;
+    let crm = crate::mcp::BuiltinCrm::new(db.clone(), crate::mcp::ServeOptions::from_config(cfg));
+    Ok((
+        crate::mcp::McpManager::with_builtin(&cfg.mcp, Some(crm)),
+        Some(db),
+    ))
 }
 
 async fn serve(args: ServeArgs, cfg: crate::config::Config) -> anyhow::Result<()> {

@@ -297,7 +297,12 @@ async fn connect_sqlite(url: &str, redacted: String, opts: &DbOptions) -> Result
             })?;
         }
     }
-    let mut pool_opts = SqlitePoolOptions::new().acquire_timeout(opts.acquire_timeout);
+    // No ping before handing out a connection: a SQLite connection is a handle on a local
+    // file that does not go stale, and the ping is one more round trip to the connection's
+    // worker thread on every query (sqlx still pings once when a connection is released).
+    let mut pool_opts = SqlitePoolOptions::new()
+        .acquire_timeout(opts.acquire_timeout)
+        .test_before_acquire(false);
     pool_opts = if in_memory {
         // Every connection to `:memory:` is its own database: keep exactly one, forever.
         pool_opts

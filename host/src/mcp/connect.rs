@@ -1,5 +1,5 @@
-//! One live session with an MCP server: a spawned child speaking stdio, or a streamable
-//! HTTP session. The host owns the child process itself (not rmcp) so it knows the pid,
+//! One live session with an MCP server: a spawned child speaking stdio, a streamable
+//! HTTP session, or Strata's own server in process (`builtin.rs`). The host owns the child process itself (not rmcp) so it knows the pid,
 //! sees the exit at once, forwards stderr to the log and kills the child on drop.
 
 use super::settings::{McpServerSettings, McpTransport};
@@ -100,7 +100,7 @@ impl Drop for Connection {
     }
 }
 
-fn client_config() -> ClientConfig {
+pub(crate) fn client_config() -> ClientConfig {
     ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new("strata", env!("CARGO_PKG_VERSION")),
@@ -114,6 +114,7 @@ pub(crate) async fn connect(
     server: &str,
     cfg: &McpServerSettings,
     generation: u64,
+    builtin: Option<&super::BuiltinCrm>,
     on_exit: impl FnOnce(&ConnFlags, String) + Send + 'static,
 ) -> Result<Arc<Connection>, String> {
     let flags = Arc::new(ConnFlags::default());
@@ -124,6 +125,18 @@ pub(crate) async fn connect(
             (client, pid, Some(exit), Some(kill))
         }
         McpTransport::Http => (connect_http(cfg).await?, None, None, None),
+        McpTransport::Builtin => {
+            let crm = builtin.ok_or(
+                "transport \"builtin\" runs Strata's own CRM server on the host's database, \
+                 and this MCP client has none",
+            )?;
+            (
+                super::builtin::connect(server, crm).await?,
+                None,
+                None,
+                None,
+            )
+        }
     };
     // This client keeps its own tool list per connection; rmcp's response cache would
     // also answer a health probe from memory (stale on error) when the server is gone.

@@ -19,6 +19,7 @@
 //! working as intended: neither counts against it.
 
 use super::breaker::{Admission, Backoff, Breaker, BreakerState};
+use super::builtin::BuiltinCrm;
 use super::connect::{self, ConnFlags, Connection};
 use super::error::McpError;
 use super::settings::{McpServerSettings, McpSettings};
@@ -94,7 +95,7 @@ impl ToolOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ServerStatus {
     pub name: String,
-    /// `stdio` or `http`.
+    /// `stdio`, `http` or `builtin`.
     pub transport: String,
     /// A session is open (for stdio: the child is running).
     pub connected: bool,
@@ -137,6 +138,8 @@ struct Server {
     /// Generation of the installed connection (0: none).
     live_generation: AtomicU64,
     closed: AtomicBool,
+    /// `transport = "builtin"`: the host's database for Strata's own server.
+    builtin: Option<BuiltinCrm>,
 }
 
 /// A call let through the breaker; report its outcome (dropping it unreported frees a
@@ -277,7 +280,13 @@ impl Server {
                 s.record_lost_flags(generation, flags, &desc);
             }
         };
-        let attempt = connect::connect(&self.name, &self.cfg, generation, on_exit);
+        let attempt = connect::connect(
+            &self.name,
+            &self.cfg,
+            generation,
+            self.builtin.as_ref(),
+            on_exit,
+        );
         let result = match tokio::time::timeout(self.connect_timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err(format!(
@@ -501,8 +510,15 @@ impl std::fmt::Debug for McpManager {
 }
 
 impl McpManager {
-    /// A manager for the servers in `settings` (validated); connects nothing yet.
+    /// A manager for the servers in `settings` (validated); connects nothing yet. A
+    /// `builtin` server cannot connect without [`McpManager::with_builtin`].
     pub fn new(settings: &McpSettings) -> Arc<McpManager> {
+        Self::with_builtin(settings, None)
+    }
+
+    /// [`McpManager::new`]; servers with `transport = "builtin"` run Strata's own CRM
+    /// server in process on `builtin`'s database.
+    pub fn with_builtin(settings: &McpSettings, builtin: Option<BuiltinCrm>) -> Arc<McpManager> {
         let servers = settings
             .servers
             .iter()
@@ -545,6 +561,7 @@ impl McpManager {
                     next_generation: AtomicU64::new(0),
                     live_generation: AtomicU64::new(0),
                     closed: AtomicBool::new(false),
+                    builtin: builtin.clone(),
                 };
                 (name.clone(), Arc::new(server))
             })

@@ -9,6 +9,9 @@
 //! args = ["mcp", "serve", "--transport", "stdio"]
 //! env = { STRATA_DATABASE__URL = "sqlite://var/strata.db" }
 //! side_effect_tools = ["update_*", "qualify_*"]
+//! [mcp.servers.crm_inproc]        # the same server inside the host process
+//! transport = "builtin"
+//! side_effect_tools = ["update_*", "upsert_*", "qualify_*"]
 //! [mcp.servers.everything]
 //! transport = "http"
 //! url = "http://127.0.0.1:3001/mcp"
@@ -69,6 +72,9 @@ pub enum McpTransport {
     Stdio,
     /// Streamable HTTP.
     Http,
+    /// Strata's own CRM server ([`crate::mcp::server`]) inside the host process, over an
+    /// in-memory pipe, on the host's database (no child, no second connection pool).
+    Builtin,
 }
 
 impl McpTransport {
@@ -76,6 +82,7 @@ impl McpTransport {
         match self {
             McpTransport::Stdio => "stdio",
             McpTransport::Http => "http",
+            McpTransport::Builtin => "builtin",
         }
     }
 }
@@ -132,6 +139,15 @@ impl McpServerSettings {
             auth_header_env: None,
             timeout_ms: None,
             side_effect_tools: Vec::new(),
+        }
+    }
+
+    /// Strata's own CRM server in the host process.
+    pub fn builtin() -> Self {
+        Self {
+            transport: McpTransport::Builtin,
+            command: None,
+            ..Self::stdio("", &[])
         }
     }
 
@@ -232,6 +248,24 @@ impl McpSettings {
                         ));
                     }
                 }
+                McpTransport::Builtin => {
+                    for k in [
+                        ("command", s.command.is_some()),
+                        ("args", !s.args.is_empty()),
+                        ("env", !s.env.is_empty()),
+                        ("cwd", s.cwd.is_some()),
+                        ("url", s.url.is_some()),
+                        ("auth_header_env", s.auth_header_env.is_some()),
+                    ] {
+                        if k.1 {
+                            return Err(format!(
+                                "{}: not used by transport \"builtin\" (Strata's own CRM server \
+                                 in the host process)",
+                                key(k.0)
+                            ));
+                        }
+                    }
+                }
             }
             if s.timeout_ms == Some(0) {
                 return Err(format!("{}: must be at least 1", key("timeout_ms")));
@@ -275,6 +309,9 @@ mod tests {
             args = ["mcp", "serve", "--transport", "stdio"]
             env = { STRATA_DATABASE__URL = "sqlite://var/strata.db" }
             side_effect_tools = ["update_*", "qualify_*"]
+            [mcp.servers.crm_inproc]
+            transport = "builtin"
+            side_effect_tools = ["update_*", "upsert_*", "qualify_*"]
             [mcp.servers.everything]
             transport = "http"
             url = "http://127.0.0.1:3001/mcp"
@@ -283,7 +320,8 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(s.servers.len(), 2);
+        assert_eq!(s.servers.len(), 3);
+        assert_eq!(s.servers["crm_inproc"].transport, McpTransport::Builtin);
         assert_eq!(s.servers["crm"].transport, McpTransport::Stdio);
         assert_eq!(
             s.call_timeout(&s.servers["everything"]),
@@ -318,6 +356,8 @@ mod tests {
         assert!(e.contains("bogus"), "{e}");
         let e = parse("[mcp]\ncall_timeout_ms = 0\n").unwrap_err();
         assert!(e.contains("mcp.call_timeout_ms"), "{e}");
+        let e = parse("[mcp.servers.h]\ntransport = \"builtin\"\ncommand = \"x\"\n").unwrap_err();
+        assert!(e.contains("mcp.servers.h.command"), "{e}");
         let e = parse("[mcp.servers.g]\ntransport = \"pigeon\"\n").unwrap_err();
         assert!(e.contains("pigeon"), "{e}");
     }
