@@ -43,6 +43,10 @@ if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then
     export CARGO_TARGET_DIR=/var/tmp/strata-ci-target
     # Incremental artefacts are per checkout path: every clean clone would add gigabytes.
     export CARGO_INCREMENTAL=0
+    # Each clone links its own test executables (~0.9 GB each): drop those older than
+    # CI's 90-minute limit, which no run still in progress can be using.
+    find "$CARGO_TARGET_DIR/debug/deps" -maxdepth 1 -type f -perm -u+x -mmin +90 \
+        ! -name '*.so' ! -name '*.rlib' ! -name '*.rmeta' ! -name '*.d' -delete 2>/dev/null || true
 fi
 
 echo "== building guest plugins (wasm32-wasip2)"
