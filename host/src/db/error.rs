@@ -42,6 +42,11 @@ pub enum DbError {
     #[error("{op} failed: stored data is invalid: {reason}")]
     Corrupt { op: &'static str, reason: String },
 
+    /// An error of a synchronous SQLite connection (`db::direct`) or of the blocking task
+    /// that ran it.
+    #[error("{op} failed: {cause}")]
+    Sqlite { op: &'static str, cause: String },
+
     /// Any other database error.
     #[error("{op} failed: {source}")]
     Query {

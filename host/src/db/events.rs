@@ -345,25 +345,33 @@ impl PreparedEvent {
 
 /// Insert `$ev` (a `&mut PreparedEvent`) and one `pending` delivery per subscriber inside
 /// transaction `$tx` of `$pool`, and set its `seq`; `?` on failure, mapped with `q($op)`.
+/// Inserts an event (binds: id, container, topic, payload, emitted_at, producer, run_id,
+/// dry_run, causation_id); returns its `seq`.
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO events (id, container, topic, payload, emitted_at, producer, run_id, \
+     dry_run, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
+/// Inserts one `pending` delivery (binds: event_id, subscriber, container, run_id,
+/// created_at).
+pub(super) const INSERT_DELIVERY: &str =
+    "INSERT INTO event_deliveries (event_id, subscriber, container, run_id, status, \
+     attempts, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5)";
+
 macro_rules! insert_event {
     ($pool:ident, $tx:ident, $ev:expr, $op:expr) => {{
         let ev: &mut $crate::db::events::PreparedEvent = $ev;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO events (id, container, topic, payload, emitted_at, producer, run_id, \
-             dry_run, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-        )
-        .bind(ev.rec.id.as_str())
-        .bind(ev.rec.container.as_str())
-        .bind(ev.rec.topic.as_str())
-        .bind(ev.payload.as_str())
-        .bind(ev.rec.emitted_at)
-        .bind(ev.rec.producer.as_str())
-        .bind(ev.rec.run_id.as_deref())
-        .bind(ev.rec.dry_run)
-        .bind(ev.rec.causation_id.as_deref())
-        .fetch_one(&mut *$tx)
-        .await
-        .map_err($crate::db::error::q($op))?;
+        let seq: i64 = sqlx::query_scalar($crate::db::events::INSERT_EVENT)
+            .bind(ev.rec.id.as_str())
+            .bind(ev.rec.container.as_str())
+            .bind(ev.rec.topic.as_str())
+            .bind(ev.payload.as_str())
+            .bind(ev.rec.emitted_at)
+            .bind(ev.rec.producer.as_str())
+            .bind(ev.rec.run_id.as_deref())
+            .bind(ev.rec.dry_run)
+            .bind(ev.rec.causation_id.as_deref())
+            .fetch_one(&mut *$tx)
+            .await
+            .map_err($crate::db::error::q($op))?;
         ev.rec.seq = seq;
         if !ev.subscribers.is_empty() {
             let rec = &ev.rec;

@@ -23,6 +23,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -36,7 +37,7 @@ use sqlx::sqlite::{
 macro_rules! on_pool {
     ($db:expr, |$pool:ident| $body:expr) => {
         match &$db.pool {
-            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Sqlite($pool, _) => $body,
             $crate::db::Pool::Postgres($pool) => $body,
         }
     };
@@ -68,11 +69,13 @@ macro_rules! text_enum {
 pub(crate) use text_enum;
 
 pub mod audit;
+pub(crate) mod direct;
 pub mod error;
 pub mod events;
 pub mod executions;
 pub mod jobs;
 pub mod keys;
+mod layer_commit;
 pub mod leads;
 pub mod llm_usage;
 pub mod pipelines;
@@ -151,7 +154,7 @@ impl fmt::Display for Backend {
 /// Pool and connection settings for [`Db::connect`].
 #[derive(Debug, Clone)]
 pub struct DbOptions {
-    /// Most connections the pool opens (SQLite in-memory databases always use 1).
+    /// Most connections the pool opens.
     pub max_connections: u32,
     /// Connections kept open while idle.
     pub min_connections: u32,
@@ -174,7 +177,8 @@ impl Default for DbOptions {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// The sqlx pool, and the synchronous connections of the hot paths ([`direct`]).
+    Sqlite(SqlitePool, Arc<direct::Direct>),
     Postgres(PgPool),
 }
 
@@ -183,6 +187,9 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct Db {
     pub(crate) pool: Pool,
+    /// `sqlite::memory:` only: the private temporary directory holding the database,
+    /// removed when the last handle drops.
+    _memory_dir: Option<Arc<tempfile::TempDir>>,
     url: String,
 }
 
@@ -192,7 +199,9 @@ impl Db {
     /// * `sqlite:PATH`, `sqlite://PATH` (relative), `sqlite:///abs/path`, `sqlite::memory:`.
     ///   The file and its parent directories are created if missing; the connection runs
     ///   in WAL mode with `synchronous=NORMAL`, `foreign_keys=ON`, `temp_store=MEMORY` and
-    ///   `busy_timeout = opts.busy_timeout`. An in-memory database uses one connection.
+    ///   `busy_timeout = opts.busy_timeout`. `sqlite::memory:` is a private database in a
+    ///   temporary file, removed when the last clone of the handle drops (a file, so the
+    ///   synchronous connections of [`direct`] share it).
     /// * `postgres://user:password@host:port/db?…` (or `postgresql://`).
     ///
     /// Opens one connection before returning, so a wrong host, password or path fails
@@ -217,7 +226,7 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), DbError> {
         let backend = self.backend();
         let res = match &self.pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATOR.run(p).await,
+            Pool::Sqlite(p, _) => SQLITE_MIGRATOR.run(p).await,
             Pool::Postgres(p) => POSTGRES_MIGRATOR.run(p).await,
         };
         res.map_err(|source| DbError::Migrate { backend, source })
@@ -226,7 +235,7 @@ impl Db {
     /// The engine behind this handle.
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
@@ -234,8 +243,16 @@ impl Db {
     /// Connections in the pool and how many of them are idle.
     pub fn pool_stats(&self) -> (u32, usize) {
         match &self.pool {
-            Pool::Sqlite(p) => (p.size(), p.num_idle()),
+            Pool::Sqlite(p, _) => (p.size(), p.num_idle()),
             Pool::Postgres(p) => (p.size(), p.num_idle()),
+        }
+    }
+
+    /// SQLite: the synchronous connections of the hot paths ([`direct`]).
+    pub(crate) fn direct(&self) -> Option<&Arc<direct::Direct>> {
+        match &self.pool {
+            Pool::Sqlite(_, direct) => Some(direct),
+            Pool::Postgres(_) => None,
         }
     }
 
@@ -272,60 +289,61 @@ impl Db {
 
 async fn connect_sqlite(url: &str, redacted: String, opts: &DbOptions) -> Result<Db, DbError> {
     let backend = Backend::Sqlite;
-    let base = SqliteConnectOptions::from_str(url).map_err(|e| DbError::InvalidUrl {
+    let connect_error = |cause: String| DbError::Connect {
+        backend,
         url: redacted.clone(),
-        reason: e.to_string(),
-    })?;
+        cause,
+    };
     let lower = url.to_ascii_lowercase();
     let in_memory = lower.contains(":memory:") || lower.contains("mode=memory");
-    let mut options = base
+    // A private in-memory database is a file in a temporary directory of its own: the
+    // synchronous connections of `direct` must open the same database as the pool.
+    let memory_dir = if in_memory {
+        let dir = tempfile::Builder::new()
+            .prefix("strata-memory-db-")
+            .tempdir()
+            .map_err(|e| connect_error(format!("cannot create a temporary directory: {e}")))?;
+        Some(Arc::new(dir))
+    } else {
+        None
+    };
+    let base = match &memory_dir {
+        Some(dir) => SqliteConnectOptions::new().filename(dir.path().join("memory.db")),
+        None => SqliteConnectOptions::from_str(url).map_err(|e| DbError::InvalidUrl {
+            url: redacted.clone(),
+            reason: e.to_string(),
+        })?,
+    };
+    let options = base
         .create_if_missing(true)
         .foreign_keys(true)
         .synchronous(SqliteSynchronous::Normal)
         // Sorts and temporary indexes in memory, not in `etilqs_*` temp files (a profile
         // of pipeline runs showed their creation on every transaction).
         .pragma("temp_store", "MEMORY")
-        .busy_timeout(opts.busy_timeout);
-    if !in_memory {
-        options = options.journal_mode(SqliteJournalMode::Wal);
-        let file = options.get_filename().to_path_buf();
-        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| DbError::Connect {
-                backend,
-                url: redacted.clone(),
-                cause: format!("cannot create directory {}: {e}", dir.display()),
-            })?;
-        }
+        .busy_timeout(opts.busy_timeout)
+        .journal_mode(SqliteJournalMode::Wal);
+    let file = options.get_filename().to_path_buf();
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            connect_error(format!("cannot create directory {}: {e}", dir.display()))
+        })?;
     }
     // No ping before handing out a connection: a SQLite connection is a handle on a local
     // file that does not go stale, and the ping is one more round trip to the connection's
     // worker thread on every query (sqlx still pings once when a connection is released).
-    let mut pool_opts = SqlitePoolOptions::new()
+    let pool = SqlitePoolOptions::new()
         .acquire_timeout(opts.acquire_timeout)
-        .test_before_acquire(false);
-    pool_opts = if in_memory {
-        // Every connection to `:memory:` is its own database: keep exactly one, forever.
-        pool_opts
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-    } else {
-        pool_opts
-            .max_connections(opts.max_connections.max(1))
-            .min_connections(opts.min_connections)
-    };
-    let pool = pool_opts
+        .test_before_acquire(false)
+        .max_connections(opts.max_connections.max(1))
+        .min_connections(opts.min_connections)
         .connect_with(options)
         .await
-        .map_err(|e| DbError::Connect {
-            backend,
-            url: redacted.clone(),
-            cause: e.to_string(),
-        })?;
+        .map_err(|e| connect_error(e.to_string()))?;
     tracing::debug!(url = %redacted, "opened sqlite database");
     Ok(Db {
-        pool: Pool::Sqlite(pool),
+        pool: Pool::Sqlite(pool, Arc::new(direct::Direct::new(file, opts.busy_timeout))),
+        _memory_dir: memory_dir,
         url: redacted,
     })
 }
@@ -380,6 +398,7 @@ async fn connect_postgres(url: &str, redacted: String, opts: &DbOptions) -> Resu
         })?;
     tracing::debug!(url = %redacted, "opened postgres database");
     Ok(Db {
+        _memory_dir: None,
         pool: Pool::Postgres(pool),
         url: redacted,
     })

@@ -4,15 +4,29 @@
 
 use crate::domain::now_ms;
 
+use rusqlite::OptionalExtension;
+
+use super::direct::sqlite;
 use super::error::q;
 use super::{Db, DbError};
 
+const STATE_GET: &str = "SELECT value FROM plugin_state WHERE plugin = $1 AND key = $2";
+const STATE_COUNT: &str = "SELECT COUNT(*) FROM plugin_state WHERE plugin = $1";
+
 impl Db {
-    /// The value of `key` in `plugin`'s state.
+    /// The value of `key` in `plugin`'s state. On SQLite it runs on this thread (a read
+    /// never waits for a writer in WAL mode): layers read state from blocking threads.
     pub async fn state_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, DbError> {
         const OP: &str = "state_get";
+        if let Some(direct) = self.direct() {
+            return direct.run(OP, |c| {
+                c.prepare_cached(STATE_GET)
+                    .and_then(|mut st| st.query_row((plugin, key), |r| r.get(0)).optional())
+                    .map_err(sqlite(OP))
+            });
+        }
         let v: Option<Vec<u8>> = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT value FROM plugin_state WHERE plugin = $1 AND key = $2")
+            sqlx::query_scalar(STATE_GET)
                 .bind(plugin)
                 .bind(key)
                 .fetch_optional(pool)
@@ -56,11 +70,18 @@ impl Db {
         Ok(n > 0)
     }
 
-    /// Number of keys in `plugin`'s state.
+    /// Number of keys in `plugin`'s state (on SQLite on this thread, as [`Db::state_get`]).
     pub async fn state_count(&self, plugin: &str) -> Result<i64, DbError> {
         const OP: &str = "state_count";
+        if let Some(direct) = self.direct() {
+            return direct.run(OP, |c| {
+                c.prepare_cached(STATE_COUNT)
+                    .and_then(|mut st| st.query_row([plugin], |r| r.get(0)))
+                    .map_err(sqlite(OP))
+            });
+        }
         let n: i64 = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM plugin_state WHERE plugin = $1")
+            sqlx::query_scalar(STATE_COUNT)
                 .bind(plugin)
                 .fetch_one(pool)
                 .await

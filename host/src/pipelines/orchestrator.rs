@@ -17,7 +17,7 @@ use crate::db::{
     NewRun, PendingDelivery, RunStatus, Subscriber, WebhookOutcome,
 };
 use crate::plugins::Registry;
-use crate::runtime::call::LayerInput;
+use crate::runtime::call::{LayerInput, LayerResult};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -251,7 +251,7 @@ impl Orchestrator {
             .ok_or_else(|| PipelineError::UnknownRun(run_id.to_string()))?;
         let run = progress.run;
         let pipeline = run.pipeline.clone();
-        let Some(def) = self.pipelines.get(&pipeline).cloned() else {
+        let Some(def) = self.pipelines.get(&pipeline).cloned().map(Arc::new) else {
             let error = format!("pipeline {pipeline:?} is no longer configured");
             self.db
                 .finish_run(run_id, RunStatus::Failed, None, Some(&error))
@@ -372,114 +372,58 @@ impl Orchestrator {
     }
 
     /// One delivery to one layer, its layer run committed (with the layer's `state`
-    /// writes) unless another executor acknowledged the delivery first.
+    /// writes) unless another executor acknowledged the delivery first. The layer and its
+    /// commit run on one blocking thread (on SQLite the commit is synchronous there).
     async fn run_delivery(
         &self,
-        def: &PipelineDef,
+        def: &Arc<PipelineDef>,
         run_id: &str,
         dry_run: bool,
         d: &PendingDelivery,
         plugin: Arc<crate::runtime::LoadedPlugin>,
         request_id: Option<Arc<str>>,
     ) -> Result<Ran, PipelineError> {
-        let input = LayerInput {
+        let attempt = d.attempts + 1;
+        let job = LayerJob {
+            def: def.clone(),
             run_id: run_id.to_string(),
-            container: d.container.clone(),
             dry_run,
-            topic: d.event.topic.clone(),
-            payload: d.event.payload.to_string(),
+            delivery: d.clone(),
+            plugin,
+            attempt,
+            final_attempt: attempt >= self.settings.max_attempts,
         };
-        let started_at = crate::domain::now_ms();
         let started = Instant::now();
-        let p = plugin.clone();
-        // A panic in the layer's task is that layer run failing, not a bad request.
-        let (result, usage) =
-            match tokio::task::spawn_blocking(move || p.run_pipeline_layer(&input, request_id))
-                .await
-            {
-                Ok((result, usage)) => (result.map_err(|e| e.to_string()), usage),
-                Err(e) => (
+        let (db, task) = (self.db.clone(), job.clone());
+        let (ok, commit, outcome) = match tokio::task::spawn_blocking(move || {
+            let (ok, commit) = task.run(request_id);
+            let outcome = db.commit_layer_run_blocking(&commit);
+            (ok, commit, outcome)
+        })
+        .await
+        {
+            Ok(done) => done,
+            // A panic in the layer's task is that layer run failing, not a bad request.
+            Err(e) => {
+                let (ok, commit) = job.commit(
                     Err(format!("layer task panicked: {e}")),
                     crate::capabilities::CallUsage::default(),
-                ),
-            };
-        let duration = started.elapsed();
-        let attempt = d.attempts + 1;
-        let final_attempt = attempt >= self.settings.max_attempts;
-        let held_back = (!usage.held_back.is_empty()).then(|| json!(usage.held_back));
-        let (ok, result, state_writes) = match result {
-            Ok(r) => {
-                let emitted = r
-                    .events
-                    .into_iter()
-                    .map(|e| {
-                        let subs = def
-                            .subscribers(&e.topic)
-                            .into_iter()
-                            .map(|b| Subscriber {
-                                layer: b.layer.clone(),
-                                container: b.container.clone(),
-                            })
-                            .collect();
-                        let event = NewEvent {
-                            container: d.container.clone(),
-                            topic: e.topic,
-                            payload: e.payload,
-                            producer: plugin.id().to_string(),
-                            run_id: Some(run_id.to_string()),
-                            dry_run,
-                            causation_id: Some(d.event.id.clone()),
-                            id: e.id,
-                        };
-                        (event, subs)
-                    })
-                    .collect();
-                (
-                    true,
-                    LayerRunResult::Succeeded {
-                        output: r.output,
-                        emitted,
-                    },
-                    usage.state.into_writes(plugin.name()),
-                )
-            }
-            Err(e) => {
-                tracing::warn!(run = %run_id, layer = %plugin.id(), attempt, "layer run failed: {e}");
-                (
-                    false,
-                    LayerRunResult::Failed {
-                        error: e,
-                        final_attempt,
-                    },
-                    Vec::new(),
-                )
+                    crate::domain::now_ms() - started.elapsed().as_millis() as i64,
+                    started.elapsed(),
+                );
+                let outcome = self.db.commit_layer_run(&commit).await;
+                (ok, commit, outcome)
             }
         };
-        let commit = LayerRunCommit {
-            run_id: run_id.to_string(),
-            layer: d.subscriber.clone(),
-            plugin: Some(plugin.id().to_string()),
-            container: d.container.clone(),
-            event_id: d.event.id.clone(),
-            topic: d.event.topic.clone(),
-            attempt,
-            duration_ms: duration.as_secs_f64() * 1000.0,
-            started_at,
-            finished_at: crate::domain::now_ms(),
-            held_back,
-            result,
-            state_writes,
-        };
-        let outcome = self.db.commit_layer_run(&commit).await?;
         let label = if ok { "succeeded" } else { "failed" };
         metrics::counter!("layer_runs_total", "layer" => d.subscriber.clone(), "outcome" => label)
             .increment(1);
         metrics::histogram!("layer_run_duration_seconds", "layer" => d.subscriber.clone())
-            .record(duration.as_secs_f64());
-        Ok(match outcome {
+            .record(commit.duration_ms / 1000.0);
+        Ok(match outcome? {
             CommitOutcome::Committed { deliveries, .. } if ok => Ran::Succeeded(deliveries),
             CommitOutcome::Committed { .. } => Ran::Failed {
-                retry: !final_attempt,
+                retry: !job.final_attempt,
             },
             CommitOutcome::Duplicate => {
                 tracing::info!(run = %run_id, event = %d.event.id, layer = %d.subscriber,
@@ -532,5 +476,121 @@ impl Orchestrator {
                 None
             }
         }
+    }
+}
+
+/// One delivery to run on its layer: what the blocking thread needs to run the layer and
+/// build its commit.
+#[derive(Clone)]
+struct LayerJob {
+    def: Arc<PipelineDef>,
+    run_id: String,
+    dry_run: bool,
+    delivery: PendingDelivery,
+    plugin: Arc<crate::runtime::LoadedPlugin>,
+    /// This attempt, from 1.
+    attempt: i64,
+    final_attempt: bool,
+}
+
+impl LayerJob {
+    /// Runs the layer (blocking); whether it succeeded, and its commit.
+    fn run(&self, request_id: Option<Arc<str>>) -> (bool, LayerRunCommit) {
+        let d = &self.delivery;
+        let input = LayerInput {
+            run_id: self.run_id.clone(),
+            container: d.container.clone(),
+            dry_run: self.dry_run,
+            topic: d.event.topic.clone(),
+            payload: d.event.payload.to_string(),
+        };
+        let started_at = crate::domain::now_ms();
+        let started = Instant::now();
+        let (result, usage) = self.plugin.run_pipeline_layer(&input, request_id);
+        self.commit(
+            result.map_err(|e| e.to_string()),
+            usage,
+            started_at,
+            started.elapsed(),
+        )
+    }
+
+    /// The commit of a layer run that ended with `result`; whether it succeeded.
+    fn commit(
+        &self,
+        result: Result<LayerResult, String>,
+        usage: crate::capabilities::CallUsage,
+        started_at: i64,
+        duration: std::time::Duration,
+    ) -> (bool, LayerRunCommit) {
+        let d = &self.delivery;
+        let plugin = &self.plugin;
+        let held_back = (!usage.held_back.is_empty()).then(|| json!(usage.held_back));
+        let (ok, result, state_writes) = match result {
+            Ok(r) => {
+                let emitted = r
+                    .events
+                    .into_iter()
+                    .map(|e| {
+                        let subs = self
+                            .def
+                            .subscribers(&e.topic)
+                            .into_iter()
+                            .map(|b| Subscriber {
+                                layer: b.layer.clone(),
+                                container: b.container.clone(),
+                            })
+                            .collect();
+                        let event = NewEvent {
+                            container: d.container.clone(),
+                            topic: e.topic,
+                            payload: e.payload,
+                            producer: plugin.id().to_string(),
+                            run_id: Some(self.run_id.clone()),
+                            dry_run: self.dry_run,
+                            causation_id: Some(d.event.id.clone()),
+                            id: e.id,
+                        };
+                        (event, subs)
+                    })
+                    .collect();
+                (
+                    true,
+                    LayerRunResult::Succeeded {
+                        output: r.output,
+                        emitted,
+                    },
+                    usage.state.into_writes(plugin.name()),
+                )
+            }
+            Err(e) => {
+                tracing::warn!(run = %self.run_id, layer = %plugin.id(), attempt = self.attempt,
+                    "layer run failed: {e}");
+                (
+                    false,
+                    LayerRunResult::Failed {
+                        error: e,
+                        final_attempt: self.final_attempt,
+                    },
+                    Vec::new(),
+                )
+            }
+        };
+        let commit = LayerRunCommit {
+            run_id: self.run_id.clone(),
+            layer: d.subscriber.clone(),
+            plugin: Some(plugin.id().to_string()),
+            container: d.container.clone(),
+            event_id: d.event.id.clone(),
+            topic: d.event.topic.clone(),
+            attempt: self.attempt,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            started_at,
+            finished_at: crate::domain::now_ms(),
+            held_back,
+            result,
+            state_writes,
+        };
+        (ok, commit)
     }
 }
