@@ -780,6 +780,22 @@ async fn strata_mcp_server_builtin_runs_in_process_on_the_hosts_database() {
     assert!(status.connected);
     assert_eq!(status.pid, None, "no child process");
     assert!(m.is_side_effecting("crm", "update_lead"));
+    // Tool calls run in process, without JSON-RPC: every tool the server lists is
+    // dispatched (with no arguments: a tool error naming what is missing, or a listing) ...
+    for tool in m.list_tools("crm").await.unwrap() {
+        if let Err(e) = m.call_tool("crm", &tool.name, json!({})).await {
+            panic!("{} is not dispatched in process: {e}", tool.name);
+        }
+    }
+    // ... and a tool it does not have is refused by name.
+    let e = m
+        .call_tool("crm", "drop_tables", json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, McpError::ToolError { .. }) && e.to_string().contains("drop_tables"),
+        "{e}"
+    );
     m.shutdown().await;
     db.close().await;
 }

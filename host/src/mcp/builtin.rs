@@ -1,8 +1,10 @@
 //! `transport = "builtin"`: Strata's own CRM server ([`super::server`]) inside the host
-//! process. The rmcp server runs on a task at one end of an in-memory pipe
-//! (`tokio::io::duplex`), the ordinary client session at the other, so the manager's
-//! deadlines, breaker, tool listing, audit and dry-run rules apply unchanged; the tools
-//! use the host's own [`Db`] (no child process, no second connection pool on the file).
+//! process, on the host's own [`Db`] (no child process, no second connection pool on the
+//! file). Tool calls run the server's handlers directly, without JSON-RPC
+//! ([`super::server::StrataMcpServer::call_in_process`]; the manager's deadline and
+//! breaker, and the capability's audit and dry-run rules, apply as to any server). Tool
+//! listing and health probes go through an ordinary client session with the rmcp server
+//! on a task at one end of an in-memory pipe (`tokio::io::duplex`).
 
 use super::connect::{describe_error, Client};
 use super::server::{ServeOptions, StrataMcpServer};

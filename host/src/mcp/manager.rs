@@ -22,7 +22,8 @@ use super::breaker::{Admission, Backoff, Breaker, BreakerState};
 use super::builtin::BuiltinCrm;
 use super::connect::{self, ConnFlags, Connection};
 use super::error::McpError;
-use super::settings::{McpServerSettings, McpSettings};
+use super::server::StrataMcpServer;
+use super::settings::{McpServerSettings, McpSettings, McpTransport};
 use rmcp::model::{CallToolRequestParams, CallToolResult, ContentBlock, ResourceContents};
 use rmcp::ServiceError;
 use serde::{Deserialize, Serialize};
@@ -140,6 +141,9 @@ struct Server {
     closed: AtomicBool,
     /// `transport = "builtin"`: the host's database for Strata's own server.
     builtin: Option<BuiltinCrm>,
+    /// `transport = "builtin"`: Strata's own server, whose tools calls run in process
+    /// without JSON-RPC (the session serves tool listing and health probes).
+    in_process: Option<StrataMcpServer>,
 }
 
 /// A call let through the breaker; report its outcome (dropping it unreported frees a
@@ -388,6 +392,26 @@ impl Server {
             }
         };
         let permit = self.admit()?;
+        let what = format!("tools/call {tool:?}");
+        let started = Instant::now();
+        if let Some(server) = &self.in_process {
+            let call = server.call_in_process(tool, args.unwrap_or_default());
+            return match tokio::time::timeout(timeout, call).await {
+                Ok(Some(result)) => {
+                    permit.success(Some(started.elapsed()));
+                    Ok(ToolOutput::from_rmcp(result))
+                }
+                Ok(None) => {
+                    permit.success(Some(started.elapsed()));
+                    Err(McpError::ToolError {
+                        server: self.name.clone(),
+                        tool: tool.to_string(),
+                        message: format!("no tool {tool:?} on this server"),
+                    })
+                }
+                Err(_) => Err(self.timed_out(permit, tool, &what, timeout)),
+            };
+        }
         let conn = match self.connection().await {
             Ok(c) => c,
             Err(e) => {
@@ -399,8 +423,6 @@ impl Server {
         if let Some(a) = args {
             params = params.with_arguments(a);
         }
-        let what = format!("tools/call {tool:?}");
-        let started = Instant::now();
         match tokio::time::timeout(timeout, conn.client.call_tool(params)).await {
             Ok(Ok(result)) => {
                 permit.success(Some(started.elapsed()));
@@ -409,15 +431,18 @@ impl Server {
             Ok(Err(e)) => Err(self
                 .request_failed(permit, &conn, tool, &what, started, e)
                 .await),
-            Err(_) => {
-                let ms = timeout.as_millis() as u64;
-                permit.failure(Some(&format!("{what} timed out after {ms} ms")));
-                Err(McpError::Timeout {
-                    server: self.name.clone(),
-                    tool: tool.to_string(),
-                    ms,
-                })
-            }
+            Err(_) => Err(self.timed_out(permit, tool, &what, timeout)),
+        }
+    }
+
+    /// A request that outlived its deadline: a failure for the breaker.
+    fn timed_out(&self, permit: Permit<'_>, tool: &str, what: &str, timeout: Duration) -> McpError {
+        let ms = timeout.as_millis() as u64;
+        permit.failure(Some(&format!("{what} timed out after {ms} ms")));
+        McpError::Timeout {
+            server: self.name.clone(),
+            tool: tool.to_string(),
+            ms,
         }
     }
 
@@ -443,15 +468,7 @@ impl Server {
             Ok(Err(e)) => Err(self
                 .request_failed(permit, &conn, "tools/list", what, started, e)
                 .await),
-            Err(_) => {
-                let ms = self.health_timeout.as_millis() as u64;
-                permit.failure(Some(&format!("{what} timed out after {ms} ms")));
-                Err(McpError::Timeout {
-                    server: self.name.clone(),
-                    tool: "tools/list".into(),
-                    ms,
-                })
-            }
+            Err(_) => Err(self.timed_out(permit, "tools/list", what, self.health_timeout)),
         }
     }
 
@@ -561,6 +578,12 @@ impl McpManager {
                     next_generation: AtomicU64::new(0),
                     live_generation: AtomicU64::new(0),
                     closed: AtomicBool::new(false),
+                    in_process: match (&cfg.transport, &builtin) {
+                        (McpTransport::Builtin, Some(crm)) => {
+                            Some(StrataMcpServer::new(crm.db.clone(), crm.opts.clone()))
+                        }
+                        _ => None,
+                    },
                     builtin: builtin.clone(),
                 };
                 (name.clone(), Arc::new(server))

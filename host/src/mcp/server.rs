@@ -383,6 +383,45 @@ impl StrataMcpServer {
     }
 }
 
+impl StrataMcpServer {
+    /// Runs `tool` with `args` in process, without JSON-RPC: the calls of the `builtin`
+    /// transport. The same handlers, argument parsing and result conversion as a session's
+    /// `tools/call`: arguments that do not parse and handler failures are tool errors
+    /// (`isError`) naming the cause; `None` for a tool this server does not have.
+    pub(crate) async fn call_in_process(
+        &self,
+        tool: &str,
+        args: rmcp::model::JsonObject,
+    ) -> Option<CallToolResult> {
+        use rmcp::handler::server::tool::parse_json_object;
+        use rmcp::model::ContentBlock;
+        macro_rules! dispatch {
+            ($($name:ident),* $(,)?) => {
+                match tool {
+                    $(stringify!($name) => match parse_json_object(args) {
+                        Ok(a) => self.$name(Parameters(a)).await,
+                        Err(e) => Err(e.message.to_string()),
+                    },)*
+                    _ => return None,
+                }
+            };
+        }
+        let result: ToolResult = dispatch!(
+            get_lead,
+            list_leads,
+            upsert_lead,
+            get_company,
+            update_lead,
+            get_lead_score,
+            qualify_lead,
+        );
+        Some(
+            result
+                .unwrap_or_else(|message| CallToolResult::error(vec![ContentBlock::text(message)])),
+        )
+    }
+}
+
 #[tool_handler(
     router = self.tool_router,
     name = "strata",
