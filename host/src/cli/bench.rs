@@ -55,21 +55,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-fn latencies_us(n: usize, mut f: impl FnMut()) -> serde_json::Value {
+/// Latency figures of `n` calls of `f` (after a warm-up); the first failing call ends the
+/// measurement with its error.
+fn latencies_us(
+    n: usize,
+    mut f: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<serde_json::Value> {
     for _ in 0..(n / 10).max(10) {
-        f();
+        f()?;
     }
     let mut v = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
-        f();
+        f()?;
         v.push(t.elapsed().as_secs_f64() * 1e6);
     }
     v.sort_by(f64::total_cmp);
-    serde_json::json!({
+    Ok(serde_json::json!({
         "p50_us": percentile(&v, 0.5), "p90_us": percentile(&v, 0.9), "p99_us": percentile(&v, 0.99),
         "mean_us": v.iter().sum::<f64>() / v.len().max(1) as f64, "calls": n,
-    })
+    }))
+}
+
+/// A measured call's outcome: a failed call ends the benchmark, naming the scorer.
+fn scored<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> anyhow::Result<()> {
+    r.map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{what} failed during the benchmark: {e}"))
 }
 
 fn demo_lead() -> Lead {
@@ -160,20 +171,19 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
 
     let (p, l, calls, secs) = (plugin.clone(), lead.clone(), args.calls, args.seconds);
     let native_lead = lead.clone();
-    let figures = tokio::task::spawn_blocking(move || {
+    let figures = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let native = latencies_us(calls * 5, || {
             std::hint::black_box(crate::native::bant_score(std::hint::black_box(
                 &native_lead,
             )));
-        });
-        let fresh = latencies_us(calls, || {
-            p.score(&l, None).expect("bench scorer must score");
-        });
+            Ok(())
+        })?;
+        let fresh = latencies_us(calls, || scored(p.score(&l, None), "bench scorer"))?;
         let one = throughput(&p, &l, 1, secs);
         let all = throughput(&p, &l, threads, secs);
-        (native, fresh, one, all)
+        Ok((native, fresh, one, all))
     })
-    .await?;
+    .await??;
     if args.overhead_plugin.join("plugin.toml").is_file() {
         let minimal = app
             .manager
@@ -183,11 +193,9 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
             .clone();
         let l = lead.clone();
         let overhead = tokio::task::spawn_blocking(move || {
-            latencies_us(calls, || {
-                minimal.score(&l, None).expect("minimal scorer must score");
-            })
+            latencies_us(calls, || scored(minimal.score(&l, None), "overhead scorer"))
         })
-        .await?;
+        .await??;
         report.insert("overhead_call_minimal_plugin".into(), overhead);
     }
     report.insert("native_call".into(), figures.0);
@@ -216,9 +224,7 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     let (rt2, m2, w2, l) = (rt.clone(), manifest.clone(), wasm.clone(), lead.clone());
     let warm = tokio::task::spawn_blocking(move || -> anyhow::Result<serde_json::Value> {
         let p = rt2.prepare(m2, &w2, Some(&grant), None)?;
-        Ok(latencies_us(calls, || {
-            p.score_inline(&l, None).expect("bench scorer must score");
-        }))
+        latencies_us(calls, || scored(p.score_inline(&l, None), "bench scorer"))
     })
     .await??;
     report.insert("warm_instance_call".into(), warm);
@@ -230,16 +236,20 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
         let variant = with_custom_section(&wasm, "compile");
         let sha = crate::runtime::prepare::sha256_hex(&variant);
         let rt2 = rt.clone();
-        tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, f64)> {
             let t = Instant::now();
-            rt2.cache().load(&variant, &sha).expect("compile");
+            rt2.cache()
+                .load(&variant, &sha)
+                .map_err(|e| anyhow::anyhow!("compiling the bench scorer failed: {e}"))?;
             let compile = t.elapsed().as_secs_f64() * 1e3;
             rt2.cache().forget(&sha);
             let t = Instant::now();
-            rt2.cache().load(&variant, &sha).expect("load cached");
-            (compile, t.elapsed().as_secs_f64() * 1e3)
+            rt2.cache()
+                .load(&variant, &sha)
+                .map_err(|e| anyhow::anyhow!("compiling the bench scorer failed: {e}"))?;
+            Ok((compile, t.elapsed().as_secs_f64() * 1e3))
         })
-        .await?
+        .await??
     };
     report.insert("compile_ms".into(), compile_ms.into());
     report.insert("cached_artifact_load_ms".into(), cached_ms.into());

@@ -174,10 +174,7 @@ impl Orchestrator {
         let subscribers = def
             .subscribers(&def.start_topic)
             .into_iter()
-            .map(|b| Subscriber {
-                layer: b.layer.clone(),
-                container: b.container.clone(),
-            })
+            .map(|b| b.subscriber())
             .collect();
         let run = self.new_run(
             pipeline,
@@ -216,10 +213,7 @@ impl Orchestrator {
         let run = self.new_run(
             &w.pipeline,
             &w.topic,
-            vec![Subscriber {
-                layer: binding.layer.clone(),
-                container: binding.container.clone(),
-            }],
+            vec![binding.subscriber()],
             payload,
             format!("webhook:{webhook}"),
             false,
@@ -384,7 +378,7 @@ impl Orchestrator {
         request_id: Option<Arc<str>>,
     ) -> Result<Ran, PipelineError> {
         let attempt = d.attempts + 1;
-        let job = LayerJob {
+        let job = Arc::new(LayerJob {
             def: def.clone(),
             run_id: run_id.to_string(),
             dry_run,
@@ -392,7 +386,7 @@ impl Orchestrator {
             plugin,
             attempt,
             final_attempt: attempt >= self.settings.max_attempts,
-        };
+        });
         let started = Instant::now();
         let (db, task) = (self.db.clone(), job.clone());
         let (ok, commit, outcome) = match tokio::task::spawn_blocking(move || {
@@ -480,8 +474,7 @@ impl Orchestrator {
 }
 
 /// One delivery to run on its layer: what the blocking thread needs to run the layer and
-/// build its commit.
-#[derive(Clone)]
+/// build its commit (shared with the async side, which commits a panicked run itself).
 struct LayerJob {
     def: Arc<PipelineDef>,
     run_id: String,
@@ -536,10 +529,7 @@ impl LayerJob {
                             .def
                             .subscribers(&e.topic)
                             .into_iter()
-                            .map(|b| Subscriber {
-                                layer: b.layer.clone(),
-                                container: b.container.clone(),
-                            })
+                            .map(|b| b.subscriber())
                             .collect();
                         let event = NewEvent {
                             container: d.container.clone(),

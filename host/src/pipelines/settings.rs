@@ -53,6 +53,16 @@ pub struct PipelineDef {
     pub layers: Vec<LayerBinding>,
 }
 
+impl LayerBinding {
+    /// This binding as the subscriber of an event.
+    pub fn subscriber(&self) -> crate::db::Subscriber {
+        crate::db::Subscriber {
+            layer: self.layer.clone(),
+            container: self.container.clone(),
+        }
+    }
+}
+
 impl PipelineDef {
     /// The subscribers of `topic`, in declaration order.
     pub fn subscribers(&self, topic: &str) -> Vec<&LayerBinding> {
