@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 
+use super::direct::sqlite;
 use super::error::q;
 use super::{Db, DbError};
 
@@ -184,6 +185,23 @@ pub(super) struct EventRow {
 }
 
 impl EventRow {
+    /// `EVENT_COLUMNS` from column `at` on of a row read through a direct SQLite
+    /// connection.
+    pub(super) fn from_sqlite(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<EventRow> {
+        Ok(EventRow {
+            seq: r.get(at)?,
+            id: r.get(at + 1)?,
+            container: r.get(at + 2)?,
+            topic: r.get(at + 3)?,
+            payload: r.get(at + 4)?,
+            emitted_at: r.get(at + 5)?,
+            producer: r.get(at + 6)?,
+            run_id: r.get(at + 7)?,
+            dry_run: r.get(at + 8)?,
+            causation_id: r.get(at + 9)?,
+        })
+    }
+
     pub(super) fn into_record(self, op: &'static str) -> Result<EventRecord, DbError> {
         let payload = serde_json::from_str(&self.payload).map_err(|e| DbError::Corrupt {
             op,
@@ -294,6 +312,48 @@ pub(super) struct PreparedEvent {
 }
 
 impl PreparedEvent {
+    /// Inserts the event (its `seq` is set from the database) and a `pending` delivery
+    /// per subscriber, inside the transaction on direct SQLite connection `tx`.
+    pub(super) fn insert_sqlite(
+        &mut self,
+        tx: &rusqlite::Connection,
+        op: &'static str,
+    ) -> Result<(), DbError> {
+        let r = &self.rec;
+        let seq: i64 = tx
+            .prepare_cached(INSERT_EVENT)
+            .and_then(|mut st| {
+                st.query_row(
+                    rusqlite::params![
+                        r.id,
+                        r.container,
+                        r.topic,
+                        self.payload,
+                        r.emitted_at,
+                        r.producer,
+                        r.run_id,
+                        r.dry_run,
+                        r.causation_id,
+                    ],
+                    |row| row.get(0),
+                )
+            })
+            .map_err(sqlite(op))?;
+        self.rec.seq = seq;
+        let mut st = tx.prepare_cached(INSERT_DELIVERY).map_err(sqlite(op))?;
+        for s in &self.subscribers {
+            st.execute((
+                &self.rec.id,
+                &s.layer,
+                &s.container,
+                &self.rec.run_id,
+                self.rec.emitted_at,
+            ))
+            .map_err(sqlite(op))?;
+        }
+        Ok(())
+    }
+
     /// Check `ev` and its subscribers and fix its id, run and causation (the event's own
     /// values win over `run_id` and `causation_id`); `seq` stays 0 until inserted. A layer
     /// named twice among the subscribers gets one delivery (the first).

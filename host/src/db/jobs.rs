@@ -248,24 +248,50 @@ macro_rules! insert_job_row {
     ($exec:expr, $rec:expr, $op:expr) => {{
         let rec: &$crate::db::JobRecord = $rec;
         let payload = rec.payload.to_string();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, payload, status, attempts, max_attempts, run_at, \
-             request_id, created_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $8)",
-        )
-        .bind(rec.id.as_str())
-        .bind(rec.kind.as_str())
-        .bind(payload.as_str())
-        .bind(rec.status.as_str())
-        .bind(rec.max_attempts)
-        .bind(rec.run_at)
-        .bind(rec.request_id.as_deref())
-        .bind(rec.created_at)
-        .execute($exec)
-        .await
-        .map_err($crate::db::error::q($op))?;
+        sqlx::query($crate::db::jobs::INSERT_JOB)
+            .bind(rec.id.as_str())
+            .bind(rec.kind.as_str())
+            .bind(payload.as_str())
+            .bind(rec.status.as_str())
+            .bind(rec.max_attempts)
+            .bind(rec.run_at)
+            .bind(rec.request_id.as_deref())
+            .bind(rec.created_at)
+            .execute($exec)
+            .await
+            .map_err($crate::db::error::q($op))?;
     }};
 }
 pub(crate) use insert_job_row;
+
+/// Inserts a new job (binds: id, kind, payload, status, max_attempts, run_at, request_id,
+/// created_at).
+pub(super) const INSERT_JOB: &str = "INSERT INTO jobs (id, kind, payload, status, attempts, \
+     max_attempts, run_at, request_id, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $8)";
+
+/// [`insert_job_row`] inside the transaction on direct SQLite connection `tx`.
+pub(super) fn insert_job_sqlite(
+    tx: &rusqlite::Connection,
+    rec: &JobRecord,
+    op: &'static str,
+) -> Result<(), DbError> {
+    tx.prepare_cached(INSERT_JOB)
+        .and_then(|mut st| {
+            st.execute(rusqlite::params![
+                rec.id,
+                rec.kind,
+                rec.payload.to_string(),
+                rec.status.as_str(),
+                rec.max_attempts,
+                rec.run_at,
+                rec.request_id,
+                rec.created_at,
+            ])
+        })
+        .map_err(super::direct::sqlite(op))?;
+    Ok(())
+}
 
 fn positive(op: &'static str, what: &str, v: i64) -> Result<(), DbError> {
     if v <= 0 {

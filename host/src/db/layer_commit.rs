@@ -13,7 +13,7 @@ use rusqlite::{OptionalExtension, TransactionBehavior};
 
 use super::direct::sqlite;
 use super::error::q;
-use super::events::{insert_event, non_empty, PreparedEvent, INSERT_DELIVERY, INSERT_EVENT};
+use super::events::{insert_event, non_empty, PreparedEvent};
 use super::jobs::truncate_error;
 use super::pipelines::{
     CommitOutcome, LayerRunCommit, LayerRunRecord, LayerRunResult, LayerRunStatus, PendingDelivery,
@@ -247,38 +247,7 @@ impl Prepared {
             })
             .map_err(sqlite(OP))?;
         for ev in &mut self.emitted {
-            let r = &ev.rec;
-            let seq: i64 = tx
-                .prepare_cached(INSERT_EVENT)
-                .and_then(|mut st| {
-                    st.query_row(
-                        rusqlite::params![
-                            r.id,
-                            r.container,
-                            r.topic,
-                            ev.payload,
-                            r.emitted_at,
-                            r.producer,
-                            r.run_id,
-                            r.dry_run,
-                            r.causation_id,
-                        ],
-                        |row| row.get(0),
-                    )
-                })
-                .map_err(sqlite(OP))?;
-            ev.rec.seq = seq;
-            let mut st = tx.prepare_cached(INSERT_DELIVERY).map_err(sqlite(OP))?;
-            for s in &ev.subscribers {
-                st.execute((
-                    &ev.rec.id,
-                    &s.layer,
-                    &s.container,
-                    &ev.rec.run_id,
-                    ev.rec.emitted_at,
-                ))
-                .map_err(sqlite(OP))?;
-            }
+            ev.insert_sqlite(&tx, OP)?;
         }
         if !self.upserts.is_empty() {
             let mut st = tx.prepare_cached(UPSERT_STATE).map_err(sqlite(OP))?;
@@ -418,16 +387,12 @@ impl Db {
         let mut p = Prepared::new(c)?;
         let committed = match &self.pool {
             Pool::Sqlite(_, direct) => {
-                let direct = direct.clone();
-                let (committed, back) = tokio::task::spawn_blocking(move || {
-                    let r = direct.run(OP, |conn| p.write_sqlite(conn));
-                    (r, p)
-                })
-                .await
-                .map_err(|e| DbError::Sqlite {
-                    op: OP,
-                    cause: format!("the commit's blocking task failed: {e}"),
-                })?;
+                let (committed, back) = direct
+                    .write(OP, move |conn| {
+                        let r = p.write_sqlite(conn);
+                        Ok((r, p))
+                    })
+                    .await?;
                 p = back;
                 committed?
             }

@@ -4,8 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::{now_ms, Lead, LeadStatus};
 
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use super::direct::sqlite;
 use super::error::q;
-use super::{clamp_limit, Db, DbError};
+use super::{clamp_limit, Db, DbError, Pool};
 
 /// Filter for [`Db::list_leads`] and [`Db::count_leads`]. Empty fields match everything.
 #[derive(Debug, Clone, Default)]
@@ -63,9 +66,61 @@ impl LeadUpdate {
     }
 }
 
-pub(crate) const COLUMNS: &str =
-    "id, name, email, company, title, industry, employees, annual_revenue, \
-    budget, timeline, source, status, notes, attributes, created_at, updated_at";
+/// The columns of `leads`, in [`LeadRow`]'s order (a macro, for `concat!`).
+macro_rules! lead_columns {
+    () => {
+        "id, name, email, company, title, industry, employees, annual_revenue, \
+        budget, timeline, source, status, notes, attributes, created_at, updated_at"
+    };
+}
+pub(crate) const COLUMNS: &str = lead_columns!();
+const GET_LEAD: &str = concat!("SELECT ", lead_columns!(), " FROM leads WHERE id = $1");
+/// Counts and maxima of a company's leads (bind: `lower(trim(company))`).
+const COMPANY_AGGREGATE: &str = "SELECT CAST(COUNT(*) AS BIGINT), CAST(MAX(employees) AS BIGINT), \
+     MAX(annual_revenue), \
+     CAST(COALESCE(SUM(CASE WHEN status = 'qualified' THEN 1 ELSE 0 END), 0) AS BIGINT) \
+     FROM leads WHERE lower(trim(company)) = $1";
+/// Ids and industries of a company's most recently updated leads (binds: key, limit).
+const COMPANY_LEADS: &str = "SELECT id, industry FROM leads WHERE lower(trim(company)) = $1 \
+     ORDER BY updated_at DESC, id ASC LIMIT $2";
+const READ_ATTRIBUTES: &str = "SELECT attributes FROM leads WHERE id = $1";
+/// Changes status, notes and attributes (each when not NULL); with `$6`, only if the
+/// stored attributes are still `$6` (an optimistic merge).
+const UPDATE_LEAD: &str = "UPDATE leads SET status = COALESCE($2, status), \
+    notes = COALESCE($3, notes), attributes = COALESCE($4, attributes), updated_at = $5 \
+    WHERE id = $1 AND ($6 IS NULL OR attributes = $6)";
+/// Inserts or replaces one lead on a direct SQLite connection (binds in `COLUMNS` order).
+static UPSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let binds: Vec<String> = (1..=N_COLUMNS).map(|i| format!("?{i}")).collect();
+    format!(
+        "INSERT INTO leads ({COLUMNS}) VALUES ({}){ON_CONFLICT}",
+        binds.join(", ")
+    )
+});
+
+/// The stored attributes (JSON) of lead `id` with `changes` merged in, as JSON.
+fn merge_attributes(
+    op: &'static str,
+    id: &str,
+    stored: &str,
+    changes: &BTreeMap<String, Option<String>>,
+) -> Result<String, DbError> {
+    let mut attrs: BTreeMap<String, String> =
+        serde_json::from_str(stored).map_err(|e| DbError::Corrupt {
+            op,
+            reason: format!("lead {id}: attributes are not a JSON object of strings: {e}"),
+        })?;
+    for (k, v) in changes {
+        match v {
+            Some(v) => attrs.insert(k.clone(), v.clone()),
+            None => attrs.remove(k),
+        };
+    }
+    serde_json::to_string(&attrs).map_err(|e| DbError::InvalidInput {
+        op,
+        reason: format!("lead {id}: attributes: {e}"),
+    })
+}
 pub(crate) const N_COLUMNS: usize = 16;
 pub(crate) const ON_CONFLICT: &str = " ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
     email = excluded.email, company = excluded.company, title = excluded.title, \
@@ -138,6 +193,28 @@ struct LeadRow {
 }
 
 impl LeadRow {
+    /// A row of `SELECT {COLUMNS}` read through a direct SQLite connection.
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeadRow> {
+        Ok(LeadRow {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            email: r.get(2)?,
+            company: r.get(3)?,
+            title: r.get(4)?,
+            industry: r.get(5)?,
+            employees: r.get(6)?,
+            annual_revenue: r.get(7)?,
+            budget: r.get(8)?,
+            timeline: r.get(9)?,
+            source: r.get(10)?,
+            status: r.get(11)?,
+            notes: r.get(12)?,
+            attributes: r.get(13)?,
+            created_at: r.get(14)?,
+            updated_at: r.get(15)?,
+        })
+    }
+
     fn into_record(self, op: &'static str) -> Result<LeadRecord, DbError> {
         let corrupt = |reason: String| DbError::Corrupt {
             op,
@@ -250,32 +327,50 @@ impl Db {
         const OP: &str = "company_facts";
         let key = company.trim().to_lowercase();
         type Agg = (i64, Option<i64>, Option<f64>, i64);
-        let (agg, rows): (Agg, Vec<(String, Option<String>)>) = on_pool!(self, |pool| {
-            let agg: Agg = sqlx::query_as(
-                "SELECT CAST(COUNT(*) AS BIGINT), CAST(MAX(employees) AS BIGINT), \
-                 MAX(annual_revenue), \
-                 CAST(COALESCE(SUM(CASE WHEN status = 'qualified' THEN 1 ELSE 0 END), 0) AS BIGINT) \
-                 FROM leads WHERE lower(trim(company)) = $1",
-            )
-            .bind(key.as_str())
-            .fetch_one(pool)
-            .await
-            .map_err(q(OP))?;
-            let rows = if agg.0 == 0 {
-                Vec::new()
-            } else {
-                sqlx::query_as(
-                    "SELECT id, industry FROM leads WHERE lower(trim(company)) = $1 \
-                     ORDER BY updated_at DESC, id ASC LIMIT $2",
-                )
-                .bind(key.as_str())
-                .bind(clamp_limit(scan_limit))
-                .fetch_all(pool)
-                .await
-                .map_err(q(OP))?
-            };
-            (agg, rows)
-        });
+        let (agg, rows): (Agg, Vec<(String, Option<String>)>) = match &self.pool {
+            // Reads: on this thread (they never wait for a writer in WAL mode).
+            Pool::Sqlite(_, direct) => direct.run(OP, |c| {
+                let agg: Agg = c
+                    .prepare_cached(COMPANY_AGGREGATE)
+                    .and_then(|mut st| {
+                        st.query_row([key.as_str()], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })
+                    })
+                    .map_err(sqlite(OP))?;
+                let mut rows = Vec::new();
+                if agg.0 > 0 {
+                    let mut st = c.prepare_cached(COMPANY_LEADS).map_err(sqlite(OP))?;
+                    let it = st
+                        .query_map((key.as_str(), clamp_limit(scan_limit)), |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .map_err(sqlite(OP))?;
+                    for row in it {
+                        rows.push(row.map_err(sqlite(OP))?);
+                    }
+                }
+                Ok((agg, rows))
+            })?,
+            Pool::Postgres(pool) => {
+                let agg: Agg = sqlx::query_as(COMPANY_AGGREGATE)
+                    .bind(key.as_str())
+                    .fetch_one(pool)
+                    .await
+                    .map_err(q(OP))?;
+                let rows = if agg.0 == 0 {
+                    Vec::new()
+                } else {
+                    sqlx::query_as(COMPANY_LEADS)
+                        .bind(key.as_str())
+                        .bind(clamp_limit(scan_limit))
+                        .fetch_all(pool)
+                        .await
+                        .map_err(q(OP))?
+                };
+                (agg, rows)
+            }
+        };
         let mut industries: Vec<String> = Vec::new();
         for i in rows
             .iter()
@@ -311,18 +406,60 @@ impl Db {
     }
 
     async fn upsert_leads_op(&self, op: &'static str, leads: &[Lead]) -> Result<u64, DbError> {
-        let rows = prepare(op, leads)?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let chunk = self.rows_per_statement(N_COLUMNS);
         let now = now_ms();
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(op))?;
-            upsert_lead_rows!(pool, tx, rows, chunk, now, op);
-            tx.commit().await.map_err(q(op))?;
-        });
-        Ok(rows.len() as u64)
+        match &self.pool {
+            // One transaction of single-row statements (prepared once) on a direct
+            // connection.
+            Pool::Sqlite(_, direct) => {
+                let leads = leads.to_vec();
+                direct
+                    .write(op, move |c| {
+                        let rows = prepare(op, &leads)?;
+                        let tx = c
+                            .transaction_with_behavior(TransactionBehavior::Immediate)
+                            .map_err(sqlite(op))?;
+                        {
+                            let mut st = tx.prepare_cached(&UPSERT_ONE).map_err(sqlite(op))?;
+                            for v in &rows {
+                                let l = v.lead;
+                                st.execute(rusqlite::params![
+                                    l.id,
+                                    l.name,
+                                    l.email,
+                                    l.company,
+                                    l.title,
+                                    l.industry,
+                                    v.employees,
+                                    finite(l.annual_revenue),
+                                    finite(l.budget),
+                                    l.timeline,
+                                    l.source,
+                                    l.status.as_str(),
+                                    l.notes,
+                                    v.attributes,
+                                    now,
+                                    now
+                                ])
+                                .map_err(sqlite(op))?;
+                            }
+                        }
+                        tx.commit().map_err(sqlite(op))?;
+                        Ok(rows.len() as u64)
+                    })
+                    .await
+            }
+            Pool::Postgres(pool) => {
+                let rows = prepare(op, leads)?;
+                if rows.is_empty() {
+                    return Ok(0);
+                }
+                let chunk = self.rows_per_statement(N_COLUMNS);
+                let mut tx = pool.begin().await.map_err(q(op))?;
+                upsert_lead_rows!(pool, tx, rows, chunk, now, op);
+                tx.commit().await.map_err(q(op))?;
+                Ok(rows.len() as u64)
+            }
+        }
     }
 
     /// The lead with this id.
@@ -333,14 +470,19 @@ impl Db {
     /// The lead with this id and its timestamps.
     pub async fn get_lead_record(&self, id: &str) -> Result<Option<LeadRecord>, DbError> {
         const OP: &str = "get_lead";
-        let sql = format!("SELECT {COLUMNS} FROM leads WHERE id = $1");
-        let row: Option<LeadRow> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
+        let row: Option<LeadRow> = match &self.pool {
+            // A read: on this thread (it never waits for a writer in WAL mode).
+            Pool::Sqlite(_, direct) => direct.run(OP, |c| {
+                c.prepare_cached(GET_LEAD)
+                    .and_then(|mut st| st.query_row([id], LeadRow::from_sqlite).optional())
+                    .map_err(sqlite(OP))
+            })?,
+            Pool::Postgres(pool) => sqlx::query_as(GET_LEAD)
                 .bind(id)
                 .fetch_optional(pool)
                 .await
-                .map_err(q(OP))?
-        });
+                .map_err(q(OP))?,
+        };
         row.map(|r| r.into_record(OP)).transpose()
     }
 
@@ -415,16 +557,52 @@ impl Db {
     ) -> Result<Option<LeadRecord>, DbError> {
         const OP: &str = "update_lead";
         const ATTEMPTS: usize = 32;
-        const SQL: &str = "UPDATE leads SET status = COALESCE($2, status), \
-            notes = COALESCE($3, notes), attributes = COALESCE($4, attributes), updated_at = $5 \
-            WHERE id = $1 AND ($6 IS NULL OR attributes = $6)";
+        if let Pool::Sqlite(_, direct) = &self.pool {
+            // One write transaction: read, merge and write without a race.
+            let (id, update) = (id.to_string(), update.clone());
+            return direct
+                .write(OP, move |c| {
+                    let tx = c
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(sqlite(OP))?;
+                    let stored: Option<String> = tx
+                        .prepare_cached(READ_ATTRIBUTES)
+                        .and_then(|mut st| st.query_row([&id], |r| r.get(0)).optional())
+                        .map_err(sqlite(OP))?;
+                    let Some(stored) = stored else {
+                        return Ok(None);
+                    };
+                    let merged = (!update.attributes.is_empty())
+                        .then(|| merge_attributes(OP, &id, &stored, &update.attributes))
+                        .transpose()?;
+                    let row = tx
+                        .prepare_cached(UPDATE_LEAD)
+                        .and_then(|mut st| {
+                            // By name: the placeholders do not appear in number order.
+                            st.execute(rusqlite::named_params! {
+                                "$1": id,
+                                "$2": update.status.map(|s| s.as_str()),
+                                "$3": update.notes,
+                                "$4": merged,
+                                "$5": now_ms(),
+                                "$6": None::<String>,
+                            })?;
+                            tx.prepare_cached(GET_LEAD)?
+                                .query_row([&id], LeadRow::from_sqlite)
+                        })
+                        .map_err(sqlite(OP))?;
+                    tx.commit().map_err(sqlite(OP))?;
+                    row.into_record(OP).map(Some)
+                })
+                .await;
+        }
         for _ in 0..ATTEMPTS {
             // Read the stored attributes only when they are to be merged.
             let (new_attrs, old_attrs) = if update.attributes.is_empty() {
                 (None, None)
             } else {
                 let stored: Option<String> = on_pool!(self, |pool| {
-                    sqlx::query_scalar("SELECT attributes FROM leads WHERE id = $1")
+                    sqlx::query_scalar(READ_ATTRIBUTES)
                         .bind(id)
                         .fetch_optional(pool)
                         .await
@@ -433,27 +611,11 @@ impl Db {
                 let Some(stored) = stored else {
                     return Ok(None);
                 };
-                let mut attrs: BTreeMap<String, String> =
-                    serde_json::from_str(&stored).map_err(|e| DbError::Corrupt {
-                        op: OP,
-                        reason: format!(
-                            "lead {id}: attributes are not a JSON object of strings: {e}"
-                        ),
-                    })?;
-                for (k, v) in &update.attributes {
-                    match v {
-                        Some(v) => attrs.insert(k.clone(), v.clone()),
-                        None => attrs.remove(k),
-                    };
-                }
-                let merged = serde_json::to_string(&attrs).map_err(|e| DbError::InvalidInput {
-                    op: OP,
-                    reason: format!("lead {id}: attributes: {e}"),
-                })?;
+                let merged = merge_attributes(OP, id, &stored, &update.attributes)?;
                 (Some(merged), Some(stored))
             };
             let n = on_pool!(self, |pool| {
-                sqlx::query(SQL)
+                sqlx::query(UPDATE_LEAD)
                     .bind(id)
                     .bind(update.status.map(|s| s.as_str()))
                     .bind(update.notes.as_deref())

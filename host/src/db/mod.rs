@@ -70,6 +70,7 @@ pub(crate) use text_enum;
 
 pub mod audit;
 pub(crate) mod direct;
+pub(crate) use direct::{blocking_scope, may_block};
 pub mod error;
 pub mod events;
 pub mod executions;
@@ -321,6 +322,7 @@ async fn connect_sqlite(url: &str, redacted: String, opts: &DbOptions) -> Result
         // Sorts and temporary indexes in memory, not in `etilqs_*` temp files (a profile
         // of pipeline runs showed their creation on every transaction).
         .pragma("temp_store", "MEMORY")
+        .pragma("mmap_size", direct::MMAP_SIZE.to_string())
         .busy_timeout(opts.busy_timeout)
         .journal_mode(SqliteJournalMode::Wal);
     let file = options.get_filename().to_path_buf();

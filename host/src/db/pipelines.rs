@@ -17,13 +17,16 @@
 
 use crate::domain::now_ms;
 
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use super::direct::sqlite;
 use super::error::q;
 use super::events::{
     insert_event, non_empty, with_deliveries, DeliveryRow, EventRecord, EventRow,
     EventWithDeliveries, NewEvent, PreparedEvent, Subscriber, DELIVERY_COLUMNS, EVENT_COLUMNS,
 };
-use super::jobs::{insert_job_row, new_job_record, truncate_error};
-use super::{clamp_limit, new_id, Db, DbError, JobRecord, NewJob};
+use super::jobs::{insert_job_row, insert_job_sqlite, new_job_record, truncate_error};
+use super::{clamp_limit, new_id, Db, DbError, JobRecord, NewJob, Pool};
 
 /// Where a pipeline run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -308,6 +311,24 @@ struct RunRow {
 }
 
 impl RunRow {
+    /// `RUN_COLUMNS` (from column 0) of a row read through a direct SQLite connection.
+    fn from_sqlite(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+        Ok(RunRow {
+            id: r.get(0)?,
+            pipeline: r.get(1)?,
+            status: r.get(2)?,
+            dry_run: r.get(3)?,
+            trigger_event_id: r.get(4)?,
+            phi_sync: r.get(5)?,
+            error: r.get(6)?,
+            request_id: r.get(7)?,
+            job_id: r.get(8)?,
+            created_at: r.get(9)?,
+            started_at: r.get(10)?,
+            finished_at: r.get(11)?,
+        })
+    }
+
     fn into_record(self, op: &'static str) -> Result<RunRecord, DbError> {
         let status = self.status.parse().map_err(|reason| DbError::Corrupt {
             op,
@@ -455,21 +476,18 @@ fn prepare_run(op: &'static str, new: &NewRun, now: i64) -> Result<PreparedRun, 
 macro_rules! insert_run {
     ($pool:ident, $tx:ident, $p:expr, $op:expr) => {{
         let p: &mut PreparedRun = $p;
-        sqlx::query(
-            "INSERT INTO pipeline_runs (id, pipeline, status, dry_run, trigger_event_id, \
-             request_id, job_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(p.run.id.as_str())
-        .bind(p.run.pipeline.as_str())
-        .bind(p.run.status.as_str())
-        .bind(p.run.dry_run)
-        .bind(p.run.trigger_event_id.as_str())
-        .bind(p.run.request_id.as_deref())
-        .bind(p.run.job_id.as_deref())
-        .bind(p.run.created_at)
-        .execute(&mut *$tx)
-        .await
-        .map_err(q($op))?;
+        sqlx::query($crate::db::pipelines::INSERT_RUN)
+            .bind(p.run.id.as_str())
+            .bind(p.run.pipeline.as_str())
+            .bind(p.run.status.as_str())
+            .bind(p.run.dry_run)
+            .bind(p.run.trigger_event_id.as_str())
+            .bind(p.run.request_id.as_deref())
+            .bind(p.run.job_id.as_deref())
+            .bind(p.run.created_at)
+            .execute(&mut *$tx)
+            .await
+            .map_err(q($op))?;
         insert_event!($pool, $tx, &mut p.trigger, $op);
         if let Some(job) = &p.job {
             insert_job_row!(&mut *$tx, job, $op);
@@ -477,7 +495,40 @@ macro_rules! insert_run {
     }};
 }
 
+/// Inserts a new run (binds: id, pipeline, status, dry_run, trigger_event_id, request_id,
+/// job_id, created_at).
+pub(super) const INSERT_RUN: &str = "INSERT INTO pipeline_runs (id, pipeline, status, dry_run, \
+     trigger_event_id, request_id, job_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
 impl PreparedRun {
+    /// [`insert_run`] inside the transaction on direct SQLite connection `tx`.
+    fn insert_sqlite(
+        &mut self,
+        tx: &rusqlite::Connection,
+        op: &'static str,
+    ) -> Result<(), DbError> {
+        let r = &self.run;
+        tx.prepare_cached(INSERT_RUN)
+            .and_then(|mut st| {
+                st.execute(rusqlite::params![
+                    r.id,
+                    r.pipeline,
+                    r.status.as_str(),
+                    r.dry_run,
+                    r.trigger_event_id,
+                    r.request_id,
+                    r.job_id,
+                    r.created_at,
+                ])
+            })
+            .map_err(sqlite(op))?;
+        self.trigger.insert_sqlite(tx, op)?;
+        if let Some(job) = &self.job {
+            insert_job_sqlite(tx, job, op)?;
+        }
+        Ok(())
+    }
+
     fn into_created(self) -> CreatedRun {
         CreatedRun {
             run: self.run,
@@ -497,11 +548,25 @@ impl Db {
     pub async fn create_run(&self, new: &NewRun) -> Result<CreatedRun, DbError> {
         const OP: &str = "create_run";
         let mut p = prepare_run(OP, new, now_ms())?;
-        on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
-            insert_run!(pool, tx, &mut p, OP);
-            tx.commit().await.map_err(q(OP))?;
-        });
+        match &self.pool {
+            Pool::Sqlite(_, direct) => {
+                p = direct
+                    .write(OP, move |c| {
+                        let tx = c
+                            .transaction_with_behavior(TransactionBehavior::Immediate)
+                            .map_err(sqlite(OP))?;
+                        p.insert_sqlite(&tx, OP)?;
+                        tx.commit().map_err(sqlite(OP))?;
+                        Ok(p)
+                    })
+                    .await?;
+            }
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(q(OP))?;
+                insert_run!(pool, tx, &mut p, OP);
+                tx.commit().await.map_err(q(OP))?;
+            }
+        }
         Ok(p.into_created())
     }
 
@@ -575,18 +640,28 @@ impl Db {
     /// time. False if the run is unknown or finished.
     pub async fn start_run(&self, run_id: &str) -> Result<bool, DbError> {
         const OP: &str = "start_run";
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE pipeline_runs SET status = 'running', started_at = COALESCE(started_at, $1) \
-                 WHERE id = $2 AND status IN ('queued', 'running')",
-            )
-            .bind(now_ms())
-            .bind(run_id)
-            .execute(pool)
-            .await
-            .map_err(q(OP))?
-            .rows_affected()
-        });
+        const SQL: &str = "UPDATE pipeline_runs SET status = 'running', \
+             started_at = COALESCE(started_at, $1) WHERE id = $2 AND status IN ('queued', 'running')";
+        let now = now_ms();
+        let n = match &self.pool {
+            Pool::Sqlite(_, direct) => {
+                let run_id = run_id.to_string();
+                direct
+                    .write(OP, move |c| {
+                        c.prepare_cached(SQL)
+                            .and_then(|mut st| st.execute((now, run_id)))
+                            .map_err(sqlite(OP))
+                    })
+                    .await? as u64
+            }
+            Pool::Postgres(pool) => sqlx::query(SQL)
+                .bind(now)
+                .bind(run_id)
+                .execute(pool)
+                .await
+                .map_err(q(OP))?
+                .rows_affected(),
+        };
         Ok(n > 0)
     }
 
@@ -616,21 +691,34 @@ impl Db {
                 });
             }
         }
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE pipeline_runs SET status = $1, phi_sync = $2, error = $3, finished_at = $4 \
-                 WHERE id = $5 AND status IN ('queued', 'running')",
-            )
-            .bind(status.as_str())
-            .bind(phi_sync)
-            .bind(error.map(truncate_error))
-            .bind(now_ms())
-            .bind(run_id)
-            .execute(pool)
-            .await
-            .map_err(q(OP))?
-            .rows_affected()
-        });
+        const SQL: &str = "UPDATE pipeline_runs SET status = $1, phi_sync = $2, error = $3, \
+             finished_at = $4 WHERE id = $5 AND status IN ('queued', 'running')";
+        let error = error.map(truncate_error);
+        let now = now_ms();
+        let n = match &self.pool {
+            Pool::Sqlite(_, direct) => {
+                let (run_id, error) = (run_id.to_string(), error.map(str::to_string));
+                direct
+                    .write(OP, move |c| {
+                        c.prepare_cached(SQL)
+                            .and_then(|mut st| {
+                                st.execute((status.as_str(), phi_sync, error, now, run_id))
+                            })
+                            .map_err(sqlite(OP))
+                    })
+                    .await? as u64
+            }
+            Pool::Postgres(pool) => sqlx::query(SQL)
+                .bind(status.as_str())
+                .bind(phi_sync)
+                .bind(error)
+                .bind(now)
+                .bind(run_id)
+                .execute(pool)
+                .await
+                .map_err(q(OP))?
+                .rows_affected(),
+        };
         Ok(n > 0)
     }
 
@@ -656,14 +744,29 @@ impl Db {
              WHERE d.run_id = $1 AND d.status = 'pending' ORDER BY e.seq, d.subscriber LIMIT $2",
             qualified("e", EVENT_COLUMNS)
         );
-        let rows: Vec<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
+        let rows: Vec<Row> = match &self.pool {
+            // A read: on this thread (it never waits for a writer in WAL mode).
+            Pool::Sqlite(_, direct) => direct.run(OP, |c| {
+                let mut st = c.prepare_cached(&sql).map_err(sqlite(OP))?;
+                let rows = st
+                    .query_map((run_id, clamp_limit(limit)), |r| {
+                        Ok(Row {
+                            event: EventRow::from_sqlite(r, 0)?,
+                            d_subscriber: r.get(10)?,
+                            d_container: r.get(11)?,
+                            d_attempts: r.get(12)?,
+                        })
+                    })
+                    .map_err(sqlite(OP))?;
+                rows.collect::<Result<Vec<Row>, _>>().map_err(sqlite(OP))
+            })?,
+            Pool::Postgres(pool) => sqlx::query_as(&sql)
                 .bind(run_id)
                 .bind(clamp_limit(limit))
                 .fetch_all(pool)
                 .await
-                .map_err(q(OP))?
-        });
+                .map_err(q(OP))?,
+        };
         rows.into_iter()
             .map(|r| {
                 Ok(PendingDelivery {
@@ -747,13 +850,28 @@ impl Db {
              CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1 AND status = 'failed') \
              AS BIGINT) AS lr_failed FROM pipeline_runs WHERE id = $1"
         );
-        let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
+        let row: Option<Row> = match &self.pool {
+            // A read: on this thread (it never waits for a writer in WAL mode).
+            Pool::Sqlite(_, direct) => direct.run(OP, |c| {
+                c.prepare_cached(&sql)
+                    .and_then(|mut st| {
+                        st.query_row([id], |r| {
+                            Ok(Row {
+                                run: RunRow::from_sqlite(r)?,
+                                lr: r.get(12)?,
+                                lr_failed: r.get(13)?,
+                            })
+                        })
+                        .optional()
+                    })
+                    .map_err(sqlite(OP))
+            })?,
+            Pool::Postgres(pool) => sqlx::query_as(&sql)
                 .bind(id)
                 .fetch_optional(pool)
                 .await
-                .map_err(q(OP))?
-        });
+                .map_err(q(OP))?,
+        };
         row.map(|r| {
             Ok(RunProgress {
                 run: r.run.into_record(OP)?,
@@ -808,13 +926,23 @@ impl Db {
                            THEN 0 ELSE 1 END \
                  FROM events e WHERE e.run_id = $1 \
              ) t GROUP BY container ORDER BY container";
-        let rows: Vec<(String, i64, i64, i64, i64)> = on_pool!(self, |pool| {
-            sqlx::query_as(SQL)
+        let rows: Vec<(String, i64, i64, i64, i64)> = match &self.pool {
+            // A read: on this thread (it never waits for a writer in WAL mode).
+            Pool::Sqlite(_, direct) => direct.run(OP, |c| {
+                let mut st = c.prepare_cached(SQL).map_err(sqlite(OP))?;
+                let rows = st
+                    .query_map([run_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .map_err(sqlite(OP))?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(sqlite(OP))
+            })?,
+            Pool::Postgres(pool) => sqlx::query_as(SQL)
                 .bind(run_id)
                 .fetch_all(pool)
                 .await
-                .map_err(q(OP))?
-        });
+                .map_err(q(OP))?,
+        };
         Ok(rows
             .into_iter()
             .map(

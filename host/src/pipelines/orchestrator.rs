@@ -38,6 +38,8 @@ pub enum PipelineError {
     UnknownRun(String),
     #[error("invalid trigger: {0}")]
     BadTrigger(String),
+    #[error("the executor of a run failed: {0}")]
+    Executor(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -233,7 +235,29 @@ impl Orchestrator {
     /// then from each commit (the deliveries it created, and a failed attempt to retry);
     /// when none is left in hand the database is asked again, so deliveries made by
     /// another executor of the same run are not missed and what is left is known.
+    ///
+    /// On SQLite the whole run is carried out on one blocking thread (its statements are
+    /// synchronous there, and each layer runs on that thread instead of hopping to
+    /// another one per delivery).
     pub async fn execute(
+        self: &Arc<Self>,
+        run_id: &str,
+        request_id: Option<Arc<str>>,
+    ) -> Result<RunSummary, PipelineError> {
+        if self.db.direct().is_none() || crate::db::may_block() {
+            return self.execute_here(run_id, request_id).await;
+        }
+        let (this, run) = (self.clone(), run_id.to_string());
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            crate::db::blocking_scope(|| handle.block_on(this.execute_here(&run, request_id)))
+        })
+        .await
+        .map_err(|e| PipelineError::Executor(format!("run {run_id}: {e}")))?
+    }
+
+    /// [`Self::execute`] on this thread.
+    async fn execute_here(
         &self,
         run_id: &str,
         request_id: Option<Arc<str>>,
@@ -389,13 +413,28 @@ impl Orchestrator {
         });
         let started = Instant::now();
         let (db, task) = (self.db.clone(), job.clone());
-        let (ok, commit, outcome) = match tokio::task::spawn_blocking(move || {
-            let (ok, commit) = task.run(request_id);
-            let outcome = db.commit_layer_run_blocking(&commit);
-            (ok, commit, outcome)
-        })
-        .await
-        {
+        // On a blocking thread: the layer's in-process CRM writes may run on it.
+        let work = move || {
+            crate::db::blocking_scope(|| {
+                let (ok, commit) = task.run(request_id);
+                let outcome = db.commit_layer_run_blocking(&commit);
+                (ok, commit, outcome)
+            })
+        };
+        let done = if crate::db::may_block() {
+            // Already on one (a SQLite run's thread, see `execute`).
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(|p| {
+                p.downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".into())
+            })
+        } else {
+            tokio::task::spawn_blocking(work)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let (ok, commit, outcome) = match done {
             Ok(done) => done,
             // A panic in the layer's task is that layer run failing, not a bad request.
             Err(e) => {

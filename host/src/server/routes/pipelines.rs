@@ -18,6 +18,7 @@ impl From<PipelineError> for ApiError {
             | PipelineError::UnknownWebhook(_)
             | PipelineError::UnknownRun(_) => ApiError::not_found(e.to_string()),
             PipelineError::BadTrigger(_) => ApiError::unprocessable(e.to_string()),
+            PipelineError::Executor(_) => ApiError::internal(e.to_string()),
             PipelineError::Db(e) => e.into(),
         }
     }
