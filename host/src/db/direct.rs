@@ -71,6 +71,11 @@ impl Direct {
             "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
         )?;
         conn.pragma_update(None, "mmap_size", MMAP_SIZE)?;
+        conn.pragma_update(
+            None,
+            "wal_autocheckpoint",
+            super::checkpoint::AUTOCHECKPOINT_PAGES,
+        )?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         Ok(conn)
     }

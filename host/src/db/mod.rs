@@ -69,6 +69,7 @@ macro_rules! text_enum {
 pub(crate) use text_enum;
 
 pub mod audit;
+mod checkpoint;
 pub(crate) mod direct;
 pub(crate) use direct::{blocking_scope, may_block};
 pub mod error;
@@ -191,6 +192,8 @@ pub struct Db {
     /// `sqlite::memory:` only: the private temporary directory holding the database,
     /// removed when the last handle drops.
     _memory_dir: Option<Arc<tempfile::TempDir>>,
+    /// SQLite only: the WAL checkpointer thread, stopped when the last handle drops.
+    _checkpointer: Option<Arc<checkpoint::Checkpointer>>,
     url: String,
 }
 
@@ -323,6 +326,10 @@ async fn connect_sqlite(url: &str, redacted: String, opts: &DbOptions) -> Result
         // of pipeline runs showed their creation on every transaction).
         .pragma("temp_store", "MEMORY")
         .pragma("mmap_size", direct::MMAP_SIZE.to_string())
+        .pragma(
+            "wal_autocheckpoint",
+            checkpoint::AUTOCHECKPOINT_PAGES.to_string(),
+        )
         .busy_timeout(opts.busy_timeout)
         .journal_mode(SqliteJournalMode::Wal);
     let file = options.get_filename().to_path_buf();
@@ -344,6 +351,7 @@ async fn connect_sqlite(url: &str, redacted: String, opts: &DbOptions) -> Result
         .map_err(|e| connect_error(e.to_string()))?;
     tracing::debug!(url = %redacted, "opened sqlite database");
     Ok(Db {
+        _checkpointer: Some(Arc::new(checkpoint::Checkpointer::start(file.clone()))),
         pool: Pool::Sqlite(pool, Arc::new(direct::Direct::new(file, opts.busy_timeout))),
         _memory_dir: memory_dir,
         url: redacted,
@@ -401,6 +409,7 @@ async fn connect_postgres(url: &str, redacted: String, opts: &DbOptions) -> Resu
     tracing::debug!(url = %redacted, "opened postgres database");
     Ok(Db {
         _memory_dir: None,
+        _checkpointer: None,
         pool: Pool::Postgres(pool),
         url: redacted,
     })
