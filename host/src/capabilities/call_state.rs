@@ -115,6 +115,8 @@ pub struct PublishedEvent {
     pub id: String,
     pub topic: String,
     pub payload: serde_json::Value,
+    /// Bytes of the payload's JSON as the layer published it (for the output size limit).
+    pub payload_len: usize,
 }
 
 impl CallState {

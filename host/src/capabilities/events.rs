@@ -156,6 +156,7 @@ impl CallState {
             id: id.clone(),
             topic: topic.to_string(),
             payload: value,
+            payload_len: payload.len(),
         });
         Ok(id)
     }

@@ -538,7 +538,9 @@ impl LayerJob {
         };
         let started_at = crate::domain::now_ms();
         let started = Instant::now();
-        let (result, usage) = self.plugin.run_pipeline_layer(&input, request_id);
+        let (result, usage) = self
+            .plugin
+            .run_pipeline_layer(&input, &d.event.payload, request_id);
         self.commit(
             result.map_err(|e| e.to_string()),
             usage,

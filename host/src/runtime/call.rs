@@ -283,10 +283,12 @@ impl LoadedPlugin {
     /// Runs one layer step of a pipeline run: the trigger payload is checked against the
     /// manifest's `[schemas.inputs]` before the call, the output and every event (from the
     /// outcome and from `events.publish`) after it; dry-run holds back side effects.
+    /// `payload` is `input.payload` parsed (the stored event's, not parsed again here).
     /// Reports what the call consumed and held back, also when it failed. Blocking.
     pub fn run_pipeline_layer(
         &self,
         input: &LayerInput,
+        payload: &serde_json::Value,
         request_id: Option<Arc<str>>,
     ) -> (Result<LayerResult, CallError>, CallUsage) {
         let plugin = self.id().to_string();
@@ -298,17 +300,7 @@ impl LoadedPlugin {
             };
             return (Err(e), CallUsage::default());
         };
-        let payload: serde_json::Value = match serde_json::from_str(&input.payload) {
-            Ok(v) => v,
-            Err(e) => {
-                let e = CallError::InvalidInput {
-                    plugin,
-                    message: format!("payload of {:?} is not JSON: {e}", input.topic),
-                };
-                return (Err(e), CallUsage::default());
-            }
-        };
-        if let Err(message) = schemas.check_input(&input.topic, &payload) {
+        if let Err(message) = schemas.check_input(&input.topic, payload) {
             return (
                 Err(CallError::InvalidInput { plugin, message }),
                 CallUsage::default(),
