@@ -91,10 +91,9 @@ const UPDATE_LEAD: &str = "UPDATE leads SET status = COALESCE($2, status), \
     WHERE id = $1 AND ($6 IS NULL OR attributes = $6)";
 /// Inserts or replaces one lead on a direct SQLite connection (binds in `COLUMNS` order).
 static UPSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let binds: Vec<String> = (1..=N_COLUMNS).map(|i| format!("?{i}")).collect();
     format!(
         "INSERT INTO leads ({COLUMNS}) VALUES ({}){ON_CONFLICT}",
-        binds.join(", ")
+        super::direct::placeholders(N_COLUMNS)
     )
 });
 

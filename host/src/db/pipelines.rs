@@ -17,6 +17,8 @@
 
 use crate::domain::now_ms;
 
+use std::sync::LazyLock;
+
 use rusqlite::{OptionalExtension, TransactionBehavior};
 
 use super::direct::sqlite;
@@ -738,16 +740,21 @@ impl Db {
             d_container: String,
             d_attempts: i64,
         }
-        let sql = format!(
-            "SELECT {}, d.subscriber AS d_subscriber, d.container AS d_container, \
-             d.attempts AS d_attempts FROM event_deliveries d JOIN events e ON e.id = d.event_id \
-             WHERE d.run_id = $1 AND d.status = 'pending' ORDER BY e.seq, d.subscriber LIMIT $2",
-            qualified("e", EVENT_COLUMNS)
-        );
+        // Built once: it runs twice per pipeline run.
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {}, d.subscriber AS d_subscriber, d.container AS d_container, \
+                 d.attempts AS d_attempts FROM event_deliveries d \
+                 JOIN events e ON e.id = d.event_id WHERE d.run_id = $1 \
+                 AND d.status = 'pending' ORDER BY e.seq, d.subscriber LIMIT $2",
+                qualified("e", EVENT_COLUMNS)
+            )
+        });
+        let sql = SQL.as_str();
         let rows: Vec<Row> = match &self.pool {
             // A read: on this thread (it never waits for a writer in WAL mode).
             Pool::Sqlite(_, direct) => direct.run(OP, |c| {
-                let mut st = c.prepare_cached(&sql).map_err(sqlite(OP))?;
+                let mut st = c.prepare_cached(sql).map_err(sqlite(OP))?;
                 let rows = st
                     .query_map((run_id, clamp_limit(limit)), |r| {
                         Ok(Row {
@@ -760,7 +767,7 @@ impl Db {
                     .map_err(sqlite(OP))?;
                 rows.collect::<Result<Vec<Row>, _>>().map_err(sqlite(OP))
             })?,
-            Pool::Postgres(pool) => sqlx::query_as(&sql)
+            Pool::Postgres(pool) => sqlx::query_as(sql)
                 .bind(run_id)
                 .bind(clamp_limit(limit))
                 .fetch_all(pool)
@@ -844,16 +851,19 @@ impl Db {
             lr: i64,
             lr_failed: i64,
         }
-        let sql = format!(
-            "SELECT {RUN_COLUMNS}, \
-             CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1) AS BIGINT) AS lr, \
-             CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1 AND status = 'failed') \
-             AS BIGINT) AS lr_failed FROM pipeline_runs WHERE id = $1"
-        );
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT {RUN_COLUMNS}, \
+                 CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1) AS BIGINT) AS lr, \
+                 CAST((SELECT COUNT(*) FROM layer_runs WHERE run_id = $1 AND status = 'failed') \
+                 AS BIGINT) AS lr_failed FROM pipeline_runs WHERE id = $1"
+            )
+        });
+        let sql = SQL.as_str();
         let row: Option<Row> = match &self.pool {
             // A read: on this thread (it never waits for a writer in WAL mode).
             Pool::Sqlite(_, direct) => direct.run(OP, |c| {
-                c.prepare_cached(&sql)
+                c.prepare_cached(sql)
                     .and_then(|mut st| {
                         st.query_row([id], |r| {
                             Ok(Row {
@@ -866,7 +876,7 @@ impl Db {
                     })
                     .map_err(sqlite(OP))
             })?,
-            Pool::Postgres(pool) => sqlx::query_as(&sql)
+            Pool::Postgres(pool) => sqlx::query_as(sql)
                 .bind(id)
                 .fetch_optional(pool)
                 .await
