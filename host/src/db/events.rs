@@ -412,7 +412,7 @@ pub(super) const INSERT_EVENT: &str =
      dry_run, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
 /// Inserts one `pending` delivery (binds: event_id, subscriber, container, run_id,
 /// created_at).
-pub(super) const INSERT_DELIVERY: &str =
+const INSERT_DELIVERY: &str =
     "INSERT INTO event_deliveries (event_id, subscriber, container, run_id, status, \
      attempts, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5)";
 

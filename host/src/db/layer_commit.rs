@@ -381,8 +381,10 @@ impl Db {
     /// emitted event; [`DbError::Constraint`] (nothing written) if an emitted event's
     /// caller-chosen id is already stored.
     ///
-    /// On SQLite the transaction runs on a blocking thread (it may wait for the write
-    /// lock); from a blocking thread call [`Db::commit_layer_run_blocking`] instead.
+    /// On SQLite the transaction is a [`direct::Direct::write`](super::direct::Direct::write):
+    /// right here inside `blocking_scope`, else on a blocking thread (it may wait for the
+    /// write lock); from a blocking thread outside the scope call
+    /// [`Db::commit_layer_run_blocking`] instead.
     pub async fn commit_layer_run(&self, c: &LayerRunCommit) -> Result<CommitOutcome, DbError> {
         let mut p = Prepared::new(c)?;
         let committed = match &self.pool {
