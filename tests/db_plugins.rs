@@ -291,3 +291,39 @@ async fn agent_executions_round_trip() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn audit_sink_stores_records_without_a_flush_and_flush_waits_for_them() {
+    both_backends(|db| async move {
+        let sink = strata::audit::AuditSink::spawn(db.clone());
+        let stored = |plugin: &'static str| {
+            let db = db.clone();
+            async move {
+                db.list_audit(&AuditFilter {
+                    plugin: Some(plugin.into()),
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .len()
+            }
+        };
+        // No flush: the writer stores them on its own (within FLUSH_EVERY).
+        for at in 0..5 {
+            sink.record(audit(at, "unflushed", "crm", true));
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while stored("unflushed").await < 5 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(stored("unflushed").await, 5);
+        // More than one batch queued, then a flush: all stored when it returns.
+        for at in 0..2_500 {
+            sink.record(audit(at, "flushed", "crm", at % 2 == 0));
+        }
+        sink.flush().await;
+        assert_eq!(stored("flushed").await, 2_500);
+    })
+    .await;
+}
