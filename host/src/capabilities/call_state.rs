@@ -115,8 +115,10 @@ pub struct PublishedEvent {
     pub id: String,
     pub topic: String,
     pub payload: serde_json::Value,
-    /// Bytes of the payload's JSON as the layer published it (for the output size limit).
-    pub payload_len: usize,
+    /// The payload's JSON text as the layer published it (stored as is; its length
+    /// counts towards the output size limit).
+    #[serde(skip)]
+    pub json: std::sync::Arc<str>,
 }
 
 impl CallState {

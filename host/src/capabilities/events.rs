@@ -156,7 +156,7 @@ impl CallState {
             id: id.clone(),
             topic: topic.to_string(),
             payload: value,
-            payload_len: payload.len(),
+            json: payload.into(),
         });
         Ok(id)
     }

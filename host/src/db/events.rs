@@ -13,6 +13,7 @@
 //! race writers; the deliveries are the at-least-once mechanism.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::direct::sqlite;
 use super::error::q;
@@ -36,6 +37,10 @@ pub struct NewEvent {
     /// A caller-chosen id (uuid v7 text), or `None` to generate one. Storing an id twice
     /// is a [`DbError::Constraint`] (duplicates are detected by event id).
     pub id: Option<String>,
+    /// The JSON text `payload` was parsed from, when the caller has it: stored as is
+    /// instead of serialising `payload` again (a layer's events arrive as text).
+    #[serde(skip)]
+    pub payload_json: Option<Arc<str>>,
 }
 
 impl NewEvent {
@@ -56,6 +61,7 @@ impl NewEvent {
             dry_run: false,
             causation_id: None,
             id: None,
+            payload_json: None,
         }
     }
 }
@@ -176,7 +182,7 @@ pub(super) struct EventRow {
     id: String,
     container: String,
     topic: String,
-    payload: String,
+    pub(super) payload: String,
     emitted_at: i64,
     producer: String,
     run_id: Option<String>,
@@ -306,7 +312,8 @@ fn page_limit(limit: i64) -> i64 {
 /// An event checked and ready to insert with its deliveries (see [`insert_event`]).
 pub(super) struct PreparedEvent {
     pub(super) rec: EventRecord,
-    pub(super) payload: String,
+    /// The payload's JSON text.
+    pub(super) payload: Arc<str>,
     /// Distinct by layer.
     pub(super) subscribers: Vec<Subscriber>,
 }
@@ -328,7 +335,7 @@ impl PreparedEvent {
                         r.id,
                         r.container,
                         r.topic,
-                        self.payload,
+                        &*self.payload,
                         r.emitted_at,
                         r.producer,
                         r.run_id,
@@ -396,7 +403,10 @@ impl PreparedEvent {
                 .or_else(|| causation_id.map(str::to_string)),
         };
         Ok(PreparedEvent {
-            payload: rec.payload.to_string(),
+            payload: ev
+                .payload_json
+                .clone()
+                .unwrap_or_else(|| rec.payload.to_string().into()),
             rec,
             subscribers: subs,
         })
@@ -423,7 +433,7 @@ macro_rules! insert_event {
             .bind(ev.rec.id.as_str())
             .bind(ev.rec.container.as_str())
             .bind(ev.rec.topic.as_str())
-            .bind(ev.payload.as_str())
+            .bind(&*ev.payload)
             .bind(ev.rec.emitted_at)
             .bind(ev.rec.producer.as_str())
             .bind(ev.rec.run_id.as_deref())

@@ -9,9 +9,9 @@
 
 use std::collections::HashSet;
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 
-use super::direct::sqlite;
+use super::direct::{sqlite, WriteTx};
 use super::error::q;
 use super::events::{insert_event, non_empty, PreparedEvent};
 use super::jobs::truncate_error;
@@ -181,6 +181,7 @@ impl Prepared {
             for s in subs {
                 deliveries.push(PendingDelivery {
                     event: ev.rec.clone(),
+                    payload_json: Some(ev.payload.clone()),
                     subscriber: s.layer.clone(),
                     container: s.container.clone(),
                     attempts: 0,
@@ -197,9 +198,7 @@ impl Prepared {
     /// SQLite: writes the commit on `conn`; false (nothing written) if the delivery is no
     /// longer pending.
     fn write_sqlite(&mut self, conn: &mut rusqlite::Connection) -> Result<bool, DbError> {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite(OP))?;
+        let tx = WriteTx::begin(conn).map_err(sqlite(OP))?;
         let lr = &self.layer_run;
         // The guarded UPDATE first: a delivery acknowledged meanwhile writes nothing.
         let n = match self.failed {

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::domain::{now_ms, Lead, LeadStatus};
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 
-use super::direct::sqlite;
+use super::direct::{sqlite, WriteTx};
 use super::error::q;
 use super::{clamp_limit, Db, DbError, Pool};
 
@@ -414,9 +414,7 @@ impl Db {
                 direct
                     .write(op, move |c| {
                         let rows = prepare(op, &leads)?;
-                        let tx = c
-                            .transaction_with_behavior(TransactionBehavior::Immediate)
-                            .map_err(sqlite(op))?;
+                        let tx = WriteTx::begin(c).map_err(sqlite(op))?;
                         {
                             let mut st = tx.prepare_cached(&UPSERT_ONE).map_err(sqlite(op))?;
                             for v in &rows {
@@ -561,9 +559,7 @@ impl Db {
             let (id, update) = (id.to_string(), update.clone());
             return direct
                 .write(OP, move |c| {
-                    let tx = c
-                        .transaction_with_behavior(TransactionBehavior::Immediate)
-                        .map_err(sqlite(OP))?;
+                    let tx = WriteTx::begin(c).map_err(sqlite(OP))?;
                     let stored: Option<String> = tx
                         .prepare_cached(READ_ATTRIBUTES)
                         .and_then(|mut st| st.query_row([&id], |r| r.get(0)).optional())

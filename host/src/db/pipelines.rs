@@ -19,9 +19,9 @@ use crate::domain::now_ms;
 
 use std::sync::LazyLock;
 
-use rusqlite::{OptionalExtension, TransactionBehavior};
+use rusqlite::OptionalExtension;
 
-use super::direct::sqlite;
+use super::direct::{sqlite, WriteTx};
 use super::error::q;
 use super::events::{
     insert_event, non_empty, with_deliveries, DeliveryRow, EventRecord, EventRow,
@@ -262,6 +262,10 @@ pub enum CommitOutcome {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PendingDelivery {
     pub event: EventRecord,
+    /// The event's payload as stored (JSON text), when at hand: what the layer is given
+    /// instead of serialising `event.payload` again.
+    #[serde(skip)]
+    pub payload_json: Option<std::sync::Arc<str>>,
     /// The subscribing layer, and its container.
     pub subscriber: String,
     pub container: String,
@@ -554,9 +558,7 @@ impl Db {
             Pool::Sqlite(_, direct) => {
                 p = direct
                     .write(OP, move |c| {
-                        let tx = c
-                            .transaction_with_behavior(TransactionBehavior::Immediate)
-                            .map_err(sqlite(OP))?;
+                        let tx = WriteTx::begin(c).map_err(sqlite(OP))?;
                         p.insert_sqlite(&tx, OP)?;
                         tx.commit().map_err(sqlite(OP))?;
                         Ok(p)
@@ -777,6 +779,7 @@ impl Db {
         rows.into_iter()
             .map(|r| {
                 Ok(PendingDelivery {
+                    payload_json: Some(r.event.payload.as_str().into()),
                     event: r.event.into_record(OP)?,
                     subscriber: r.d_subscriber,
                     container: r.d_container,

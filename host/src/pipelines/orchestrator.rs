@@ -155,6 +155,7 @@ impl Orchestrator {
                 dry_run,
                 causation_id: None,
                 id: None,
+                payload_json: None,
             },
             subscribers,
             request_id,
@@ -534,7 +535,10 @@ impl LayerJob {
             container: d.container.clone(),
             dry_run: self.dry_run,
             topic: d.event.topic.clone(),
-            payload: d.event.payload.to_string(),
+            payload: match &d.payload_json {
+                Some(text) => text.to_string(),
+                None => d.event.payload.to_string(),
+            },
         };
         let started_at = crate::domain::now_ms();
         let started = Instant::now();
@@ -581,6 +585,7 @@ impl LayerJob {
                             dry_run: self.dry_run,
                             causation_id: Some(d.event.id.clone()),
                             id: e.id,
+                            payload_json: Some(e.json),
                         };
                         (event, subs)
                     })

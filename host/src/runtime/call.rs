@@ -47,6 +47,9 @@ pub struct LayerEvent {
     pub id: Option<String>,
     pub topic: String,
     pub payload: serde_json::Value,
+    /// The JSON text `payload` was parsed from (stored as is).
+    #[serde(skip)]
+    pub json: Arc<str>,
 }
 
 impl LoadedPlugin {
@@ -327,16 +330,18 @@ impl LoadedPlugin {
                     id: Some(p.id),
                     topic: p.topic,
                     payload: p.payload,
+                    json: p.json,
                 })
                 .collect();
-            for (topic, payload) in o.events {
-                let payload: serde_json::Value = serde_json::from_str(&payload)
+            for (topic, json) in o.events {
+                let payload: serde_json::Value = serde_json::from_str(&json)
                     .map_err(|e| invalid(format!("event {topic:?}: payload is not JSON: {e}")))?;
                 schemas.check_event(&topic, &payload).map_err(invalid)?;
                 events.push(LayerEvent {
                     id: None,
                     topic,
                     payload,
+                    json: json.into(),
                 });
             }
             Ok(LayerResult { output, events })
@@ -401,7 +406,7 @@ impl LoadedPlugin {
                     .sum::<usize>()
                 + published
                     .iter()
-                    .map(|p| p.topic.len() + p.payload.to_string().len())
+                    .map(|p| p.topic.len() + p.json.len())
                     .sum::<usize>();
             if size > self.limits.max_output_bytes {
                 return Err(CallError::OutputTooLarge {
