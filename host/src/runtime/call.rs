@@ -397,6 +397,7 @@ impl LoadedPlugin {
         store.data().flush_stdio();
         let usage = store.data().usage().clone();
         let published = std::mem::take(&mut store.data_mut().published);
+        super::reaper::drop_later(store);
         let result = result.and_then(|o| {
             let o = o.map_err(|e| self.plugin_error(e))?;
             let size = o.output.len()

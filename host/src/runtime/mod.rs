@@ -10,6 +10,7 @@ pub mod lane;
 pub mod limits;
 pub mod plugin;
 pub mod prepare;
+pub mod reaper;
 pub mod warm;
 
 pub use cache::ArtifactCache;
