@@ -413,8 +413,6 @@ impl PreparedEvent {
     }
 }
 
-/// Insert `$ev` (a `&mut PreparedEvent`) and one `pending` delivery per subscriber inside
-/// transaction `$tx` of `$pool`, and set its `seq`; `?` on failure, mapped with `q($op)`.
 /// Inserts an event (binds: id, container, topic, payload, emitted_at, producer, run_id,
 /// dry_run, causation_id); returns its `seq`.
 pub(super) const INSERT_EVENT: &str =
@@ -426,6 +424,8 @@ const INSERT_DELIVERY: &str =
     "INSERT INTO event_deliveries (event_id, subscriber, container, run_id, status, \
      attempts, created_at) VALUES ($1, $2, $3, $4, 'pending', 0, $5)";
 
+/// Insert `$ev` (a `&mut PreparedEvent`) and one `pending` delivery per subscriber inside
+/// transaction `$tx` of `$pool`, and set its `seq`; `?` on failure, mapped with `q($op)`.
 macro_rules! insert_event {
     ($pool:ident, $tx:ident, $ev:expr, $op:expr) => {{
         let ev: &mut $crate::db::events::PreparedEvent = $ev;
