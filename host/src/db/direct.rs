@@ -291,31 +291,25 @@ mod tests {
             c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get::<_, i64>(0))
                 .map_err(sqlite("t"))
         };
-        d.run("t", |c| {
-            let tx = WriteTx::begin(c).map_err(sqlite("t"))?;
-            tx.execute("INSERT INTO t VALUES ('kept')", [])
-                .map_err(sqlite("t"))?;
-            tx.commit().map_err(sqlite("t"))
-        })
-        .expect("commits");
-        d.run("t", |c| {
-            let tx = WriteTx::begin(c).map_err(sqlite("t"))?;
-            tx.execute("INSERT INTO t VALUES ('dropped')", [])
-                .map_err(sqlite("t"))?;
-            Ok(()) // dropped uncommitted
-        })
-        .expect("runs");
+        // Inserts `key` in a WriteTx, committed or dropped uncommitted.
+        let insert = |key: &'static str, commit: bool| {
+            move |c: &mut Connection| {
+                let tx = WriteTx::begin(c).map_err(sqlite("t"))?;
+                tx.execute("INSERT INTO t VALUES (?1)", [key])
+                    .map_err(sqlite("t"))?;
+                if commit {
+                    tx.commit().map_err(sqlite("t"))?;
+                }
+                Ok(())
+            }
+        };
+        d.run("t", insert("kept", true)).expect("commits");
+        d.run("t", insert("dropped", false)).expect("runs");
         // The rolled-back connection went back to the pool and is usable.
         assert_eq!(d.idle.lock().unwrap().len(), 1);
         assert_eq!(d.run("t", count).expect("reads"), 1);
         // Its cached BEGIN works again.
-        d.run("t", |c| {
-            let tx = WriteTx::begin(c).map_err(sqlite("t"))?;
-            tx.execute("INSERT INTO t VALUES ('again')", [])
-                .map_err(sqlite("t"))?;
-            tx.commit().map_err(sqlite("t"))
-        })
-        .expect("commits again");
+        d.run("t", insert("again", true)).expect("commits again");
         assert_eq!(d.run("t", count).expect("reads"), 2);
     }
 
