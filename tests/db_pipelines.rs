@@ -7,7 +7,7 @@ use serde_json::json;
 use strata::db::{
     CommitOutcome, ContainerCounts, ContainerSummary, CreatedRun, Db, DeliveryStatus,
     LayerRunCommit, LayerRunResult, LayerRunStatus, NewEvent, NewJob, NewRun, RunStatus,
-    StateWrite, Subscriber, WebhookOutcome,
+    StateEntry, Subscriber, WebhookOutcome,
 };
 use support::{both_backends, both_backends_with_url, scalar_i64};
 
@@ -49,6 +49,7 @@ fn commit(
         held_back: None,
         result,
         state_writes: Vec::new(),
+        state_reads: Vec::new(),
     }
 }
 
@@ -1074,7 +1075,7 @@ async fn records_serialize_flat_with_lowercase_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
     both_backends(|db| async move {
-        let write = |key: &str, value: Option<&str>| StateWrite {
+        let write = |key: &str, value: Option<&str>| StateEntry {
             plugin: "intake".into(),
             key: key.into(),
             value: value.map(|v| v.as_bytes().to_vec()),
@@ -1190,6 +1191,134 @@ async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
         assert_eq!((progress.layer_runs, progress.failed_layer_runs), (2, 1));
         assert_eq!(progress.run, created.run);
         assert!(db.run_progress("no-such-run").await.unwrap().is_none());
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_whose_state_reads_are_stale_stores_a_failed_layer_run_and_keeps_its_delivery_pending(
+) {
+    both_backends(|db| async move {
+        let entry = |key: &str, value: Option<&str>| StateEntry {
+            plugin: "booking".into(),
+            key: key.into(),
+            value: value.map(|v| v.as_bytes().to_vec()),
+        };
+        db.state_set("booking", "day:1", b"[]").await.unwrap();
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let created = db
+                .create_run(&new_run(
+                    "golden",
+                    "operations",
+                    "lead.qualified",
+                    vec![sub("booking", "operations")],
+                ))
+                .await
+                .unwrap();
+            runs.push(created);
+        }
+        // Each run's booking layer saw the day empty and booking `slot-1` absent, and books it.
+        let booking = |created: &CreatedRun, id: &str| {
+            let mut c = commit(
+                &created.run.id,
+                "booking",
+                "operations",
+                &created.trigger.id,
+                "lead.qualified",
+                ok(
+                    json!({"booking": id}),
+                    vec![(
+                        NewEvent::new("operations", "meeting.booked", json!({}), "booking@1.0.0"),
+                        vec![sub("proposal", "operations")],
+                    )],
+                ),
+            );
+            c.state_reads = vec![entry("day:1", Some("[]")), entry(id, None)];
+            c.state_writes = vec![
+                entry("day:1", Some(&format!("[\"{id}\"]"))),
+                entry(id, Some("10:00")),
+            ];
+            c
+        };
+
+        // The first commit finds its reads current and stores everything.
+        let (first, emitted) = committed(
+            db.commit_layer_run(&booking(&runs[0], "slot-1"))
+                .await
+                .unwrap(),
+        );
+        assert_eq!(first.status, LayerRunStatus::Succeeded);
+        assert_eq!(emitted.len(), 1);
+        assert_eq!(
+            db.state_get("booking", "day:1").await.unwrap(),
+            Some(br#"["slot-1"]"#.to_vec())
+        );
+
+        // The second read the day before the first stored it: a failed layer run naming
+        // the key, nothing of its writes or events stored, its delivery pending.
+        let outcome = db
+            .commit_layer_run(&booking(&runs[1], "slot-1b"))
+            .await
+            .unwrap();
+        let CommitOutcome::Committed {
+            layer_run,
+            emitted,
+            deliveries,
+        } = outcome
+        else {
+            panic!("expected a stored layer run, got {outcome:?}");
+        };
+        assert_eq!(layer_run.status, LayerRunStatus::Failed);
+        let error = layer_run.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("state conflict") && error.contains("\"day:1\""),
+            "{error}"
+        );
+        assert_eq!(layer_run.output, None);
+        assert!(emitted.is_empty() && deliveries.is_empty());
+        assert_eq!(
+            db.state_get("booking", "day:1").await.unwrap(),
+            Some(br#"["slot-1"]"#.to_vec())
+        );
+        assert_eq!(db.state_get("booking", "slot-1b").await.unwrap(), None);
+        let pending = db.pending_deliveries(&runs[1].run.id, 0).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(
+            (pending[0].subscriber.as_str(), pending[0].attempts),
+            ("booking", 1)
+        );
+        let detail = db.get_run(&runs[1].run.id).await.unwrap().unwrap();
+        assert_eq!(detail.layer_runs.len(), 1);
+        assert_eq!(detail.layer_runs[0].status, LayerRunStatus::Failed);
+
+        // A key read as absent that exists now is stale too.
+        let mut c = booking(&runs[2], "slot-1");
+        c.state_reads = vec![entry("slot-1", None)];
+        let (lr, _) = committed(db.commit_layer_run(&c).await.unwrap());
+        assert_eq!(lr.status, LayerRunStatus::Failed);
+        assert!(lr.error.unwrap_or_default().contains("\"slot-1\""));
+
+        // Run again on fresh reads, the second run's booking is stored.
+        let mut retry = booking(&runs[1], "slot-2");
+        retry.attempt = 2;
+        retry.state_reads = vec![entry("day:1", Some(r#"["slot-1"]"#)), entry("slot-2", None)];
+        retry.state_writes[0].value = Some(br#"["slot-1","slot-2"]"#.to_vec());
+        let (lr, emitted) = committed(db.commit_layer_run(&retry).await.unwrap());
+        assert_eq!(
+            (lr.status, lr.seq, emitted.len()),
+            (LayerRunStatus::Succeeded, 2, 1)
+        );
+        assert_eq!(
+            db.state_get("booking", "day:1").await.unwrap(),
+            Some(br#"["slot-1","slot-2"]"#.to_vec())
+        );
+        assert!(db
+            .pending_deliveries(&runs[1].run.id, 0)
+            .await
+            .unwrap()
+            .iter()
+            .all(|d| d.subscriber != "booking"));
     })
     .await;
 }

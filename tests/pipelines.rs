@@ -494,6 +494,80 @@ async fn layer_state_case(backend: Backend) {
     s.close().await;
 }
 
+/// Concurrent runs read and write the same `state` keys (booking's day index, invoicing's
+/// number sequence, forecast's aggregate). A layer run whose reads are stale when it
+/// commits (another run stored one of those keys meanwhile) is not kept but run again on
+/// fresh reads: no slot is booked twice, no invoice number issued twice, no deal lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_runs_never_book_one_slot_twice_or_lose_a_state_update() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        concurrent_state_case(backend).await;
+    }
+}
+
+async fn concurrent_state_case(backend: Backend) {
+    const RUNS: usize = 8;
+    let json_of = |v: Option<Vec<u8>>| -> Value { serde_json::from_slice(&v.unwrap()).unwrap() };
+    let s = setup(backend, "pricing").await;
+    let tasks: Vec<_> = (0..RUNS)
+        .map(|i| {
+            let p = s.app.pipelines.clone();
+            tokio::spawn(async move {
+                let lead = golden_lead(&format!("race{i}@example.com"));
+                let created = p.create_run("golden", lead, false, None, false).await?;
+                p.execute(&created.run.id, None).await
+            })
+        })
+        .collect();
+    let mut conflicts = 0;
+    for t in tasks {
+        let summary = t.await.unwrap().unwrap();
+        assert_eq!(
+            summary.status,
+            RunStatus::Succeeded,
+            "[{backend}] {summary:?}"
+        );
+        let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+        for l in detail
+            .layer_runs
+            .iter()
+            .filter(|l| l.status == LayerRunStatus::Failed)
+        {
+            let error = l.error.as_deref().unwrap_or("");
+            assert!(error.contains("state conflict"), "[{backend}] {error}");
+            conflicts += 1;
+        }
+    }
+    let db = &s.app.db;
+    let mut starts = std::collections::BTreeSet::new();
+    for key in db.state_keys("booking").await.unwrap() {
+        if key.starts_with("booking:") {
+            let b = json_of(db.state_get("booking", &key).await.unwrap());
+            assert!(
+                starts.insert(b["start_ms"].as_i64().unwrap()),
+                "[{backend}] slot {} booked twice",
+                b["start"]
+            );
+        }
+    }
+    assert_eq!(starts.len(), RUNS, "[{backend}] {starts:?}");
+    assert_eq!(
+        json_of(db.state_get("invoicing", "invoice_seq").await.unwrap()),
+        json!(RUNS),
+        "[{backend}] invoice numbers"
+    );
+    let forecast = json_of(db.state_get("forecast", "forecast").await.unwrap());
+    assert_eq!(
+        forecast["stages"]["invoiced"]["count"],
+        json!(RUNS),
+        "[{backend}] {forecast}"
+    );
+    eprintln!(
+        "[{backend}] {RUNS} concurrent runs: {conflicts} layer runs retried on a state conflict"
+    );
+    s.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unacknowledged_event_lowers_phi_sync_and_is_delivered_when_the_layer_returns() {
     for backend in [Backend::Sqlite, Backend::Postgres] {

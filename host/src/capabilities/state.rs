@@ -8,6 +8,7 @@
 
 use super::grants::min_opt;
 use super::{CallState, Capability};
+use crate::db::StateEntry;
 use crate::wit::since_v0_1_0::{scorer, state as wit, types::CapabilityError};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -45,14 +46,15 @@ impl StateScope {
 }
 
 /// The `state` writes of one layer run, not stored yet: each key's last write (`None`:
-/// deleted), with what the call learnt of the database to answer `delete` and check
-/// `max_keys` without re-reading.
+/// deleted), with what the call read of the database: to answer `delete` and check
+/// `max_keys` without re-reading, and for the commit to check that nothing it read has
+/// changed since (see [`crate::db::LayerRunCommit::state_reads`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StateBuffer {
     writes: BTreeMap<String, Option<Vec<u8>>>,
-    /// Whether a key is stored in the database (read or checked during this call); known
-    /// for every key of `writes`.
-    in_db: HashMap<String, bool>,
+    /// The first value of each key read from the database during this call (`None`: not
+    /// stored); known for every key of `writes`.
+    reads: HashMap<String, Option<Vec<u8>>>,
     /// The plugin's number of stored keys, once read.
     db_count: Option<i64>,
 }
@@ -62,16 +64,27 @@ impl StateBuffer {
         self.writes.is_empty()
     }
 
-    /// The buffered writes (by key) as rows for `plugin`'s state.
-    pub fn into_writes(self, plugin: &str) -> Vec<crate::db::pipelines::StateWrite> {
-        self.writes
-            .into_iter()
-            .map(|(key, value)| crate::db::pipelines::StateWrite {
-                plugin: plugin.to_string(),
-                key,
-                value,
-            })
-            .collect()
+    /// The buffered writes (by key) and the reads they were decided on, as entries of
+    /// `plugin`'s state. No write, no read: a run that stores nothing has nothing to check.
+    pub fn into_entries(self, plugin: &str) -> (Vec<StateEntry>, Vec<StateEntry>) {
+        if self.writes.is_empty() {
+            return (Vec::new(), Vec::new());
+        }
+        let entry = |(key, value)| StateEntry {
+            plugin: plugin.to_string(),
+            key,
+            value,
+        };
+        let mut reads: Vec<StateEntry> = self.reads.into_iter().map(entry).collect();
+        reads.sort_by(|a, b| a.key.cmp(&b.key));
+        (self.writes.into_iter().map(entry).collect(), reads)
+    }
+
+    /// Records the database's value of `key` as read by this call (the first read counts).
+    fn read(&mut self, key: &str, value: Option<&Vec<u8>>) {
+        if !self.reads.contains_key(key) {
+            self.reads.insert(key.to_string(), value.cloned());
+        }
     }
 
     /// Keys the plugin would hold once the buffer is stored (`db_count` known).
@@ -81,7 +94,8 @@ impl StateBuffer {
                 .writes
                 .iter()
                 .map(|(k, v)| {
-                    i64::from(v.is_some()) - i64::from(self.in_db.get(k).copied().unwrap_or(false))
+                    let stored = self.reads.get(k).is_some_and(Option::is_some);
+                    i64::from(v.is_some()) - i64::from(stored)
                 })
                 .sum::<i64>()
     }
@@ -201,17 +215,16 @@ impl CallState {
         if let Some(v) = self.usage.state.writes.get(key) {
             return Ok(v.is_some());
         }
-        if let Some(&stored) = self.usage.state.in_db.get(key) {
-            return Ok(stored);
+        if let Some(stored) = self.usage.state.reads.get(key) {
+            return Ok(stored.is_some());
         }
         let db = self.state_db()?;
         let stored = self
             .services
             .block_on(db.state_get(&self.plugin.name, key))
-            .map_err(unavailable)?
-            .is_some();
-        self.usage.state.in_db.insert(key.to_string(), stored);
-        Ok(stored)
+            .map_err(unavailable)?;
+        self.usage.state.read(key, stored.as_ref());
+        Ok(stored.is_some())
     }
 
     /// A layer run's `set` (`Some`) or `delete` (`None`) into its buffer; whether the key
@@ -285,7 +298,7 @@ impl wit::Host for CallState {
         });
         if self.buffers_state() {
             if let Ok(v) = &got {
-                self.usage.state.in_db.insert(key, v.is_some());
+                self.usage.state.read(&key, v.as_ref());
             }
         }
         got
@@ -354,14 +367,15 @@ mod tests {
             ("fleeting", None, false),
         ] {
             b.writes.insert(key.into(), value);
-            b.in_db.insert(key.into(), stored);
+            b.reads.insert(key.into(), stored.then(|| vec![0]));
         }
         assert_eq!(b.key_count(5), 5);
         b.writes.insert("another".into(), Some(vec![3]));
-        b.in_db.insert("another".into(), false);
+        b.reads.insert("another".into(), None);
         assert_eq!(b.key_count(5), 6);
-        let writes = b.into_writes("booking");
+        let (writes, reads) = b.into_entries("booking");
         assert_eq!(writes.len(), 5);
+        assert_eq!(reads.len(), 5);
         assert!(writes.iter().all(|w| w.plugin == "booking"));
         assert_eq!(writes[0].key, "another", "in key order");
     }

@@ -7,8 +7,9 @@
 //! blocking thread from async code, none from the orchestrator's layer thread); on
 //! PostgreSQL through the sqlx pool, the run's row locked to number the layer runs.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
+use rusqlite::types::ValueRef;
 use rusqlite::OptionalExtension;
 
 use super::direct::{sqlite, WriteTx};
@@ -17,7 +18,7 @@ use super::events::{insert_event, non_empty, PreparedEvent};
 use super::jobs::truncate_error;
 use super::pipelines::{
     CommitOutcome, LayerRunCommit, LayerRunRecord, LayerRunResult, LayerRunStatus, PendingDelivery,
-    StateWrite,
+    StateEntry,
 };
 use super::{new_id, Db, DbError, Pool, Subscriber};
 use crate::domain::now_ms;
@@ -48,6 +49,20 @@ const UPSERT_STATE: &str = "INSERT INTO plugin_state (plugin, key, value, update
      VALUES ($1, $2, $3, $4) ON CONFLICT (plugin, key) DO UPDATE SET value = excluded.value, \
      updated_at = excluded.updated_at";
 const DELETE_STATE: &str = "DELETE FROM plugin_state WHERE plugin = $1 AND key = $2";
+/// SQLite: a key's value now (the commit holds the write lock, so it cannot change before
+/// the commit's own writes).
+const READ_STATE: &str = "SELECT value FROM plugin_state WHERE plugin = $1 AND key = $2";
+/// PostgreSQL: transaction-scoped advisory locks on the keys a commit reads or writes
+/// (binds: plugins, keys), taken in one order so two commits cannot deadlock. Commits that
+/// share a key are serialised from here to their end, so the check of the reads (next
+/// statement) and the writes after it see no concurrent change, and a key absent when
+/// checked cannot be created meanwhile.
+const LOCK_STATE_POSTGRES: &str = "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT \
+     hashtextextended(p || chr(31) || k, 0) AS h FROM unnest($1::text[], $2::text[]) AS t (p, k) \
+     ORDER BY h) AS locks";
+/// PostgreSQL: the stored values of (plugin, key) pairs (binds: plugins, keys).
+const READ_STATES_POSTGRES: &str = "SELECT s.plugin, s.key, s.value FROM plugin_state s \
+     JOIN unnest($1::text[], $2::text[]) AS t (p, k) ON s.plugin = t.p AND s.key = t.k";
 
 fn check_commit(c: &LayerRunCommit) -> Result<(), DbError> {
     non_empty(OP, "run id", &c.run_id)?;
@@ -84,8 +99,10 @@ struct Prepared {
     emitted: Vec<PreparedEvent>,
     /// The last write of each key (PostgreSQL refuses to touch one row twice in a single
     /// `INSERT … ON CONFLICT`; deduplicating makes both engines keep the last), in order.
-    upserts: Vec<StateWrite>,
-    deletes: Vec<StateWrite>,
+    upserts: Vec<StateEntry>,
+    deletes: Vec<StateEntry>,
+    /// The reads to check before writing (a succeeded commit only).
+    reads: Vec<StateEntry>,
     now: i64,
 }
 
@@ -139,18 +156,22 @@ impl Prepared {
             started_at: c.started_at,
             finished_at: c.finished_at,
         };
-        let state_writes: &[StateWrite] = match failed {
+        let state_writes: &[StateEntry] = match failed {
             None => &c.state_writes,
             Some(_) => &[],
         };
         let mut seen = HashSet::new();
-        let mut last: Vec<&StateWrite> = state_writes
+        let mut last: Vec<&StateEntry> = state_writes
             .iter()
             .rev()
             .filter(|w| seen.insert((w.plugin.as_str(), w.key.as_str())))
             .collect();
         last.reverse();
         let (upserts, deletes) = last.into_iter().cloned().partition(|w| w.value.is_some());
+        let reads = match failed {
+            None => c.state_reads.clone(),
+            Some(_) => Vec::new(),
+        };
         Ok(Prepared {
             output_text: layer_run.output.as_ref().map(|v| v.to_string()),
             held_back_text: layer_run.held_back.as_ref().map(|v| v.to_string()),
@@ -159,8 +180,101 @@ impl Prepared {
             emitted,
             upserts,
             deletes,
+            reads,
             now,
         })
+    }
+
+    /// Turns a succeeded commit whose read of `key` is stale into a failed layer run that
+    /// writes nothing of the layer's and leaves its delivery pending.
+    fn stale_read(&mut self, plugin: &str, key: &str) {
+        let lr = &mut self.layer_run;
+        lr.status = LayerRunStatus::Failed;
+        lr.output = None;
+        lr.error = Some(format!(
+            "state conflict: {plugin}'s key {key:?} changed after this layer run read it (a \
+             concurrent run stored it); nothing of the run is kept and its delivery stays \
+             pending, to run again on fresh reads"
+        ));
+        self.output_text = None;
+        self.failed = Some(false);
+        self.emitted.clear();
+        self.upserts.clear();
+        self.deletes.clear();
+        self.reads.clear();
+    }
+
+    /// SQLite: the first read that no longer matches the stored value, if any.
+    fn find_stale_sqlite(&self, tx: &rusqlite::Connection) -> Result<Option<usize>, DbError> {
+        if self.reads.is_empty() {
+            return Ok(None);
+        }
+        let mut st = tx.prepare_cached(READ_STATE).map_err(sqlite(OP))?;
+        for (i, r) in self.reads.iter().enumerate() {
+            let same = st
+                .query_row((&r.plugin, &r.key), |row| {
+                    Ok(match row.get_ref(0)? {
+                        ValueRef::Blob(b) | ValueRef::Text(b) => Some(b) == r.value.as_deref(),
+                        _ => false,
+                    })
+                })
+                .optional()
+                .map_err(sqlite(OP))?
+                .unwrap_or(r.value.is_none());
+            if !same {
+                return Ok(Some(i));
+            }
+        }
+        Ok(None)
+    }
+
+    /// PostgreSQL: locks the keys the commit reads or writes, then returns the first read
+    /// that no longer matches the stored value, if any.
+    async fn find_stale_postgres(
+        &self,
+        tx: &mut sqlx::PgConnection,
+    ) -> Result<Option<usize>, DbError> {
+        let touched = || self.reads.iter().chain(&self.upserts).chain(&self.deletes);
+        if touched().next().is_none() {
+            return Ok(None);
+        }
+        let plugins: Vec<&str> = touched().map(|e| e.plugin.as_str()).collect();
+        let keys: Vec<&str> = touched().map(|e| e.key.as_str()).collect();
+        sqlx::query(LOCK_STATE_POSTGRES)
+            .bind(&plugins)
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await
+            .map_err(q(OP))?;
+        if self.reads.is_empty() {
+            return Ok(None);
+        }
+        let n = self.reads.len();
+        let stored: HashMap<(String, String), Vec<u8>> =
+            sqlx::query_as::<_, (String, String, Vec<u8>)>(READ_STATES_POSTGRES)
+                .bind(&plugins[..n])
+                .bind(&keys[..n])
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(q(OP))?
+                .into_iter()
+                .map(|(p, k, v)| ((p, k), v))
+                .collect();
+        Ok(self.reads.iter().position(|r| {
+            stored
+                .get(&(r.plugin.clone(), r.key.clone()))
+                .map(Vec::as_slice)
+                != r.value.as_deref()
+        }))
+    }
+
+    /// Checks the reads (see [`LayerRunCommit::state_reads`]); a stale one makes this a
+    /// failed layer run.
+    fn apply_stale(&mut self, stale: Option<usize>) {
+        if let Some(i) = stale {
+            let r = self.reads[i].clone();
+            self.stale_read(&r.plugin, &r.key);
+        }
     }
 
     fn unknown_run(&self) -> DbError {
@@ -199,6 +313,8 @@ impl Prepared {
     /// longer pending.
     fn write_sqlite(&mut self, conn: &mut rusqlite::Connection) -> Result<bool, DbError> {
         let tx = WriteTx::begin(conn).map_err(sqlite(OP))?;
+        let stale = self.find_stale_sqlite(&tx)?;
+        self.apply_stale(stale);
         let lr = &self.layer_run;
         // The guarded UPDATE first: a delivery acknowledged meanwhile writes nothing.
         let n = match self.failed {
@@ -269,6 +385,8 @@ impl Prepared {
     /// delivery is no longer pending.
     async fn write_postgres(&mut self, pool: &sqlx::PgPool) -> Result<bool, DbError> {
         let mut tx = pool.begin().await.map_err(q(OP))?;
+        let stale = self.find_stale_postgres(&mut tx).await?;
+        self.apply_stale(stale);
         // The guarded UPDATE first: it locks the delivery row, so a concurrent commit of
         // the same delivery waits, then finds it no longer pending.
         let guarded = match self.failed {

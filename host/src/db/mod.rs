@@ -100,7 +100,7 @@ pub use llm_usage::LlmUsage;
 pub use pipelines::{
     CommitOutcome, ContainerCounts, CreatedRun, LayerRunCommit, LayerRunRecord, LayerRunResult,
     LayerRunStatus, NewRun, PendingDelivery, RunDetail, RunProgress, RunRecord, RunStatus,
-    StateWrite, WebhookOutcome,
+    StateEntry, WebhookOutcome,
 };
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
 pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};

@@ -213,13 +213,22 @@ pub struct LayerRunCommit {
     pub result: LayerRunResult,
     /// The layer's `state` writes during the run, applied in the same transaction when it
     /// succeeded (a failed or duplicate run writes none).
-    pub state_writes: Vec<StateWrite>,
+    pub state_writes: Vec<StateEntry>,
+    /// What the layer read from the database's `state` during the run (the first value
+    /// seen of each key, `None`: absent). A succeeded commit with writes checks them
+    /// first: if any key holds something else now (a concurrent run wrote it), the layer
+    /// decided on stale data, so the commit stores a failed layer run instead ("state
+    /// conflict"), its delivery stays pending and is retried with fresh reads. This is
+    /// optimistic concurrency control: two runs cannot both read a day's free slot and
+    /// both book it.
+    pub state_reads: Vec<StateEntry>,
 }
 
-/// One write to a plugin's `state` (`plugin_state`), buffered during a layer run and
-/// stored with its commit: `Some` sets the key, `None` deletes it.
+/// One key of a plugin's `state` (`plugin_state`) with a value. As a write (buffered
+/// during a layer run, stored with its commit): `Some` sets the key, `None` deletes it.
+/// As a read: the value the layer saw, `None` if the key was absent.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct StateWrite {
+pub struct StateEntry {
     /// The plugin's name (state is scoped by it).
     pub plugin: String,
     pub key: String,

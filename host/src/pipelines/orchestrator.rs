@@ -13,8 +13,8 @@
 use super::phi::phi_sync;
 use super::settings::{PipelineDef, RunSettings, WebhookDef};
 use crate::db::{
-    CommitOutcome, CreatedRun, Db, DbError, LayerRunCommit, LayerRunResult, NewEvent, NewJob,
-    NewRun, PendingDelivery, RunStatus, Subscriber, WebhookOutcome,
+    CommitOutcome, CreatedRun, Db, DbError, LayerRunCommit, LayerRunResult, LayerRunStatus,
+    NewEvent, NewJob, NewRun, PendingDelivery, RunStatus, Subscriber, WebhookOutcome,
 };
 use crate::plugins::Registry;
 use crate::runtime::call::{LayerInput, LayerResult};
@@ -449,22 +449,40 @@ impl Orchestrator {
                 (ok, commit, outcome)
             }
         };
-        let label = if ok { "succeeded" } else { "failed" };
-        metrics::counter!("layer_runs_total", "layer" => d.subscriber.clone(), "outcome" => label)
-            .increment(1);
-        metrics::histogram!("layer_run_duration_seconds", "layer" => d.subscriber.clone())
-            .record(commit.duration_ms / 1000.0);
-        Ok(match outcome? {
-            CommitOutcome::Committed { deliveries, .. } if ok => Ran::Succeeded(deliveries),
-            CommitOutcome::Committed { .. } => Ran::Failed {
-                retry: !job.final_attempt,
+        let ran = match outcome? {
+            CommitOutcome::Committed {
+                layer_run,
+                deliveries,
+                ..
+            } => match layer_run.status {
+                LayerRunStatus::Succeeded => Ran::Succeeded(deliveries),
+                // The layer succeeded but the commit found its state reads stale: always
+                // retried (with fresh reads); `max_layer_runs` bounds a run's retries.
+                LayerRunStatus::Failed if ok => {
+                    tracing::warn!(run = %run_id, layer = %d.subscriber, attempt,
+                        "layer run not stored: {}", layer_run.error.as_deref().unwrap_or(""));
+                    Ran::Failed { retry: true }
+                }
+                LayerRunStatus::Failed => Ran::Failed {
+                    retry: !job.final_attempt,
+                },
             },
             CommitOutcome::Duplicate => {
                 tracing::info!(run = %run_id, event = %d.event.id, layer = %d.subscriber,
                     "delivery already acknowledged by another executor; result discarded");
                 Ran::Duplicate
             }
-        })
+        };
+        let label = match &ran {
+            Ran::Succeeded(_) => "succeeded",
+            Ran::Failed { .. } => "failed",
+            Ran::Duplicate => "duplicate",
+        };
+        metrics::counter!("layer_runs_total", "layer" => d.subscriber.clone(), "outcome" => label)
+            .increment(1);
+        metrics::histogram!("layer_run_duration_seconds", "layer" => d.subscriber.clone())
+            .record(commit.duration_ms / 1000.0);
+        Ok(ran)
     }
 
     async fn record_metrics(&self, pipeline: &str, status: RunStatus, phi: Option<f64>) {
@@ -564,7 +582,7 @@ impl LayerJob {
         let d = &self.delivery;
         let plugin = &self.plugin;
         let held_back = (!usage.held_back.is_empty()).then(|| json!(usage.held_back));
-        let (ok, result, state_writes) = match result {
+        let (ok, result, (state_writes, state_reads)) = match result {
             Ok(r) => {
                 let emitted = r
                     .events
@@ -596,7 +614,7 @@ impl LayerJob {
                         output: r.output,
                         emitted,
                     },
-                    usage.state.into_writes(plugin.name()),
+                    usage.state.into_entries(plugin.name()),
                 )
             }
             Err(e) => {
@@ -608,7 +626,7 @@ impl LayerJob {
                         error: e,
                         final_attempt: self.final_attempt,
                     },
-                    Vec::new(),
+                    (Vec::new(), Vec::new()),
                 )
             }
         };
@@ -626,6 +644,7 @@ impl LayerJob {
             held_back,
             result,
             state_writes,
+            state_reads,
         };
         (ok, commit)
     }
