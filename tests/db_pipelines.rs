@@ -54,7 +54,11 @@ fn commit(
 }
 
 fn ok(output: serde_json::Value, emitted: Vec<(NewEvent, Vec<Subscriber>)>) -> LayerRunResult {
-    LayerRunResult::Succeeded { output, emitted }
+    LayerRunResult::Succeeded {
+        output,
+        output_json: None,
+        emitted,
+    }
 }
 
 fn failed(error: &str, final_attempt: bool) -> LayerRunResult {

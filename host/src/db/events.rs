@@ -327,26 +327,22 @@ impl PreparedEvent {
         op: &'static str,
     ) -> Result<(), DbError> {
         let r = &self.rec;
-        let seq: i64 = tx
-            .prepare_cached(INSERT_EVENT)
+        tx.prepare_cached(INSERT_EVENT_SQLITE)
             .and_then(|mut st| {
-                st.query_row(
-                    rusqlite::params![
-                        r.id,
-                        r.container,
-                        r.topic,
-                        &*self.payload,
-                        r.emitted_at,
-                        r.producer,
-                        r.run_id,
-                        r.dry_run,
-                        r.causation_id,
-                    ],
-                    |row| row.get(0),
-                )
+                st.execute(rusqlite::params![
+                    r.id,
+                    r.container,
+                    r.topic,
+                    &*self.payload,
+                    r.emitted_at,
+                    r.producer,
+                    r.run_id,
+                    r.dry_run,
+                    r.causation_id,
+                ])
             })
             .map_err(sqlite(op))?;
-        self.rec.seq = seq;
+        self.rec.seq = tx.last_insert_rowid();
         let mut st = tx.prepare_cached(INSERT_DELIVERY).map_err(sqlite(op))?;
         for s in &self.subscribers {
             st.execute((
@@ -414,10 +410,19 @@ impl PreparedEvent {
 }
 
 /// Inserts an event (binds: id, container, topic, payload, emitted_at, producer, run_id,
-/// dry_run, causation_id); returns its `seq`.
-pub(super) const INSERT_EVENT: &str =
-    "INSERT INTO events (id, container, topic, payload, emitted_at, producer, run_id, \
-     dry_run, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq";
+/// dry_run, causation_id).
+macro_rules! insert_event_sql {
+    () => {
+        "INSERT INTO events (id, container, topic, payload, emitted_at, producer, run_id, \
+         dry_run, causation_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+    };
+}
+/// `insert_event_sql!` returning the event's `seq` (PostgreSQL).
+pub(super) const INSERT_EVENT: &str = concat!(insert_event_sql!(), " RETURNING seq");
+/// `insert_event_sql!` on SQLite, where `seq` is the rowid, read back with
+/// `last_insert_rowid` on the same connection: `RETURNING` would buffer its row in a
+/// temporary b-tree, created and dropped per event.
+const INSERT_EVENT_SQLITE: &str = insert_event_sql!();
 /// Inserts one `pending` delivery (binds: event_id, subscriber, container, run_id,
 /// created_at).
 const INSERT_DELIVERY: &str =

@@ -173,7 +173,13 @@ impl Prepared {
             Some(_) => Vec::new(),
         };
         Ok(Prepared {
-            output_text: layer_run.output.as_ref().map(|v| v.to_string()),
+            output_text: match &c.result {
+                LayerRunResult::Succeeded {
+                    output_json: Some(text),
+                    ..
+                } => Some(text.clone()),
+                _ => layer_run.output.as_ref().map(|v| v.to_string()),
+            },
             held_back_text: layer_run.held_back.as_ref().map(|v| v.to_string()),
             layer_run,
             failed,

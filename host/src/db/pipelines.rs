@@ -243,6 +243,10 @@ pub enum LayerRunResult {
     /// default to the commit's run and event) with a pending delivery per subscriber.
     Succeeded {
         output: serde_json::Value,
+        /// The JSON text of `output` if the caller has it (a layer's own text): stored as
+        /// is instead of serialising `output` again.
+        #[serde(skip)]
+        output_json: Option<String>,
         emitted: Vec<(NewEvent, Vec<Subscriber>)>,
     },
     /// The attempt is counted; the delivery goes `failed` when `final_attempt`, else stays

@@ -612,6 +612,7 @@ impl LayerJob {
                     true,
                     LayerRunResult::Succeeded {
                         output: r.output,
+                        output_json: Some(r.output_json),
                         emitted,
                     },
                     usage.state.into_entries(plugin.name()),

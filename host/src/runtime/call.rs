@@ -37,6 +37,8 @@ pub struct LayerOutput {
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LayerResult {
     pub output: serde_json::Value,
+    /// The JSON text `output` was parsed from (stored as is).
+    pub output_json: String,
     /// Events published during the call (with the id `events.publish` returned) first,
     /// then the outcome's events, in order.
     pub events: Vec<LayerEvent>,
@@ -344,7 +346,11 @@ impl LoadedPlugin {
                     json: json.into(),
                 });
             }
-            Ok(LayerResult { output, events })
+            Ok(LayerResult {
+                output,
+                output_json: o.output,
+                events,
+            })
         });
         (result, usage)
     }
