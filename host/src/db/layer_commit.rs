@@ -7,7 +7,7 @@
 //! blocking thread from async code, none from the orchestrator's layer thread); on
 //! PostgreSQL through the sqlx pool, the run's row locked to number the layer runs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use rusqlite::types::ValueRef;
 use rusqlite::OptionalExtension;
@@ -256,21 +256,19 @@ impl Prepared {
             return Ok(None);
         }
         let n = self.reads.len();
-        let stored: HashMap<(String, String), Vec<u8>> =
-            sqlx::query_as::<_, (String, String, Vec<u8>)>(READ_STATES_POSTGRES)
-                .bind(&plugins[..n])
-                .bind(&keys[..n])
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(q(OP))?
-                .into_iter()
-                .map(|(p, k, v)| ((p, k), v))
-                .collect();
+        let stored: Vec<(String, String, Vec<u8>)> = sqlx::query_as(READ_STATES_POSTGRES)
+            .bind(&plugins[..n])
+            .bind(&keys[..n])
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(q(OP))?;
+        // A few keys per layer run: scanned, no key copied to look it up.
         Ok(self.reads.iter().position(|r| {
-            stored
-                .get(&(r.plugin.clone(), r.key.clone()))
-                .map(Vec::as_slice)
-                != r.value.as_deref()
+            let now = stored
+                .iter()
+                .find(|(p, k, _)| *p == r.plugin && *k == r.key)
+                .map(|(_, _, v)| v.as_slice());
+            now != r.value.as_deref()
         }))
     }
 
@@ -278,8 +276,8 @@ impl Prepared {
     /// failed layer run.
     fn apply_stale(&mut self, stale: Option<usize>) {
         if let Some(i) = stale {
-            let r = self.reads[i].clone();
-            self.stale_read(&r.plugin, &r.key);
+            let (plugin, key) = (self.reads[i].plugin.clone(), self.reads[i].key.clone());
+            self.stale_read(&plugin, &key);
         }
     }
 
