@@ -135,7 +135,6 @@ async fn sqlite_migration_0006_keeps_events_deliveries_and_their_order() {
     assert_eq!(
         indexes,
         [
-            "event_deliveries_run_status_idx",
             "events_container_seq_idx",
             "events_run_idx",
             "events_topic_seq_idx"

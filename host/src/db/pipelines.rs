@@ -759,8 +759,8 @@ impl Db {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "SELECT {}, d.subscriber AS d_subscriber, d.container AS d_container, \
-                 d.attempts AS d_attempts FROM event_deliveries d \
-                 JOIN events e ON e.id = d.event_id WHERE d.run_id = $1 \
+                 d.attempts AS d_attempts FROM events e \
+                 JOIN event_deliveries d ON d.event_id = e.id WHERE e.run_id = $1 \
                  AND d.status = 'pending' ORDER BY e.seq, d.subscriber LIMIT $2",
                 qualified("e", EVENT_COLUMNS)
             )
