@@ -32,7 +32,8 @@ fn set_version(dir: &Path, version: &str) {
         })
         .collect::<Vec<_>>()
         .join("\n");
-    std::fs::write(dir.join("plugin.toml"), m).unwrap();
+    // By rename, so the watcher never reads a half-written manifest.
+    replace_by_rename(&dir.join("plugin.toml"), m.as_bytes());
 }
 
 fn live_version(h: &TestHost, name: &str) -> Option<String> {
@@ -41,6 +42,15 @@ fn live_version(h: &TestHost, name: &str) -> Option<String> {
         .get(name)
         .ok()
         .map(|p| p.version().to_string())
+}
+
+/// Sets the flag when dropped, also while a failed assertion unwinds.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Writes `bytes` to `path` via a temporary file and rename (what deploy tools do).
@@ -65,6 +75,9 @@ async fn swap_under_concurrent_calls_fails_no_call_and_rejects_a_broken_version(
     assert_eq!(live_version(&h, "slow-good").as_deref(), Some("1.0.0"));
 
     let stop = Arc::new(AtomicBool::new(false));
+    // Stops the workers however this test ends: a failed assertion must report, not hang
+    // in the runtime's shutdown waiting for blocking tasks that never return.
+    let _stop_workers = StopOnDrop(stop.clone());
     let failures = Arc::new(AtomicUsize::new(0));
     let versions = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<
         String,
@@ -111,13 +124,20 @@ async fn swap_under_concurrent_calls_fails_no_call_and_rejects_a_broken_version(
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
-    // A broken version, written in place: rejected, 1.1.0 keeps serving.
-    set_version(&dir, "2.0.0");
-    std::fs::write(dir.join("plugin.wasm"), b"\0asm this is not a component").unwrap();
+    // A broken version, the component written in place: rejected, 1.1.0 keeps serving.
+    // The component goes first: a manifest saying 2.0.0 next to 1.1.0's intact
+    // component would be a valid new version (the watcher may see the two writes apart).
     let slot = h.manager.registry().slot("slow-good").unwrap();
-    wait_for("broken version rejected", Duration::from_secs(20), || {
-        slot.last_error().is_some()
-    })
+    std::fs::write(dir.join("plugin.wasm"), b"\0asm this is not a component").unwrap();
+    set_version(&dir, "2.0.0");
+    wait_for(
+        "broken version 2.0.0 rejected",
+        Duration::from_secs(20),
+        || {
+            slot.last_error()
+                .is_some_and(|e| e.error.contains("slow-good@2.0.0"))
+        },
+    )
     .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(live_version(&h, "slow-good").as_deref(), Some("1.1.0"));
