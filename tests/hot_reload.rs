@@ -308,6 +308,45 @@ async fn version_failing_its_smoke_test_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manifest_read_half_written_is_read_again_and_its_version_goes_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let h = host(&sqlite_url(tmp.path()), "").await;
+    let dir = install(&h.plugins_dir, "bant", "bant");
+    h.manager.load_dir(&dir).await.unwrap();
+    // An editor writing plugin.toml in place: the loader reads it cut inside the version
+    // line (it does not parse), and the rest arrives a moment later.
+    let full = std::fs::read_to_string(dir.join("plugin.toml"))
+        .unwrap()
+        .replace("version = \"1.0.0\"", "version = \"1.3.0\"");
+    let cut = full.find("version =").unwrap() + "version =".len();
+    std::fs::write(dir.join("plugin.toml"), &full[..cut]).unwrap();
+    let path = dir.join("plugin.toml");
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        std::fs::write(path, full).unwrap();
+    });
+    let outcome = h.manager.load_dir(&dir).await.unwrap();
+    writer.join().unwrap();
+    assert_eq!(outcome.plugin().version(), "1.3.0");
+    assert_eq!(live_version(&h, "bant").as_deref(), Some("1.3.0"));
+    let rows = h.db.list_plugin_versions(Some("bant"), 10).await.unwrap();
+    assert!(
+        rows.iter().all(|r| r.status.as_str() != "rejected"),
+        "a half-written manifest was recorded as rejected: {:?}",
+        rows.iter()
+            .map(|r| (&r.version, r.status.as_str(), &r.error))
+            .collect::<Vec<_>>()
+    );
+    assert!(h
+        .manager
+        .registry()
+        .slot("bant")
+        .unwrap()
+        .last_error()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_manifest_is_recorded_and_the_live_version_stays() {
     let tmp = tempfile::tempdir().unwrap();
     let h = host(&sqlite_url(tmp.path()), "").await;

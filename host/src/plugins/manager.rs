@@ -120,7 +120,7 @@ impl PluginManager {
     /// Loads (or reloads) the plugin in `dir`.
     pub async fn load_dir(&self, dir: &Path) -> Result<LoadOutcome, LoadError> {
         let _guard = self.load_lock.lock().await;
-        let manifest = match Manifest::load(dir) {
+        let manifest = match settled_manifest(dir).await {
             Ok(m) => m,
             Err(e) => {
                 self.note_failure(None, dir, None, None, &e.to_string());
@@ -381,6 +381,29 @@ impl PluginManager {
         self.record_status(row, VersionStatus::Live, None).await;
         tracing::info!(from = %old.id(), to = %live.id(), "plugin rolled back");
         Ok(live)
+    }
+}
+
+/// The manifest in `dir`. One that does not load is read again after [`PARTIAL_PAUSE`]
+/// while its file is still changing — an editor or copy writing it in place, seen half
+/// written — as a half-written component is; unchanged, the error stands.
+async fn settled_manifest(dir: &Path) -> Result<Manifest, crate::manifest::ManifestError> {
+    let file = dir.join(MANIFEST_FILE);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let seen = std::fs::read(&file).ok();
+        match Manifest::load(dir) {
+            Ok(m) => return Ok(m),
+            Err(e) if attempt < PARTIAL_RETRIES => {
+                tokio::time::sleep(PARTIAL_PAUSE).await;
+                if std::fs::read(&file).ok() == seen {
+                    return Err(e);
+                }
+                tracing::debug!(dir = %dir.display(), attempt, error = %e, "manifest changed while read; reading it again");
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
