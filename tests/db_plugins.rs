@@ -179,6 +179,21 @@ async fn audit_batch_insert_and_filters() {
             3
         );
         assert_eq!(db.prune_audit(1_100).await.unwrap(), 100);
+
+        // A cost that is not a number is stored as unknown (NULL), not refused.
+        let mut odd = audit(9_000, "c", "llm", true);
+        odd.cost_usd = Some(f64::NAN);
+        db.insert_audit(&[odd]).await.unwrap();
+        let stored = db
+            .list_audit(&AuditFilter {
+                plugin: Some("c".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].record.cost_usd, None);
+        assert_eq!(stored[0].record.tokens_in, Some(10));
     })
     .await;
 }
