@@ -748,6 +748,20 @@ mod pipeline {
             })
             .collect();
 
+        // The slowest tenth of the runs split like the means: where the tail comes from.
+        let slowest = if in_layers.len() == total.len() && !total.is_empty() {
+            let mut order: Vec<usize> = (0..total.len()).collect();
+            order.sort_by(|&a, &b| total[b].total_cmp(&total[a]));
+            order.truncate((total.len() / 10).max(1));
+            let m = |v: &[f64]| order.iter().map(|&i| v[i]).sum::<f64>() / order.len() as f64;
+            json!({
+                "runs": order.len(), "mean_ms": m(&total), "create_run_mean_ms": m(&create),
+                "in_layers_mean_ms": m(&in_layers),
+                "orchestration_mean_ms": m(&total) - m(&create) - m(&in_layers),
+            })
+        } else {
+            Value::Null
+        };
         let (p50, p90, p99, mean) = ms_stats(&mut total);
         let (_, _, _, create_mean) = ms_stats(&mut create);
         let (_, _, _, in_layers_mean) = ms_stats(&mut in_layers);
@@ -772,7 +786,8 @@ mod pipeline {
             "phi_sync_missing": summaries.len() - phis.len(),
             "in_layers_mean_ms": in_layers_mean,
             "capability_calls_mean_ms": capability_ms_per_run,
-            "orchestration_mean_ms": mean - in_layers_mean,
+            "orchestration_mean_ms": mean - create_mean - in_layers_mean,
+            "slowest_tenth": slowest,
             "layers": layers,
             "capability_calls": calls,
             "capability_calls_truncated": truncated,
@@ -827,6 +842,17 @@ mod pipeline {
             f(&p["capability_calls_mean_ms"]),
             f(&p["orchestration_mean_ms"])
         );
+        let t = &p["slowest_tenth"];
+        if t.is_object() {
+            println!(
+                "    slowest tenth ({} runs): mean {} ms = create_run {} + in layers {} + orchestrator/db {}",
+                t["runs"],
+                f(&t["mean_ms"]),
+                f(&t["create_run_mean_ms"]),
+                f(&t["in_layers_mean_ms"]),
+                f(&t["orchestration_mean_ms"])
+            );
+        }
         if let Some(layers) = p["layers"].as_object() {
             let parts: Vec<String> = layers
                 .iter()
