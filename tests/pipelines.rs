@@ -508,7 +508,22 @@ async fn concurrent_runs_never_book_one_slot_twice_or_lose_a_state_update() {
 async fn concurrent_state_case(backend: Backend) {
     const RUNS: usize = 8;
     let json_of = |v: Option<Vec<u8>>| -> Value { serde_json::from_slice(&v.unwrap()).unwrap() };
-    let s = setup(backend, "pricing").await;
+    // What this proves is the state check, not wall-clock limits: eight runs on two CPUs
+    // (beside the other tests) can keep a layer off the CPU past the default 200 ms
+    // deadline, which fails it three times and then the run.
+    let s = setup_with(backend, "pricing", Crm::Builtin, |plugins| {
+        for layer in ["booking", "kickoff", "pricing", "invoicing", "forecast"] {
+            let manifest = plugins.join(layer).join("plugin.toml");
+            let text = std::fs::read_to_string(&manifest).unwrap();
+            assert!(!text.contains("[limits]"), "{layer} already sets limits");
+            std::fs::write(
+                &manifest,
+                format!("{text}\n[limits]\ndeadline_ms = 10000\n"),
+            )
+            .unwrap();
+        }
+    })
+    .await;
     let tasks: Vec<_> = (0..RUNS)
         .map(|i| {
             let p = s.app.pipelines.clone();
@@ -522,12 +537,18 @@ async fn concurrent_state_case(backend: Backend) {
     let mut conflicts = 0;
     for t in tasks {
         let summary = t.await.unwrap().unwrap();
+        let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
         assert_eq!(
             summary.status,
             RunStatus::Succeeded,
-            "[{backend}] {summary:?}"
+            "[{backend}] {summary:?}; failed layer runs: {:?}",
+            detail
+                .layer_runs
+                .iter()
+                .filter(|l| l.status == LayerRunStatus::Failed)
+                .map(|l| (&l.layer, l.error.as_deref()))
+                .collect::<Vec<_>>()
         );
-        let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
         for l in detail
             .layer_runs
             .iter()
