@@ -392,10 +392,10 @@ async fn settled_manifest(dir: &Path) -> Result<Manifest, crate::manifest::Manif
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let seen = std::fs::read(&file).ok();
         match Manifest::load(dir) {
             Ok(m) => return Ok(m),
             Err(e) if attempt < PARTIAL_RETRIES => {
+                let seen = std::fs::read(&file).ok();
                 tokio::time::sleep(PARTIAL_PAUSE).await;
                 if std::fs::read(&file).ok() == seen {
                     return Err(e);
