@@ -30,6 +30,17 @@ impl Server {
         grants: &str,
         tweak: impl FnOnce(&mut strata::config::Config),
     ) -> Server {
+        Self::start_from(url, grants, tweak, None).await
+    }
+
+    /// Like [`Server::start`]; with `config_file`, the configuration is written there and
+    /// the server reads it again on a reload.
+    async fn start_from(
+        url: &str,
+        grants: &str,
+        tweak: impl FnOnce(&mut strata::config::Config),
+        config_file: Option<std::path::PathBuf>,
+    ) -> Server {
         // Reuse the test host's plugins dir and database; the server builds its own runtime.
         let host = host(url, grants).await;
         install(&host.plugins_dir, "bant", "bant");
@@ -47,8 +58,16 @@ impl Server {
         tweak(&mut config);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(strata::server::serve_until(
+        let source = match config_file {
+            Some(path) => {
+                std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+                strata::server::ConfigSource::Cli(Some(path))
+            }
+            None => strata::server::ConfigSource::Fixed,
+        };
+        let task = tokio::spawn(strata::server::serve_with(
             config,
+            source,
             Some(ready_tx),
             async move {
                 let _ = stop_rx.await;
@@ -132,6 +151,7 @@ const PROTECTED: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/agents/stats", Role::Reader),
     ("GET", "/api/v1/plugins", Role::Reader),
     ("GET", "/api/v1/plugins/bant", Role::Reader),
+    ("GET", "/api/v1/plugins/bant/versions", Role::Reader),
     ("GET", "/api/v1/audit", Role::Reader),
     ("GET", "/api/v1/mcp/status", Role::Reader),
     ("GET", "/api/v1/mcp/servers/x/tools", Role::Reader),
@@ -141,8 +161,11 @@ const PROTECTED: &[(&str, &str, Role)] = &[
     ("POST", "/api/v1/leads/qualify/x", Role::Operator),
     ("PUT", "/api/v1/leads/scores/x/override", Role::Operator),
     ("POST", "/api/v1/plugins/bant/rollback", Role::Operator),
+    ("POST", "/api/v1/plugins/bant/pin", Role::Operator),
+    ("POST", "/api/v1/plugins/bant/unpin", Role::Operator),
     ("POST", "/api/v1/plugins/bant/disable", Role::Operator),
     ("POST", "/api/v1/plugins/bant/enable", Role::Operator),
+    ("POST", "/api/v1/config/reload", Role::Admin),
     ("GET", "/api/v1/keys", Role::Admin),
     ("POST", "/api/v1/keys", Role::Admin),
     ("DELETE", "/api/v1/keys/x", Role::Admin),
@@ -808,5 +831,260 @@ async fn a_pure_scorer_that_overruns_the_inline_budget_moves_to_the_blocking_poo
         "demoted at the third: {detail}"
     );
     assert_eq!(detail["pure"], json!(true), "{detail}");
+    s.stop().await;
+}
+
+async fn wait_until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while !cond().await {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_pins_rejected_directories_and_a_config_reload_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("strata.toml");
+    let grants = "[grants.stateful]\ncapabilities = [\"state\"]\n";
+    let s = Server::start_from(&sqlite_url(tmp.path()), grants, |_| {}, Some(file.clone())).await;
+    let (op, admin) = (s.operator.clone(), s.admin.clone());
+
+    // A score names the version's component.
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("v1")})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, bant) = s
+        .json(Method::GET, "/api/v1/plugins/bant", &s.reader, None)
+        .await;
+    assert_eq!(v["sha256"], bant["sha256"]);
+    assert_eq!(v["strategy"], "bant@1.0.0");
+
+    // 1.1.0 with new bytes, deployed into the watched directory.
+    let dir = s.host.plugins_dir.join("bant");
+    let new = strata::runtime::prepare::with_custom_section(&wasm_of("bant"), "api-1.1.0");
+    std::fs::write(dir.join("plugin.wasm.tmp"), &new).unwrap();
+    std::fs::rename(dir.join("plugin.wasm.tmp"), dir.join("plugin.wasm")).unwrap();
+    let m = std::fs::read_to_string(dir.join("plugin.toml"))
+        .unwrap()
+        .replace("version = \"1.0.0\"", "version = \"1.1.0\"");
+    std::fs::write(dir.join("plugin.toml.tmp"), m).unwrap();
+    std::fs::rename(dir.join("plugin.toml.tmp"), dir.join("plugin.toml")).unwrap();
+    wait_until("1.1.0 live", async || {
+        s.json(Method::GET, "/api/v1/plugins/bant", &s.reader, None)
+            .await
+            .1["live_version"]
+            == "1.1.0"
+    })
+    .await;
+    let (st, v) = s
+        .json(
+            Method::GET,
+            "/api/v1/plugins/bant/versions",
+            &s.reader,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["live"]["version"], "1.1.0");
+    assert_eq!(v["kept"].as_array().unwrap().len(), 2, "{v}");
+
+    // Roll back (pinned), pin another kept version by number, unpin.
+    let (st, v) = s
+        .json(Method::POST, "/api/v1/plugins/bant/rollback", &op, None)
+        .await;
+    assert_eq!(
+        (st, &v["live"]["version"], &v["pinned"]),
+        (StatusCode::OK, &json!("1.0.0"), &json!(true)),
+        "{v}"
+    );
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/plugins/bant/pin",
+            &op,
+            Some(json!({"version": "1.1.0"})),
+        )
+        .await;
+    assert_eq!(
+        (st, &v["live"]["version"]),
+        (StatusCode::OK, &json!("1.1.0")),
+        "{v}"
+    );
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/plugins/bant/rollback",
+            &op,
+            Some(json!({"to": "0.0.1"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert_eq!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("keeps no version 0.0.1"),
+        true,
+        "{v}"
+    );
+    let (st, v) = s
+        .json(Method::POST, "/api/v1/plugins/bant/unpin", &op, None)
+        .await;
+    assert_eq!((st, &v["pinned"]), (StatusCode::OK, &json!(false)), "{v}");
+    let (st, _) = s
+        .json(Method::POST, "/api/v1/plugins/nope/pin", &op, None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // The same through the CLI against the running server.
+    let cli = |args: &[&str], key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(args)
+            .args(["--server", &s.base, "--key", key])
+            .output()
+            .unwrap()
+    };
+    let out = cli(&["plugin", "versions", "bant", "--json"], &s.reader);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["live"]["version"], "1.1.0");
+    let out = cli(&["plugin", "rollback", "bant", "--to", "1.0.0"], &op);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("live bant@1.0.0") && stdout.contains("pinned"),
+        "{stdout}"
+    );
+    let out = cli(&["plugin", "pin", "bant", "--version", "0.0.9"], &op);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("409") && stderr.contains("keeps no version 0.0.9"),
+        "{stderr}"
+    );
+    let out = cli(&["plugin", "unpin", "bant"], &op);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("live bant@1.1.0"),
+        "{stdout}"
+    );
+    let out = cli(&["plugin", "pin", "bant"], &s.reader);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("403"));
+
+    // An invalid directory is listed with its reason.
+    let bad = s.host.plugins_dir.join("escape");
+    std::fs::create_dir_all(&bad).unwrap();
+    std::fs::write(
+        bad.join("plugin.toml"),
+        "[plugin]\nname = \"../../etc\"\nversion = \"1.0.0\"\nkind = \"scorer\"\n",
+    )
+    .unwrap();
+    wait_until("the invalid directory listed", async || {
+        let (_, v) = s
+            .json(Method::GET, "/api/v1/plugins", &s.reader, None)
+            .await;
+        v["directories"].as_array().unwrap().iter().any(|d| {
+            d["dir"].as_str().unwrap().ends_with("escape")
+                && d["state"] == "rejected"
+                && d["error"].as_str().unwrap().contains("plugin.name")
+        })
+    })
+    .await;
+
+    // Config reload: the grant taken away stops the plugin, with the reason; given back,
+    // it serves again. Other changed settings are named as needing a restart.
+    let mut config: strata::config::Config =
+        toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    config.grants.remove("stateful");
+    config.server.body_limit_bytes += 1;
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let (st, v) = s
+        .json(Method::POST, "/api/v1/config/reload", &admin, None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["grants"][0]["plugin"], "stateful", "{v}");
+    assert_eq!(v["grants"][0]["outcome"], "stopped", "{v}");
+    assert!(
+        v["grants"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("grants.stateful"),
+        "{v}"
+    );
+    assert_eq!(
+        v["restart_required"],
+        json!(["server.body_limit_bytes"]),
+        "{v}"
+    );
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("v2"), "strategy": "stateful"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (_, v) = s
+        .json(Method::GET, "/api/v1/plugins", &s.reader, None)
+        .await;
+    let stateful = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "stateful")
+        .unwrap()
+        .clone();
+    assert!(
+        stateful["last_error"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("grants.stateful"),
+        "{stateful}"
+    );
+
+    let mut config = config;
+    config.grants.insert(
+        "stateful".into(),
+        toml::from_str("capabilities = [\"state\"]").unwrap(),
+    );
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let (st, v) = s
+        .json(Method::POST, "/api/v1/config/reload", &admin, None)
+        .await;
+    assert_eq!(
+        (st, &v["grants"][0]["outcome"]),
+        (StatusCode::OK, &json!("live")),
+        "{v}"
+    );
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("v3"), "strategy": "stateful"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // A broken file is refused; the running configuration stays.
+    std::fs::write(&file, "[server\nbind = ").unwrap();
+    let (st, v) = s
+        .json(Method::POST, "/api/v1/config/reload", &admin, None)
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     s.stop().await;
 }

@@ -81,9 +81,16 @@ fn xeducation() -> String {
 #[tokio::test]
 async fn score_stores_and_prints_every_demo_lead() {
     let w = Work::new();
+    // Another plugin's broken directory does not stop a command about BANT.
+    std::fs::create_dir_all(w.path("plugins/aa-broken")).unwrap();
+    std::fs::write(w.path("plugins/aa-broken/plugin.toml"), "[plugin]\nname = ").unwrap();
     let out = w.strata(&["score", "--plugin", "bant", "--input", &demo()]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("plugins/aa-broken"),
+        "the broken directory is warned about: {stderr}"
+    );
     assert!(
         stdout.contains("demo-001") && stdout.contains("demo-012"),
         "{stdout}"
@@ -93,6 +100,8 @@ async fn score_stores_and_prints_every_demo_lead() {
     let scores = db.latest_scores("demo-002", 5).await.unwrap();
     assert_eq!(scores.len(), 1);
     assert_eq!(scores[0].strategy, "bant@1.0.0");
+    let sha = strata::runtime::prepare::sha256_hex(&wasm_of("bant"));
+    assert_eq!(scores[0].strategy_sha256.as_deref(), Some(sha.as_str()));
     assert!(scores[0].score.value > scores.iter().map(|_| 0.0).sum::<f64>());
     assert!(
         db.get_lead("demo-002").await.unwrap().is_some(),
@@ -156,7 +165,9 @@ async fn inspect_shows_imports_and_declared_versus_granted() {
         "--json",
     ]);
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stderr}");
+    // Not loadable: the report is printed, and the exit code says so.
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("would not load"), "{stderr}");
     let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(r["world"], "strata:plugin/scorer");
     assert!(r["imports"]
@@ -192,6 +203,7 @@ async fn inspect_shows_imports_and_declared_versus_granted() {
         w.path("plugins/bant").to_str().unwrap(),
     ]);
     let (stdout, _) = text(&out);
+    assert!(out.status.success());
     assert!(
         stdout.contains("bant@1.0.0") && stdout.contains("loadable: yes"),
         "{stdout}"

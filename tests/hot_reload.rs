@@ -232,11 +232,11 @@ async fn rollback_and_dedupe(url: &str) -> Arc<TestHost> {
     h.manager.load_dir(&dir).await.unwrap();
     assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.1"));
 
-    let back = h.manager.rollback("bant").await.unwrap();
+    let back = h.manager.rollback("bant", None).await.unwrap();
     assert_eq!(back.version(), "1.0.0");
     assert_eq!(live_version(&h, "bant").as_deref(), Some("1.0.0"));
     assert!(
-        h.manager.rollback("bant").await.is_err(),
+        h.manager.rollback("bant", None).await.is_err(),
         "nothing older than 1.0.0 is kept"
     );
     let rows = h.db.list_plugin_versions(Some("bant"), 10).await.unwrap();

@@ -116,7 +116,8 @@ pub async fn qualify_with_agent(
     };
     match parsed {
         Ok((v, o)) => {
-            let mut row = NewScore::new(lead_id, agent.id(), o.score.clone());
+            let mut row =
+                NewScore::new(lead_id, agent.id(), o.score.clone()).with_sha256(&agent.sha256);
             row.fallback_used = o.fallback_used;
             row.request_id = request_id;
             let score_id = db.insert_score(&row).await.map_err(|e| e.to_string())?;

@@ -64,6 +64,12 @@ pub struct PluginSettings {
     pub watch: bool,
     /// Quiet time before a burst of file events is acted on.
     pub debounce_ms: u64,
+    /// After a burst, the plugin directory must stay unchanged (by `stat`: names, sizes,
+    /// times) this long before its files are read, so a manifest and its component
+    /// written one after the other are read together.
+    pub settle_ms: u64,
+    /// Largest component read (bytes); a larger `plugin.wasm` is rejected unread.
+    pub max_component_bytes: u64,
     /// Versions kept per plugin for rollback (the live one included).
     pub keep_versions: usize,
     /// Strategy used when a request names none.
@@ -86,6 +92,8 @@ impl Default for PluginSettings {
             extra_dirs: Vec::new(),
             watch: true,
             debounce_ms: 150,
+            settle_ms: 250,
+            max_component_bytes: 32 << 20,
             keep_versions: 5,
             default_scorer: "bant".into(),
         }
@@ -229,6 +237,11 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.plugins.max_component_bytes == 0 {
+            return Err(ConfigError(
+                "plugins.max_component_bytes must be at least 1".into(),
+            ));
+        }
         let r = &self.runtime;
         if r.pool_instances == 0 {
             return Err(ConfigError(

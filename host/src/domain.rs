@@ -152,6 +152,9 @@ pub struct StoredScore {
     pub lead_id: String,
     /// `plugin@version` that produced the score.
     pub strategy: String,
+    /// SHA-256 of that version's component (absent for scores stored before it was
+    /// recorded).
+    pub strategy_sha256: Option<String>,
     pub score: Score,
     pub fallback_used: bool,
     pub request_id: Option<String>,

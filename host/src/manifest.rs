@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub const MANIFEST_FILE: &str = "plugin.toml";
 /// Default file name of the component next to the manifest.
 pub const DEFAULT_COMPONENT: &str = "plugin.wasm";
+/// Largest manifest (or layer schema file) read.
+pub const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 /// Which world a plugin implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -58,6 +60,11 @@ pub struct PluginSection {
     pub description: String,
     #[serde(default = "default_component")]
     pub component: String,
+    /// Hex SHA-256 of the component this manifest belongs to. When set, the version goes
+    /// live only with exactly these bytes: a manifest that arrives before its component
+    /// waits for it instead of going live with the previous component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_sha256: Option<String>,
 }
 
 fn default_component() -> String {
@@ -151,11 +158,8 @@ pub struct Manifest {
 /// Why a manifest could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read manifest {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("cannot read manifest {0}")]
+    Read(#[from] crate::plugins::files::FileError),
     #[error("invalid manifest {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid manifest {path}: {message}")]
@@ -164,22 +168,39 @@ pub enum ManifestError {
 
 impl Manifest {
     /// Reads and validates `dir/plugin.toml` (or the file itself if `path` is a file).
+    /// Only a regular file inside its directory, of at most [`MAX_MANIFEST_BYTES`], is read
+    /// (see [`crate::plugins::files`]).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let file = if path.is_dir() {
-            path.join(MANIFEST_FILE)
+        let (dir, name) = if path.is_dir() {
+            (path.to_path_buf(), std::ffi::OsString::from(MANIFEST_FILE))
         } else {
-            path.to_path_buf()
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (parent, path.file_name().unwrap_or_default().to_os_string())
         };
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
-            path: file.clone(),
-            source,
+        let bytes = crate::plugins::files::read_plugin_file(
+            &dir,
+            &name.to_string_lossy(),
+            MAX_MANIFEST_BYTES,
+        )?;
+        Self::from_bytes(&bytes, &dir.join(&name))
+    }
+
+    /// Parses and validates manifest bytes read from `file`; a layer's schemas are read
+    /// from `file`'s directory.
+    pub fn from_bytes(bytes: &[u8], file: &Path) -> Result<Self, ManifestError> {
+        let text = std::str::from_utf8(bytes).map_err(|e| ManifestError::Parse {
+            path: file.to_path_buf(),
+            message: format!("not UTF-8 text (byte {})", e.valid_up_to()),
         })?;
-        let mut manifest = Self::parse(&text, &file)?;
+        let mut manifest = Self::parse(text, file)?;
         if manifest.plugin.kind == PluginKind::Layer {
             let dir = file.parent().unwrap_or(Path::new("."));
             let schemas = LayerSchemas::load(&manifest.schemas, dir).map_err(|message| {
                 ManifestError::Invalid {
-                    path: file.clone(),
+                    path: file.to_path_buf(),
                     message: format!("[schemas]: {message}"),
                 }
             })?;
@@ -191,7 +212,7 @@ impl Manifest {
     pub fn parse(text: &str, origin: &Path) -> Result<Self, ManifestError> {
         let manifest: Manifest = toml::from_str(text).map_err(|e| ManifestError::Parse {
             path: origin.to_path_buf(),
-            message: e.to_string(),
+            message: one_line_toml_error(&e, text),
         })?;
         manifest
             .validate()
@@ -220,6 +241,14 @@ impl Manifest {
                 self.plugin.version
             ));
         }
+        if let Some(sha) = &self.plugin.component_sha256 {
+            if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(
+                    "plugin.component_sha256 must be 64 hex digits (sha256sum of the component)"
+                        .into(),
+                );
+            }
+        }
         let comp = &self.plugin.component;
         if comp.is_empty() || comp.contains('/') || comp.contains('\\') || comp.starts_with('.') {
             return Err(format!(
@@ -245,6 +274,21 @@ impl Manifest {
     /// `name@version`.
     pub fn id(&self) -> String {
         format!("{}@{}", self.plugin.name, self.plugin.version)
+    }
+}
+
+/// A TOML error as one line: the parser's message and where (line, column), never the
+/// snippet of the file the default rendering quotes.
+fn one_line_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().split_whitespace().collect::<Vec<_>>().join(" ");
+    match e.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or(text);
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
     }
 }
 
@@ -309,10 +353,18 @@ priority = ["high", "immediate"]
             .to_string()
             .contains("semantic version"));
         let unknown = GOOD.replace("[limits]", "[limits]\nmemroy_mb = 3");
-        assert!(Manifest::parse(&unknown, Path::new("p"))
+        let e = Manifest::parse(&unknown, Path::new("p"))
             .unwrap_err()
-            .to_string()
-            .contains("memroy_mb"));
+            .to_string();
+        assert!(e.contains("memroy_mb") && e.contains("line 9"), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
+        let broken = Manifest::parse("[plugin]\nname = \"x\"\nversion = \n", Path::new("p"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !broken.contains('\n') && broken.contains("line 3"),
+            "{broken}"
+        );
         let escape = GOOD.replace(
             "kind = \"scorer\"",
             "kind = \"scorer\"\ncomponent = \"../x.wasm\"",

@@ -121,29 +121,9 @@ fn throughput(plugin: &Arc<LoadedPlugin>, lead: &Lead, threads: usize, secs: f64
     count.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Appends a custom section so the bytes (and hash) differ but the component is the same.
-fn with_custom_section(wasm: &[u8], tag: &str) -> Vec<u8> {
-    let mut payload = vec![tag.len() as u8];
-    payload.extend_from_slice(tag.as_bytes());
-    payload.extend_from_slice(b"bench");
-    let mut out = wasm.to_vec();
-    out.push(0);
-    let mut n = payload.len();
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        out.push(if n == 0 { b } else { b | 0x80 });
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&payload);
-    out
-}
-
 fn find_dir(root: &Path, name: &str) -> anyhow::Result<PathBuf> {
     for d in PluginManager::plugin_dirs(root)? {
-        if Manifest::load(&d)?.plugin.name == name {
+        if Manifest::load(&d).is_ok_and(|m| m.plugin.name == name) {
             return Ok(d);
         }
     }
@@ -233,7 +213,7 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&swap_dir)?;
     std::fs::copy(dir.join("plugin.toml"), swap_dir.join("plugin.toml"))?;
     let (compile_ms, cached_ms) = {
-        let variant = with_custom_section(&wasm, "compile");
+        let variant = crate::runtime::prepare::with_custom_section(&wasm, "compile");
         let sha = crate::runtime::prepare::sha256_hex(&variant);
         let rt2 = rt.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, f64)> {
@@ -262,17 +242,43 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
         None,
     );
     let comp = swap_dir.join(&manifest.plugin.component);
-    std::fs::write(&comp, with_custom_section(&wasm, "v1"))?;
+    // A version number names one set of bytes: each variant gets its own.
+    let manifest_text = std::fs::read_to_string(dir.join("plugin.toml"))?;
+    let set_version = |v: &str| {
+        let text: String = manifest_text
+            .lines()
+            .map(|l| {
+                if l.starts_with("version = ") {
+                    format!("version = \"{}-{v}\"\n", manifest.plugin.version)
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        std::fs::write(swap_dir.join("plugin.toml"), text)
+    };
+    set_version("v1")?;
+    std::fs::write(
+        &comp,
+        crate::runtime::prepare::with_custom_section(&wasm, "v1"),
+    )?;
     swap_manager.load_dir(&swap_dir).await?;
-    std::fs::write(&comp, with_custom_section(&wasm, "v2-new"))?;
+    set_version("v2")?;
+    std::fs::write(
+        &comp,
+        crate::runtime::prepare::with_custom_section(&wasm, "v2-new"),
+    )?;
     let t = Instant::now();
     swap_manager.load_dir(&swap_dir).await?;
     let swap_cold = t.elapsed().as_secs_f64() * 1e3;
-    rt.cache()
-        .forget(&crate::runtime::prepare::sha256_hex(&with_custom_section(
-            &wasm, "v1",
-        )));
-    std::fs::write(&comp, with_custom_section(&wasm, "v1"))?;
+    rt.cache().forget(&crate::runtime::prepare::sha256_hex(
+        &crate::runtime::prepare::with_custom_section(&wasm, "v1"),
+    ));
+    set_version("v1")?;
+    std::fs::write(
+        &comp,
+        crate::runtime::prepare::with_custom_section(&wasm, "v1"),
+    )?;
     let t = Instant::now();
     swap_manager.load_dir(&swap_dir).await?;
     let swap_cached = t.elapsed().as_secs_f64() * 1e3;
@@ -300,8 +306,9 @@ pub async fn run(args: BenchArgs, mut config: Config) -> anyhow::Result<()> {
             .iter()
             .zip(results)
             .filter_map(|(l, r)| {
-                r.ok()
-                    .map(|s| crate::db::NewScore::new(l.id.clone(), bulk.id(), s))
+                r.ok().map(|s| {
+                    crate::db::NewScore::new(l.id.clone(), bulk.id(), s).with_sha256(&bulk.sha256)
+                })
             })
             .collect();
         let t2 = Instant::now();

@@ -7,6 +7,7 @@ mod mcp;
 mod pipeline;
 mod plugin;
 mod qualify;
+mod remote;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -95,10 +96,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 cfg.server.bind = b;
                 cfg.validate()?;
             }
+            let source = crate::server::ConfigSource::Cli(cli.config.clone());
             if demo {
-                return serve_demo(cfg).await;
+                return serve_demo(cfg, source).await;
             }
-            crate::server::serve(cfg, None).await
+            crate::server::serve(cfg, source, None).await
         }
         Command::Keys(cmd) => keys::run(cmd, config()?).await,
         Command::Qualify(args) => qualify::run(args, config()?).await,
@@ -114,12 +116,23 @@ pub(crate) async fn load_named(
 ) -> anyhow::Result<std::sync::Arc<crate::runtime::LoadedPlugin>> {
     let roots = manager.config().plugins.roots();
     for root in &roots {
-        for dir in crate::plugins::PluginManager::plugin_dirs(root)
-            .map_err(|e| anyhow::anyhow!("cannot list plugins directory {}: {e}", root.display()))?
-        {
-            let manifest = crate::manifest::Manifest::load(&dir)?;
-            if manifest.plugin.name == name {
-                return Ok(manager.load_dir(&dir).await?.plugin().clone());
+        let dirs = crate::plugins::PluginManager::plugin_dirs(root).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot list plugins directory {} (from plugins.dir / plugins.extra_dirs; \
+                 pass --config or run from the project directory): {e}",
+                root.display()
+            )
+        })?;
+        for dir in dirs {
+            // Another plugin's broken directory is not this command's failure.
+            match crate::manifest::Manifest::load(&dir) {
+                Ok(m) if m.plugin.name == name => {
+                    return Ok(manager.load_dir(&dir).await?.plugin().clone());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "skipping a plugin directory that does not load")
+                }
             }
         }
     }
@@ -134,7 +147,10 @@ pub(crate) async fn load_named(
 }
 
 /// `strata serve --demo`: demo leads and an admin key, then serve.
-async fn serve_demo(cfg: crate::config::Config) -> anyhow::Result<()> {
+async fn serve_demo(
+    cfg: crate::config::Config,
+    source: crate::server::ConfigSource,
+) -> anyhow::Result<()> {
     let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
     db.migrate().await?;
     let demo = std::path::Path::new("demo/leads.jsonl");
@@ -158,5 +174,5 @@ async fn serve_demo(cfg: crate::config::Config) -> anyhow::Result<()> {
             println!("try: curl -s -X POST -H \"Authorization: Bearer {key}\" http://{addr}/api/v1/leads/qualify/demo-001");
         }
     });
-    crate::server::serve(cfg, Some(tx)).await
+    crate::server::serve(cfg, source, Some(tx)).await
 }

@@ -29,13 +29,55 @@ pub enum PluginCommand {
         path: PathBuf,
     },
     /// Show a plugin's world, imports, exports, declared vs granted capabilities, limits.
+    /// Exits 1 when the plugin would not load.
     Inspect {
+        /// The plugin directory (or its plugin.toml).
         path: PathBuf,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Run a plugin's smoke tests (from its manifest).
-    Test { path: PathBuf },
+    Test {
+        /// The plugin directory (or its plugin.toml).
+        path: PathBuf,
+    },
+    /// List a served plugin's versions (live, available, every recorded attempt) on a
+    /// running server.
+    Versions {
+        name: String,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Roll a served plugin back (and pin it there) on a running server.
+    Rollback {
+        name: String,
+        /// The kept version to go back to (default: the newest older than the live one).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+    },
+    /// Pin a served plugin's live version (or a kept one) on a running server: new
+    /// versions from its directory are kept as available until `unpin`.
+    Pin {
+        name: String,
+        /// The kept version to make live and pin (default: the live one).
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+    },
+    /// Unpin a served plugin on a running server: the newest version its directory
+    /// delivered goes live.
+    Unpin {
+        name: String,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -63,7 +105,94 @@ pub async fn run(
         }),
         PluginCommand::Inspect { path, json } => inspect(&path, json, &config()?).await,
         PluginCommand::Test { path } => test(&path, config()?).await,
+        PluginCommand::Versions { name, server, json } => {
+            let v = server
+                .get(&format!("/api/v1/plugins/{name}/versions"))
+                .await?;
+            print_versions(&v, json)
+        }
+        PluginCommand::Rollback { name, to, server } => {
+            let body = serde_json::json!({ "to": to });
+            let v = server
+                .post(&format!("/api/v1/plugins/{name}/rollback"), &body)
+                .await?;
+            print_moved("rolled back", &v);
+            Ok(())
+        }
+        PluginCommand::Pin {
+            name,
+            version,
+            server,
+        } => {
+            let body = serde_json::json!({ "version": version });
+            let v = server
+                .post(&format!("/api/v1/plugins/{name}/pin"), &body)
+                .await?;
+            print_moved("pinned", &v);
+            Ok(())
+        }
+        PluginCommand::Unpin { name, server } => {
+            let v = server
+                .post(
+                    &format!("/api/v1/plugins/{name}/unpin"),
+                    &serde_json::json!({}),
+                )
+                .await?;
+            print_moved("unpinned", &v);
+            Ok(())
+        }
     }
+}
+
+fn print_moved(what: &str, v: &serde_json::Value) {
+    println!(
+        "{} {what}: live {} (sha256 {}){}",
+        v["name"].as_str().unwrap_or("?"),
+        v["live"]["id"].as_str().unwrap_or("?"),
+        v["live"]["sha256"].as_str().unwrap_or("?"),
+        if v["pinned"].as_bool() == Some(true) {
+            ", pinned"
+        } else {
+            ""
+        }
+    );
+}
+
+fn print_versions(v: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(v)?);
+        return Ok(());
+    }
+    println!(
+        "{}: live {}{}",
+        v["name"].as_str().unwrap_or("?"),
+        v["live"]["id"].as_str().unwrap_or("none"),
+        if v["pinned"].as_bool() == Some(true) {
+            " (pinned)"
+        } else {
+            ""
+        }
+    );
+    println!("  kept:");
+    for k in v["kept"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<10} {:<10} sha256 {}",
+            k["version"].as_str().unwrap_or("?"),
+            k["state"].as_str().unwrap_or("?"),
+            k["sha256"].as_str().unwrap_or("?")
+        );
+    }
+    println!("  attempts (newest first):");
+    for a in v["attempts"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<10} {:<11} {:.12}  {}",
+            a["version"].as_str().unwrap_or("?"),
+            a["status"].as_str().unwrap_or("?"),
+            a["sha256"].as_str().unwrap_or(""),
+            a["error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<()> {
@@ -241,30 +370,37 @@ pub fn build(path: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     Ok(built)
 }
 
-fn plugin_files(path: &Path) -> anyhow::Result<(PathBuf, Manifest, Vec<u8>)> {
+fn plugin_files(
+    path: &Path,
+    max_component_bytes: u64,
+) -> anyhow::Result<(PathBuf, Manifest, Vec<u8>)> {
     let dir = if path.is_dir() {
         path.to_path_buf()
     } else {
         path.parent().unwrap_or(Path::new(".")).to_path_buf()
     };
     let manifest = Manifest::load(&dir)?;
-    let wasm_path = dir.join(&manifest.plugin.component);
-    let wasm = std::fs::read(&wasm_path).with_context(|| {
-        format!(
-            "cannot read {} (build it with `strata plugin build`)",
-            wasm_path.display()
-        )
-    })?;
+    let wasm = crate::plugins::files::read_plugin_file(
+        &dir,
+        &manifest.plugin.component,
+        max_component_bytes,
+    )
+    .with_context(|| format!("{} (build it with `strata plugin build`)", manifest.id()))?;
     Ok((dir, manifest, wasm))
 }
 
 async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()> {
-    let (dir, manifest, wasm) = plugin_files(path)?;
+    let (dir, manifest, wasm) = plugin_files(path, config.plugins.max_component_bytes)?;
     let mut cfg = config.clone();
     cfg.runtime.cache_dir = None;
     let runtime = crate::app::App::runtime(&cfg, None, AuditSink::disabled())?;
-    let component = wasmtime::component::Component::new(runtime.engine(), &wasm)
-        .map_err(|e| anyhow::anyhow!("{}: not a valid component: {e:#}", dir.display()))?;
+    let component = wasmtime::component::Component::new(runtime.engine(), &wasm).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not a valid component: {}",
+            manifest.id(),
+            crate::runtime::prepare::compile_error(&wasm, &e)
+        )
+    })?;
     let ty = component.component_type();
     let imports: Vec<String> = ty
         .imports(runtime.engine())
@@ -318,9 +454,19 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
         "loadable": loadable.is_ok(),
         "load_error": loadable.err(),
     });
+    let not_loadable = || {
+        anyhow::anyhow!(
+            "{} would not load: {}",
+            manifest.id(),
+            report["load_error"].as_str().unwrap_or("?")
+        )
+    };
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
+        return match report["loadable"].as_bool() {
+            Some(true) => Ok(()),
+            _ => Err(not_loadable()),
+        };
     }
     println!(
         "{}  ({} · {})",
@@ -358,14 +504,19 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
         );
     }
     match (&report["limits"], report["load_error"].as_str()) {
-        (l, None) => println!("  limits: {l}\n  loadable: yes"),
-        (_, Some(e)) => println!("  loadable: NO — {e}"),
+        (l, None) => {
+            println!("  limits: {l}\n  loadable: yes");
+            Ok(())
+        }
+        (_, Some(e)) => {
+            println!("  loadable: NO — {e}");
+            Err(not_loadable())
+        }
     }
-    Ok(())
 }
 
 async fn test(path: &Path, mut config: Config) -> anyhow::Result<()> {
-    let (dir, manifest, wasm) = plugin_files(path)?;
+    let (dir, manifest, wasm) = plugin_files(path, config.plugins.max_component_bytes)?;
     // A throwaway database so plugins using `state`/`crm` can run their smoke cases.
     let tmp = tempfile::tempdir()?;
     let db = crate::db::Db::connect(

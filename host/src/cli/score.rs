@@ -108,10 +108,11 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
     let read = input::read(&args.input, format, &ReadOptions::default())?;
     let leads = Arc::new(read.leads);
     eprintln!(
-        "scoring {} leads from {} with {}",
+        "scoring {} leads from {} with {} (sha256 {})",
         leads.len(),
         args.input.display(),
-        plugin.id()
+        plugin.id(),
+        plugin.sha256
     );
 
     let started = Instant::now();
@@ -133,7 +134,10 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
     for (lead, r) in leads.iter().zip(&results) {
         match r {
             Ok(s) => {
-                stored.push(NewScore::new(lead.id.clone(), plugin.id(), s.clone()));
+                stored.push(
+                    NewScore::new(lead.id.clone(), plugin.id(), s.clone())
+                        .with_sha256(&plugin.sha256),
+                );
                 ok_leads.push(lead.clone());
             }
             Err(e) => {

@@ -21,6 +21,9 @@ pub enum PluginVersionStatus {
     Retired,
     /// Replaced by an older version on an operator's roll-back.
     RolledBack,
+    /// Passed every check while its plugin was pinned to another version; kept for
+    /// `pin` / `rollback --to` / `unpin`.
+    Available,
     /// Switched off by an operator.
     Disabled,
 }
@@ -33,6 +36,7 @@ impl PluginVersionStatus {
         Self::Rejected,
         Self::Retired,
         Self::RolledBack,
+        Self::Available,
         Self::Disabled,
     ];
 
@@ -44,6 +48,7 @@ impl PluginVersionStatus {
             Self::Rejected => "rejected",
             Self::Retired => "retired",
             Self::RolledBack => "rolled_back",
+            Self::Available => "available",
             Self::Disabled => "disabled",
         }
     }
@@ -197,6 +202,35 @@ impl Db {
                 .map_err(q(OP))?
         });
         row.map(|r| r.into_record(OP)).transpose()
+    }
+
+    /// The component hashes `name@version` passed its checks with (rows that went live or
+    /// available), newest first: a version number names one set of bytes.
+    pub async fn loaded_plugin_version_shas(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Vec<String>, DbError> {
+        const OP: &str = "loaded_plugin_version_shas";
+        let rows: Vec<(String,)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT sha256 FROM plugin_versions WHERE name = $1 AND version = $2 \
+                 AND status IN ('live', 'retired', 'rolled_back', 'available') \
+                 ORDER BY created_at DESC",
+            )
+            .bind(name)
+            .bind(version)
+            .fetch_all(pool)
+            .await
+            .map_err(q(OP))?
+        });
+        let mut shas: Vec<String> = Vec::with_capacity(rows.len());
+        for (s,) in rows {
+            if !shas.contains(&s) {
+                shas.push(s);
+            }
+        }
+        Ok(shas)
     }
 
     /// Plugin versions, newest first; of one plugin if `name` is given (0 = 100).

@@ -18,6 +18,8 @@ pub struct NewScore {
     pub lead_id: String,
     /// `plugin@version` that produced the score.
     pub strategy: String,
+    /// SHA-256 of that version's component (with `strategy`, the version's identity).
+    pub strategy_sha256: Option<String>,
     pub score: Score,
     pub fallback_used: bool,
     pub request_id: Option<String>,
@@ -30,11 +32,18 @@ impl NewScore {
         NewScore {
             lead_id: lead_id.into(),
             strategy: strategy.into(),
+            strategy_sha256: None,
             score,
             fallback_used: false,
             request_id: None,
             created_at: now_ms(),
         }
+    }
+
+    /// Names the component that produced the score.
+    pub fn with_sha256(mut self, sha256: impl Into<String>) -> NewScore {
+        self.strategy_sha256 = Some(sha256.into());
+        self
     }
 }
 
@@ -91,10 +100,11 @@ const FACTOR_COLUMNS: [&str; 5] = ["budget", "timeline", "complexity", "authorit
 pub(crate) const INSERT_COLUMNS: &str =
     "id, lead_id, strategy, score, priority, recommended_action, \
     reasoning, confidence, factors, budget_score, timeline_score, complexity_score, \
-    authority_score, fit_score, fallback_used, request_id, created_at";
-pub(crate) const N_INSERT_COLUMNS: usize = 17;
+    authority_score, fit_score, fallback_used, request_id, created_at, strategy_sha256";
+pub(crate) const N_INSERT_COLUMNS: usize = 18;
 
-const SELECT_COLUMNS: &str = "id, lead_id, strategy, score, priority, recommended_action, \
+const SELECT_COLUMNS: &str =
+    "id, lead_id, strategy, strategy_sha256, score, priority, recommended_action, \
     reasoning, confidence, factors, fallback_used, request_id, override_score, \
     override_priority, override_by, override_reason, override_at, created_at";
 
@@ -181,7 +191,8 @@ macro_rules! insert_score_rows {
                     .push_bind(v.factor_cols[4])
                     .push_bind(s.fallback_used)
                     .push_bind(s.request_id.as_deref())
-                    .push_bind(s.created_at);
+                    .push_bind(s.created_at)
+                    .push_bind(s.strategy_sha256.as_deref());
             });
             qb.build()
                 .persistent(false)
@@ -197,6 +208,7 @@ struct ScoreRow {
     id: String,
     lead_id: String,
     strategy: String,
+    strategy_sha256: Option<String>,
     score: f64,
     priority: String,
     recommended_action: String,
@@ -239,6 +251,7 @@ impl ScoreRow {
             id: self.id,
             lead_id: self.lead_id,
             strategy: self.strategy,
+            strategy_sha256: self.strategy_sha256,
             score: Score {
                 value: self.score,
                 priority,

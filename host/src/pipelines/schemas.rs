@@ -52,9 +52,10 @@ impl Schema {
             ));
         }
         let path = dir.join(file);
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read schema {}: {e}", path.display()))?;
-        let document: Value = serde_json::from_str(&text)
+        let bytes =
+            crate::plugins::files::read_plugin_file(dir, file, crate::manifest::MAX_MANIFEST_BYTES)
+                .map_err(|e| format!("cannot read schema: {e}"))?;
+        let document: Value = serde_json::from_slice(&bytes)
             .map_err(|e| format!("schema {} is not JSON: {e}", path.display()))?;
         let validator = jsonschema::validator_for(&document)
             .map_err(|e| format!("schema {} is not a valid JSON Schema: {e}", path.display()))?;

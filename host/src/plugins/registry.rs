@@ -20,13 +20,33 @@ pub struct LoadFailure {
 pub type Kept = (Arc<LoadedPlugin>, Option<String>);
 
 /// One plugin name: its live version, the versions kept for rollback, its switches.
+///
+/// While the slot is pinned (by `pin` or `rollback`), new versions are kept as available
+/// and the live one does not change until the operator unpins or picks another.
 pub struct Slot {
     pub name: String,
     live: ArcSwapOption<LoadedPlugin>,
-    /// Newest first; includes the live version. Bounded by `keep_versions`.
+    /// Newest first; includes the live version. Bounded by `keep_versions`, never by
+    /// dropping the live version.
     history: Mutex<VecDeque<Kept>>,
     disabled: AtomicBool,
+    pinned: AtomicBool,
     last_error: Mutex<Option<LoadFailure>>,
+}
+
+/// Why a slot could not move to the version asked for.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SlotError {
+    #[error("plugin {0} is not loaded")]
+    NotLoaded(String),
+    #[error("plugin {name} has no earlier version to roll back to (kept: {kept})")]
+    NothingOlder { name: String, kept: String },
+    #[error("plugin {name} keeps no version {version} (kept: {kept})")]
+    NoSuchVersion {
+        name: String,
+        version: String,
+        kept: String,
+    },
 }
 
 impl Slot {
@@ -36,6 +56,7 @@ impl Slot {
             live: ArcSwapOption::empty(),
             history: Mutex::new(VecDeque::new()),
             disabled: AtomicBool::new(false),
+            pinned: AtomicBool::new(false),
             last_error: Mutex::new(None),
         }
     }
@@ -50,6 +71,11 @@ impl Slot {
 
     pub fn set_disabled(&self, disabled: bool) {
         self.disabled.store(disabled, Ordering::Release);
+    }
+
+    /// Pinned: new versions are kept as available, not made live.
+    pub fn is_pinned(&self) -> bool {
+        self.pinned.load(Ordering::Acquire)
     }
 
     pub fn last_error(&self) -> Option<LoadFailure> {
@@ -81,25 +107,124 @@ impl Slot {
         keep: usize,
     ) -> Option<Arc<LoadedPlugin>> {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
-        h.retain(|(v, _)| v.sha256 != p.sha256 || v.version() != p.version());
-        h.push_front((p.clone(), row));
-        h.truncate(keep.max(1));
+        Self::remember(&mut h, p.clone(), row, keep, Some(&p));
         self.live.swap(Some(p))
     }
 
-    /// Makes the newest kept version older than the live one live again; the rolled-back
-    /// version is dropped from the history. Returns (new live, old live).
-    pub(crate) fn roll_back(&self) -> Option<(Kept, Kept)> {
+    /// Keeps `p` as available beside the live (pinned) version.
+    pub(crate) fn keep_available(&self, p: Arc<LoadedPlugin>, row: Option<String>, keep: usize) {
         let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let live = self.live.load_full();
+        Self::remember(&mut h, p, row, keep, live.as_ref());
+    }
+
+    /// Puts `p` first in `h` (replacing an equal version) and trims `h` to `keep`
+    /// entries, oldest first, never dropping `live`.
+    fn remember(
+        h: &mut VecDeque<Kept>,
+        p: Arc<LoadedPlugin>,
+        row: Option<String>,
+        keep: usize,
+        live: Option<&Arc<LoadedPlugin>>,
+    ) {
+        h.retain(|(v, _)| v.sha256 != p.sha256 || v.version() != p.version());
+        h.push_front((p, row));
+        while h.len() > keep.max(1) {
+            let Some(pos) = h
+                .iter()
+                .rposition(|(v, _)| live.is_none_or(|l| !Arc::ptr_eq(v, l)))
+            else {
+                break;
+            };
+            h.remove(pos);
+        }
+    }
+
+    fn kept_versions(h: &VecDeque<Kept>) -> String {
+        h.iter()
+            .map(|(v, _)| v.version().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Makes a kept version live and pins it: `to` by version number, or else the newest
+    /// kept version older than the live one. Returns (new live, old live).
+    pub(crate) fn roll_back(&self, to: Option<&str>) -> Result<(Kept, Kept), SlotError> {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let live = self
+            .live
+            .load_full()
+            .ok_or_else(|| SlotError::NotLoaded(self.name.clone()))?;
+        let pos = h.iter().position(|(v, _)| Arc::ptr_eq(v, &live));
+        let old = pos
+            .and_then(|p| h.get(p).cloned())
+            .unwrap_or((live.clone(), None));
+        let target = match to {
+            Some(version) => h
+                .iter()
+                .find(|(v, _)| v.version() == version)
+                .cloned()
+                .ok_or_else(|| SlotError::NoSuchVersion {
+                    name: self.name.clone(),
+                    version: version.to_string(),
+                    kept: Self::kept_versions(&h),
+                })?,
+            None => {
+                pos.and_then(|p| h.get(p + 1).cloned())
+                    .ok_or_else(|| SlotError::NothingOlder {
+                        name: self.name.clone(),
+                        kept: Self::kept_versions(&h),
+                    })?
+            }
+        };
+        self.pinned.store(true, Ordering::Release);
+        self.live.store(Some(target.0.clone()));
+        Ok((target, old))
+    }
+
+    /// Pins the live version (`None`) or makes the kept `version` live and pins it.
+    /// Returns (new live, old live).
+    pub(crate) fn pin(&self, version: Option<&str>) -> Result<(Kept, Kept), SlotError> {
+        match version {
+            Some(v) => self.roll_back(Some(v)),
+            None => {
+                let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+                let live = self
+                    .live
+                    .load_full()
+                    .ok_or_else(|| SlotError::NotLoaded(self.name.clone()))?;
+                let kept = h
+                    .iter()
+                    .find(|(v, _)| Arc::ptr_eq(v, &live))
+                    .cloned()
+                    .unwrap_or((live, None));
+                self.pinned.store(true, Ordering::Release);
+                Ok((kept.clone(), kept))
+            }
+        }
+    }
+
+    /// Unpins: the newest kept version (what the plugin's directory last delivered) goes
+    /// live. Returns (new live, old live) when that changed the live version.
+    pub(crate) fn unpin(&self) -> Option<(Kept, Kept)> {
+        let h = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        self.pinned.store(false, Ordering::Release);
+        let newest = h.front().cloned()?;
         let live = self.live.load_full()?;
-        let pos = h.iter().position(|(v, _)| Arc::ptr_eq(v, &live))?;
-        let old = h.remove(pos)?;
-        let prev = h.get(pos).cloned().or_else(|| h.front().cloned())?;
-        self.live.store(Some(prev.0.clone()));
-        Some((prev, old))
+        if Arc::ptr_eq(&newest.0, &live) {
+            return None;
+        }
+        let old = h
+            .iter()
+            .find(|(v, _)| Arc::ptr_eq(v, &live))
+            .cloned()
+            .unwrap_or((live, None));
+        self.live.store(Some(newest.0.clone()));
+        Some((newest, old))
     }
 
     pub(crate) fn clear(&self) -> Option<Arc<LoadedPlugin>> {
+        self.pinned.store(false, Ordering::Release);
         self.history
             .lock()
             .unwrap_or_else(|e| e.into_inner())

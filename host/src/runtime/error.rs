@@ -10,11 +10,18 @@ pub enum LoadError {
     Engine(String),
     #[error(transparent)]
     Manifest(#[from] crate::manifest::ManifestError),
-    #[error("plugin {plugin}: cannot read component {path}: {message}")]
-    Read {
+    #[error("plugin {plugin}: cannot read component {message}")]
+    Read { plugin: String, message: String },
+    /// The directory's bytes are unchanged since they were rejected with `message`.
+    #[error("{message}")]
+    Repeated { message: String },
+    #[error(transparent)]
+    NameTaken(#[from] crate::plugins::dirs::NameTaken),
+    #[error("plugin {plugin}: this version was already loaded with component sha256 {recorded}…; these bytes are {found}… — bump plugin.version in plugin.toml to deploy new bytes")]
+    VersionReused {
         plugin: String,
-        path: String,
-        message: String,
+        recorded: String,
+        found: String,
     },
     #[error("plugin {plugin}: not a valid component: {message}")]
     Compile { plugin: String, message: String },

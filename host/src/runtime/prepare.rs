@@ -34,7 +34,7 @@ impl Runtime {
                 .load(wasm, &sha256)
                 .map_err(|e| LoadError::Compile {
                     plugin: plugin.clone(),
-                    message: format!("{e:#}"),
+                    message: compile_error(wasm, &e),
                 })?;
 
         let ty = component.component_type();
@@ -126,6 +126,49 @@ impl Runtime {
     }
 }
 
+/// Appends a custom section so the bytes (and hash) differ but the component is the same.
+pub fn with_custom_section(wasm: &[u8], tag: &str) -> Vec<u8> {
+    let mut payload = vec![tag.len() as u8];
+    payload.extend_from_slice(tag.as_bytes());
+    payload.extend_from_slice(b"bench");
+    let mut out = wasm.to_vec();
+    out.push(0);
+    let mut n = payload.len();
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        out.push(if n == 0 { b } else { b | 0x80 });
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Why bytes did not compile, as one line that never quotes them: a file that is not
+/// WebAssembly or is a core module is named as such; otherwise the compiler's message.
+pub(crate) fn compile_error(wasm: &[u8], e: &dyn std::fmt::Display) -> String {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE: &[u8] = &[1, 0, 0, 0];
+    if !wasm.starts_with(MAGIC) {
+        return format!(
+            "not a WebAssembly file ({} bytes without the \\0asm header)",
+            wasm.len()
+        );
+    }
+    if wasm.get(4..8) == Some(CORE_MODULE) {
+        return "a core WebAssembly module, not a component (build for wasm32-wasip2, or wrap it with `wasm-tools component new`)".into();
+    }
+    let text = format!("{e:#}");
+    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if let Some((i, _)) = line.char_indices().nth(300) {
+        line.truncate(i);
+        line.push('…');
+    }
+    line
+}
+
 /// Deny by default: an import is allowed only if it is WASI from the allowed packages
 /// (linked deny-all) or a `strata:plugin` capability that is declared and granted.
 fn classify_import(
@@ -193,6 +236,20 @@ mod tests {
 
     fn classify(m: &Manifest, g: Option<&Grant>, name: &str) -> Result<String, LoadError> {
         classify_import(m, g, name, &mut None)
+    }
+
+    #[test]
+    fn compile_errors_name_the_kind_of_file_without_quoting_it() {
+        let e = anyhow::anyhow!(
+            "magic header not detected: bad magic number - expected=[\n0x0] actual=[0x72]"
+        );
+        let m = compile_error(b"root:x:0:0:root:/root:/bin/bash\n", &e);
+        assert!(m.starts_with("not a WebAssembly file"), "{m}");
+        assert!(!m.contains("root"), "{m}");
+        let m = compile_error(b"\0asm\x01\0\0\0rest", &e);
+        assert!(m.contains("core WebAssembly module"), "{m}");
+        let m = compile_error(b"\0asm\x0d\0\x01\0", &e);
+        assert!(!m.contains('\n'), "{m}");
     }
 
     #[test]

@@ -99,6 +99,15 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<crate::plugins::SlotError> for ApiError {
+    fn from(e: crate::plugins::SlotError) -> Self {
+        match e {
+            crate::plugins::SlotError::NotLoaded(_) => ApiError::not_found(e.to_string()),
+            _ => ApiError::new(StatusCode::CONFLICT, e.to_string()),
+        }
+    }
+}
+
 impl From<crate::runtime::CallError> for ApiError {
     fn from(e: crate::runtime::CallError) -> Self {
         use crate::runtime::CallError as C;

@@ -58,6 +58,49 @@ pub struct Shared {
     pub worker_wake: Arc<tokio::sync::Notify>,
     /// Pipelines, their runs and webhooks.
     pub pipelines: Arc<crate::pipelines::Orchestrator>,
+    /// Where the configuration is read again on a reload.
+    pub config_source: ConfigSource,
+}
+
+/// Where `strata serve` reads its configuration again on `SIGHUP` or
+/// `POST /api/v1/config/reload`.
+#[derive(Clone, Debug)]
+pub enum ConfigSource {
+    /// As the command line read it: `--config` (or `config/strata.toml`) and the
+    /// environment.
+    Cli(Option<std::path::PathBuf>),
+    /// Given in memory (tests, embedders): there is nothing to read again.
+    Fixed,
+}
+
+/// Reads the configuration again and applies what applies live (see
+/// [`crate::plugins::reload`]).
+pub async fn reload_config(
+    st: &AppState,
+) -> Result<crate::plugins::reload::ReloadReport, error::ApiError> {
+    let ConfigSource::Cli(path) = &st.config_source else {
+        return Err(error::ApiError::new(
+            StatusCode::CONFLICT,
+            "this server was given its configuration in memory; there is no file to read again",
+        ));
+    };
+    let config = Config::load(path.as_deref()).map_err(|e| {
+        tracing::warn!(error = %e, "configuration reload refused; the running configuration stays");
+        error::ApiError::unprocessable(e.to_string())
+    })?;
+    Ok(st.manager.reload_config(config).await)
+}
+
+/// Reloads the configuration on every `SIGHUP` until the process ends.
+fn reload_on_sighup(st: AppState) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reading the configuration again");
+            // The outcome is logged by the reload itself.
+            let _ = reload_config(&st).await;
+        }
+    }))
 }
 
 /// The request id of a request (from `x-request-id` when it is sane, else generated).
@@ -134,6 +177,7 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::executions::stats))
         .routes(routes!(routes::plugins::list))
         .routes(routes!(routes::plugins::get))
+        .routes(routes!(routes::plugins::versions))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::mcp::mcp_status))
         .routes(routes!(routes::mcp::mcp_server_tools))
@@ -149,10 +193,13 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::scoring::qualify))
         .routes(routes!(routes::scores::set_override))
         .routes(routes!(routes::plugins::rollback))
+        .routes(routes!(routes::plugins::pin))
+        .routes(routes!(routes::plugins::unpin))
         .routes(routes!(routes::plugins::disable))
         .routes(routes!(routes::plugins::enable))
         .routes(routes!(routes::pipelines::start));
     let admin = OpenApiRouter::new()
+        .routes(routes!(routes::config::reload))
         .routes(routes!(routes::keys::list, routes::keys::create))
         .routes(routes!(routes::keys::revoke));
 
@@ -241,17 +288,29 @@ pub async fn shutdown_signal() {
 }
 
 /// Runs the service until SIGTERM/SIGINT: stop accepting, finish in-flight requests,
-/// return claimed jobs to the queue, flush the audit, exit.
+/// return claimed jobs to the queue, flush the audit, exit. `SIGHUP` reloads the
+/// configuration from `source`.
 pub async fn serve(
     config: Config,
+    source: ConfigSource,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
 ) -> anyhow::Result<()> {
-    serve_until(config, ready, shutdown_signal()).await
+    serve_with(config, source, ready, shutdown_signal()).await
 }
 
-/// [`serve`] until `shutdown` resolves (tests and embedders).
+/// [`serve`] until `shutdown` resolves (tests and embedders), with a fixed configuration.
 pub async fn serve_until(
     config: Config,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with(config, ConfigSource::Fixed, ready, shutdown).await
+}
+
+/// [`serve`] until `shutdown` resolves, reloading the configuration from `source`.
+pub async fn serve_with(
+    config: Config,
+    source: ConfigSource,
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
@@ -297,7 +356,12 @@ pub async fn serve_until(
         started: Instant::now(),
         worker_wake: Arc::new(tokio::sync::Notify::new()),
         pipelines: app.pipelines.clone(),
+        config_source: source.clone(),
     }));
+    let reloader = match source {
+        ConfigSource::Cli(_) => Some(reload_on_sighup(state.clone())?),
+        ConfigSource::Fixed => None,
+    };
     let workers = worker::spawn(state.clone(), stop_rx.clone());
 
     let listener = tokio::net::TcpListener::bind(&config.server.bind)
@@ -319,6 +383,9 @@ pub async fn serve_until(
     .await?;
     for w in workers {
         let _ = w.await;
+    }
+    if let Some(r) = reloader {
+        r.abort();
     }
     drop((audit, db));
     app.shutdown().await;

@@ -171,7 +171,8 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, St
         .map_err(|e| format!("scoring task failed: {e}"))?;
     super::metrics::plugin_call(&strategy, &result, started.elapsed());
     let score = result.map_err(|e| e.to_string())?;
-    let mut row = NewScore::new(lead_id.clone(), plugin.id(), score.clone());
+    let mut row =
+        NewScore::new(lead_id.clone(), plugin.id(), score.clone()).with_sha256(&plugin.sha256);
     row.request_id = job.request_id.clone();
     let id = st.db.insert_score(&row).await.map_err(|e| e.to_string())?;
     Ok(json!({ "lead_id": lead_id, "score_id": id, "strategy": plugin.id(), "score": score }))

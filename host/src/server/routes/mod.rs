@@ -2,6 +2,7 @@
 //! the router is assembled from those annotations, so the OpenAPI document cannot drift.
 
 pub mod audit;
+pub mod config;
 pub mod executions;
 pub mod health;
 pub mod keys;

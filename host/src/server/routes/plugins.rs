@@ -1,26 +1,38 @@
 //! Plugins: what is loaded, what each declares/imports/is granted, versions; rollback,
-//! disable, enable — all live, no restart.
+//! pin, unpin, disable, enable — all live, no restart. A version is named by
+//! `name@version` and its component's sha256 everywhere.
 
+use crate::runtime::LoadedPlugin;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 fn summary(st: &AppState, slot: &crate::plugins::Slot) -> Value {
     let live = slot.live();
     json!({
         "name": slot.name,
+        "id": live.as_ref().map(|p| p.id().to_string()),
         "live_version": live.as_ref().map(|p| p.version().to_string()),
         "kind": live.as_ref().map(|p| p.kind().as_str()),
         "sha256": live.as_ref().map(|p| p.sha256.clone()),
+        "source_dir": st.manager.dir_of(&slot.name),
+        "pinned": slot.is_pinned(),
         "disabled": slot.is_disabled(),
         "last_error": slot.last_error(),
         "default_scorer": st.config.plugins.default_scorer == slot.name,
     })
 }
 
-/// Every plugin the host knows, with its live version and last load error.
+/// A version as every plugin response names it.
+fn version_of(p: &LoadedPlugin) -> Value {
+    json!({ "id": p.id(), "version": p.version(), "sha256": p.sha256 })
+}
+
+/// Every plugin the host knows, with its live version and last load error, and every
+/// plugin directory with its last outcome (rejected ones with their reason).
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, body = Object)),
     security(("api_key" = [])))]
 pub async fn list(State(st): State<AppState>) -> Json<Value> {
@@ -29,9 +41,10 @@ pub async fn list(State(st): State<AppState>) -> Json<Value> {
         .registry()
         .slots()
         .iter()
+        .filter(|s| s.live().is_some() || s.last_error().is_some())
         .map(|s| summary(&st, s))
         .collect();
-    Json(json!({ "items": items }))
+    Json(json!({ "items": items, "directories": st.manager.directories() }))
 }
 
 /// One plugin: manifest, imports, declared vs granted, limits, kept versions and the
@@ -40,14 +53,11 @@ pub async fn list(State(st): State<AppState>) -> Json<Value> {
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    let slot = st
-        .manager
-        .registry()
-        .slot(&name)
-        .ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))?;
+    let slot = slot_of(&st, &name)?;
     let mut v = summary(&st, &slot);
     if let Some(p) = slot.live() {
-        let grant = st.config.grant(&name);
+        let config = st.manager.config();
+        let grant = config.grant(&name);
         let caps: Vec<Value> = crate::capabilities::Capability::ALL
             .iter()
             .map(|&c| {
@@ -75,48 +85,143 @@ pub async fn get(State(st): State<AppState>, Path(name): Path<String>) -> ApiRes
             "reuse_calls": p.reuse_calls,
         });
     }
-    v["kept_versions"] = json!(slot
-        .history()
-        .iter()
-        .map(|(p, _)| json!({
-            "version": p.version(), "sha256": p.sha256, "loaded_at": p.loaded_at,
-        }))
-        .collect::<Vec<_>>());
-    let rows = st.db.list_plugin_versions(Some(&name), 50).await?;
-    v["load_attempts"] = json!(rows
-        .iter()
-        .map(|r| json!({
-            "id": r.id, "version": r.version, "sha256": r.sha256, "status": r.status.as_str(),
-            "error": r.error, "created_at": r.created_at, "updated_at": r.updated_at,
-        }))
-        .collect::<Vec<_>>());
+    v["kept_versions"] = kept(&slot);
+    v["load_attempts"] = attempts(&st, &name).await?;
     Ok(Json(v))
 }
 
-/// Make the previous kept version live again.
+fn kept(slot: &crate::plugins::Slot) -> Value {
+    let live = slot.live();
+    json!(slot
+        .history()
+        .iter()
+        .map(|(p, _)| {
+            let is_live = live.as_ref().is_some_and(|l| std::sync::Arc::ptr_eq(l, p));
+            let mut v = version_of(p);
+            v["loaded_at"] = json!(p.loaded_at);
+            v["state"] = json!(if is_live { "live" } else { "available" });
+            v
+        })
+        .collect::<Vec<_>>())
+}
+
+async fn attempts(st: &AppState, name: &str) -> ApiResult<Value> {
+    let rows = st.db.list_plugin_versions(Some(name), 50).await?;
+    Ok(json!(rows
+        .iter()
+        .map(|r| json!({
+            "id": r.id, "version": r.version, "sha256": r.sha256, "status": r.status.as_str(),
+            "error": r.error, "source_path": r.source_path,
+            "created_at": r.created_at, "updated_at": r.updated_at,
+        }))
+        .collect::<Vec<_>>()))
+}
+
+fn slot_of(st: &AppState, name: &str) -> ApiResult<std::sync::Arc<crate::plugins::Slot>> {
+    st.manager
+        .registry()
+        .slot(name)
+        .ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))
+}
+
+/// A plugin's versions: those kept in memory (live, or available for pin/rollback) and
+/// every recorded load attempt with its status and error.
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/versions", tag = "plugins", params(("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn versions(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let slot = slot_of(&st, &name)?;
+    Ok(Json(json!({
+        "name": name,
+        "live": slot.live().as_deref().map(version_of),
+        "pinned": slot.is_pinned(),
+        "kept": kept(&slot),
+        "attempts": attempts(&st, &name).await?,
+    })))
+}
+
+/// `{"to": "1.0.0"}` picks the version; without it, the newest older than the live one.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub to: Option<String>,
+}
+
+/// `{"version": "1.0.0"}` makes that kept version live first; without it, the live one.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinRequest {
+    pub version: Option<String>,
+}
+
+fn optional_body<T: Default + serde::de::DeserializeOwned>(
+    st: &AppState,
+    body: &[u8],
+) -> ApiResult<T> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        crate::server::json::parse(body, st.config.server.json_depth_limit)
+    }
+}
+
+fn moved(name: &str, slot: &crate::plugins::Slot, live: &LoadedPlugin) -> Json<Value> {
+    Json(json!({
+        "name": name, "live": version_of(live), "live_version": live.version(),
+        "sha256": live.sha256, "pinned": slot.is_pinned(),
+    }))
+}
+
+/// Make a kept version live again and pin it there (new versions from the directory are
+/// kept as available until `unpin`).
 #[utoipa::path(post, path = "/api/v1/plugins/{name}/rollback", tag = "plugins", params(("name" = String, Path)),
-    responses((status = 200, body = Object), (status = 409, body = crate::server::error::Problem)),
+    request_body(content = Option<RollbackRequest>),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem),
+              (status = 409, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn rollback(
     State(st): State<AppState>,
     Path(name): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let live = st
-        .manager
-        .rollback(&name)
-        .await
-        .map_err(|e| ApiError::new(axum::http::StatusCode::CONFLICT, e))?;
-    Ok(Json(
-        json!({ "name": name, "live_version": live.version() }),
-    ))
+    let req: RollbackRequest = optional_body(&st, &body)?;
+    let live = st.manager.rollback(&name, req.to.as_deref()).await?;
+    let slot = slot_of(&st, &name)?;
+    Ok(moved(&name, &slot, &live))
+}
+
+/// Pin the live version (or a kept one): new versions wait as available.
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/pin", tag = "plugins", params(("name" = String, Path)),
+    request_body(content = Option<PinRequest>),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem),
+              (status = 409, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn pin(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let req: PinRequest = optional_body(&st, &body)?;
+    let live = st.manager.pin(&name, req.version.as_deref()).await?;
+    let slot = slot_of(&st, &name)?;
+    Ok(moved(&name, &slot, &live))
+}
+
+/// Unpin: the newest version the plugin's directory delivered goes live.
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/unpin", tag = "plugins", params(("name" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn unpin(State(st): State<AppState>, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    let live = st.manager.unpin(&name).await?;
+    let slot = slot_of(&st, &name)?;
+    Ok(moved(&name, &slot, &live))
 }
 
 async fn switch(st: &AppState, name: &str, disabled: bool) -> ApiResult<Json<Value>> {
-    let slot = st
-        .manager
-        .registry()
-        .slot(name)
-        .ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))?;
+    let slot = slot_of(st, name)?;
     slot.set_disabled(disabled);
     tracing::info!(plugin = name, disabled, "plugin switched by an operator");
     Ok(Json(summary(st, &slot)))

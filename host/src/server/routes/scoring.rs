@@ -29,6 +29,8 @@ pub struct ScoreRequest {
 pub struct ScoreResponse {
     /// `plugin@version` that produced the score.
     pub strategy: String,
+    /// SHA-256 of that version's component: with `strategy`, the version's identity.
+    pub sha256: String,
     pub lead_id: String,
     pub score: Score,
     pub duration_us: u64,
@@ -55,6 +57,7 @@ pub async fn score(
         let duration_us = started.elapsed().as_micros() as u64;
         return Ok(Json(ScoreResponse {
             strategy: NATIVE_BANT.into(),
+            sha256: String::new(),
             lead_id: lead.id,
             score,
             duration_us,
@@ -74,19 +77,20 @@ pub async fn score(
                 budget_us = budget.as_micros() as u64,
                 "scorer call overran the inline budget; this version now runs on the blocking pool");
         }
-        (lead, r.map(|s| (plugin.id().to_string(), s)))
+        (lead, r.map(|s| (plugin, s)))
     } else {
         crate::server::run_blocking(move || {
             let r = plugin.score(&lead, Some(rid));
-            (lead, r.map(|s| (plugin.id().to_string(), s)))
+            (lead, r.map(|s| (plugin, s)))
         })
         .await?
     };
     let elapsed = started.elapsed();
     crate::server::metrics::plugin_call(&name, &result, elapsed);
-    let (strategy, score) = result?;
+    let (plugin, score) = result?;
     Ok(Json(ScoreResponse {
-        strategy,
+        strategy: plugin.id().to_string(),
+        sha256: plugin.sha256.clone(),
         lead_id: lead.id,
         score,
         duration_us: elapsed.as_micros() as u64,
