@@ -463,6 +463,10 @@ async fn new_bytes_under_a_recorded_version_are_refused() {
         "{e}"
     );
     assert_eq!(live(&h, "bant").unwrap(), old);
+    // Refused, not recorded as a version: the live one's row is the only row.
+    assert_eq!(rows(&h, "bant").await, vec![("1.0.0".into(), "live".into())]);
+    let status = h.manager.directories().into_iter().find(|d| d.dir == dir).unwrap();
+    assert!(status.error.unwrap().contains("bump plugin.version"));
 
     // Also across restarts: the database remembers which bytes 1.0.0 had.
     let again = PluginManagerFor::fresh(&h).await;

@@ -351,11 +351,17 @@ impl PluginManager {
             .known_bytes(&name, &m.plugin.version, &unit.sha256)
             .await
         {
-            return Err(fail(LoadError::VersionReused {
-                plugin: m.id(),
-                recorded: short(&other).to_string(),
-                found: short(&unit.sha256).to_string(),
-            }));
+            // Not a version attempt (no row, the plugin's last error untouched): often a
+            // component renamed in just before its manifest with the new number.
+            return Err(Failure {
+                row: false,
+                slot_error: false,
+                ..fail(LoadError::VersionReused {
+                    plugin: m.id(),
+                    recorded: short(&other).to_string(),
+                    found: short(&unit.sha256).to_string(),
+                })
+            });
         }
 
         let runtime = self.runtime.clone();
