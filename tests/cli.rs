@@ -1,5 +1,6 @@
 //! The `strata` binary end to end: score a file into SQLite, backtest, inspect, smoke-test,
-//! scaffold and build a new plugin, and clear errors on bad input.
+//! scaffold and build a new plugin, back up and restore the database, and clear errors on
+//! bad input.
 
 mod common;
 
@@ -26,6 +27,17 @@ impl Work {
             db = tmp.path().join("strata.db").display(),
             plugins = plugins.display(),
             cache = tmp.path().join("cache").display(),
+        );
+        std::fs::write(tmp.path().join("strata.toml"), config).unwrap();
+        Work { tmp }
+    }
+
+    /// A working directory whose config names only its SQLite database (no plugins).
+    fn bare() -> Work {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = format!(
+            "[database]\nurl = \"sqlite://{}\"\n",
+            tmp.path().join("strata.db").display()
         );
         std::fs::write(tmp.path().join("strata.toml"), config).unwrap();
         Work { tmp }
@@ -319,4 +331,81 @@ fn unknown_config_key_is_named_in_the_error() {
         text(&out)
     );
     let _ = Path::new("");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_refuses_to_overwrite_and_restore_refuses_while_the_database_is_open() {
+    let w = Work::bare();
+    let db = w.db().await;
+    db.migrate().await.unwrap();
+    let lead = |id: &str| strata::domain::Lead {
+        id: id.into(),
+        ..Default::default()
+    };
+    db.upsert_lead(&lead("kept-1")).await.unwrap();
+
+    // Online: the database is open (and its checkpointer running) in this process.
+    let copy = w.path("copy.db");
+    let copy_arg = copy.display().to_string();
+    let out = w.strata(&["backup", &copy_arg]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(text(&out).0.contains(" pages, "), "{:?}", text(&out));
+    let out = w.strata(&["backup", &copy_arg]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("already exists; pass --force"),
+        "{:?}",
+        text(&out)
+    );
+    db.upsert_lead(&lead("after-backup")).await.unwrap();
+    let out = w.strata(&["backup", &copy_arg, "--force"]);
+    assert!(out.status.success(), "{:?}", text(&out));
+
+    // A writer holds the database open: restore refuses and changes nothing.
+    db.upsert_lead(&lead("not-in-backup")).await.unwrap();
+    let out = w.strata(&["restore", &copy_arg, "--lock-wait-ms", "300"]);
+    assert!(!out.status.success());
+    assert!(text(&out).1.contains("is in use"), "{:?}", text(&out));
+    assert!(db.get_lead("not-in-backup").await.unwrap().is_some());
+
+    // Stopped: the backup goes in, the replaced database is kept beside it.
+    db.close().await;
+    drop(db);
+    let out = w.strata(&["restore", &copy_arg]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    assert!(
+        text(&out).0.contains("strata.db.before-restore-"),
+        "{:?}",
+        text(&out)
+    );
+    let db = w.db().await;
+    assert!(db.get_lead("after-backup").await.unwrap().is_some());
+    assert!(db.get_lead("not-in-backup").await.unwrap().is_none());
+
+    // Not a Strata database: refused before anything is touched.
+    let junk = w.path("junk.db");
+    foreign_sqlite_file(&junk).await;
+    let out = w.strata(&["restore", &junk.display().to_string()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("not a usable Strata database"),
+        "{:?}",
+        text(&out)
+    );
+    db.close().await;
+}
+
+/// A SQLite database without Strata's tables.
+async fn foreign_sqlite_file(path: &Path) {
+    use sqlx::ConnectOptions;
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE t (x)")
+        .execute(&mut c)
+        .await
+        .unwrap();
 }

@@ -1,5 +1,5 @@
 //! The HTTP service's tables: API keys, the durable job queue and execution stats, on
-//! SQLite and PostgreSQL.
+//! SQLite and PostgreSQL; and the SQLite file's online backup and restore.
 
 mod support;
 
@@ -679,4 +679,124 @@ async fn execution_stats_give_counts_percentiles_and_sums_per_agent_version() {
             .is_empty());
     })
     .await;
+}
+
+/// A backup taken while several writers insert leads holds every lead committed before it
+/// started (the writers go on committing while it copies); restored into a new file and
+/// over the original once its writers are gone, it passes `integrity_check` and migrates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_under_write_load_restores_every_lead_committed_before_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use strata::db::backup::{self, CopyOptions};
+
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.db");
+    let (copy, restored) = (dir.path().join("copy.db"), dir.path().join("restored.db"));
+    let url = |p: &std::path::Path| format!("sqlite://{}", p.display());
+    let db = strata::db::Db::connect(&url(&live), &Default::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+
+    let committed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (db, committed, stop) = (db.clone(), committed.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let lead = strata::domain::Lead {
+                        id: format!("w{w}-{n}"),
+                        name: Some(format!("Writer {w}, lead {n}: {}", "x".repeat(200))),
+                        ..Default::default()
+                    };
+                    db.upsert_lead(&lead).await.unwrap();
+                    committed.lock().unwrap().push(lead.id);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    while committed.lock().unwrap().len() < 400 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // Small steps with pauses: the copy spans many steps while the writers commit.
+    let before: Vec<String> = committed.lock().unwrap().clone();
+    let opts = CopyOptions {
+        pages_per_step: 4,
+        pause: Duration::from_millis(3),
+        ..CopyOptions::default()
+    };
+    let (src, dest) = (live.clone(), copy.clone());
+    let report = tokio::task::spawn_blocking(move || backup::backup(&src, &dest, false, &opts))
+        .await
+        .unwrap()
+        .unwrap();
+    let during = committed.lock().unwrap().len() - before.len();
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    assert!(report.steps > 10, "{report:?}");
+    assert!(
+        during > 0,
+        "the writers were blocked during the backup: {report:?}"
+    );
+    assert_eq!(report.bytes, std::fs::metadata(&copy).unwrap().len());
+
+    let expect_all = |url: String, ids: Vec<String>| async move {
+        let stored: std::collections::HashSet<String> =
+            support::strings(&url, "SELECT id FROM leads")
+                .await
+                .into_iter()
+                .collect();
+        let missing: Vec<&String> = ids.iter().filter(|id| !stored.contains(*id)).collect();
+        assert!(
+            missing.is_empty(),
+            "{} leads missing: {missing:?}",
+            missing.len()
+        );
+        let restored_db = strata::db::Db::connect(&url, &Default::default())
+            .await
+            .unwrap();
+        restored_db.migrate().await.unwrap();
+        restored_db.close().await;
+    };
+
+    let restore = |target: &std::path::Path| {
+        let (from, target) = (copy.clone(), target.to_path_buf());
+        tokio::task::spawn_blocking(move || {
+            backup::restore(
+                &target,
+                &from,
+                Duration::from_secs(5),
+                &CopyOptions::default(),
+            )
+        })
+    };
+    let into_new = restore(&restored).await.unwrap().unwrap();
+    assert!(into_new.kept.is_none() && into_new.migrations > 0);
+    backup::integrity_check(&restored).unwrap();
+    expect_all(url(&restored), before.clone()).await;
+
+    // Over the original once its writers are gone: the replaced file is kept.
+    let all_written = committed.lock().unwrap().len();
+    db.close().await;
+    drop(db);
+    let over = restore(&live).await.unwrap().unwrap();
+    let kept = over.kept.expect("the replaced database is kept");
+    assert!(kept
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .starts_with("live.db.before-restore-"));
+    backup::integrity_check(&live).unwrap();
+    expect_all(url(&live), before).await;
+    let kept_leads = support::scalar_i64(&url(&kept), "SELECT count(*) FROM leads").await;
+    assert_eq!(
+        kept_leads as usize, all_written,
+        "the kept database has every write"
+    );
 }

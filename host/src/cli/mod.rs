@@ -1,6 +1,7 @@
 //! The `strata` command line.
 
 mod backtest;
+mod backup;
 mod bench;
 mod keys;
 mod mcp;
@@ -71,6 +72,12 @@ pub enum Command {
     /// Run a business pipeline now (layers, events, Φ_sync).
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Copy the SQLite database to FILE while the server runs (SQLite's online backup
+    /// API). PostgreSQL: pg_dump (docs/operations.md).
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of the SQLite database; refused while a server has it open.
+    /// The replaced database is kept as <db>.before-restore-<timestamp>.
+    Restore(backup::RestoreArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -106,6 +113,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qualify(args) => qualify::run(args, config()?).await,
         Command::Mcp(cmd) => mcp::run(cmd, config).await,
         Command::Pipeline(cmd) => pipeline::run(cmd, config()?).await,
+        Command::Backup(args) => backup::backup(args, config()?).await,
+        Command::Restore(args) => backup::restore(args, config()?).await,
     }
 }
 

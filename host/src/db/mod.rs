@@ -19,7 +19,8 @@
 //! Topics: [`leads`], [`scores`], [`plugin_versions`], [`audit`], [`state`],
 //! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; for business
 //! pipelines [`events`] (durable events, per-subscriber deliveries, container tracking) and
-//! [`pipelines`] (runs, layer runs, webhook idempotency); errors in [`error`].
+//! [`pipelines`] (runs, layer runs, webhook idempotency); SQLite file backup and restore in
+//! [`backup`]; errors in [`error`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -69,6 +70,7 @@ macro_rules! text_enum {
 pub(crate) use text_enum;
 
 pub mod audit;
+pub mod backup;
 mod checkpoint;
 pub(crate) mod direct;
 pub(crate) use direct::{blocking_scope, may_block};
