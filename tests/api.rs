@@ -409,6 +409,7 @@ async fn lead_and_score_flow(url: &str) {
     assert!(items
         .iter()
         .all(|a| a["plugin"] == "stateful" && a["capability"] == "state" && a["allowed"] == true));
+    assert!(items.iter().all(|a| a["count"] == 1), "{audit}");
 
     // Qualify as a job, then read the stored score.
     let (st, acc) = s

@@ -195,3 +195,111 @@ async fn crm_reads_stored_leads_when_granted() {
         );
     }
 }
+
+const FLOOD_GRANT: &str = "[grants.state-flood]\ncapabilities = [\"state\"]\n";
+
+/// The audit rows of one request: (rows, sum of their counts).
+async fn audit_of(h: &TestHost, rid: &str) -> Vec<strata::db::StoredAudit> {
+    h.audit.flush().await;
+    h.db.list_audit(&AuditFilter {
+        plugin: Some("state-flood".into()),
+        request_id: Some(rid.into()),
+        limit: 10_000,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// One plugin call cannot flood the audit log: past `runtime.audit_max_records_per_call`
+/// identical calls are written as one row with a count at the end of the call — also
+/// when the deadline kills it — and the counts add up to every call, denials included.
+async fn audit_volume_is_bounded_per_call(backend: Backend) {
+    const CAP: usize = 100;
+    let (url, _guard) = support::fresh_url(backend).await;
+    let h = host_with(&url, FLOOD_GRANT, |c| {
+        // The flood takes seconds on PostgreSQL; the deadline is not what this proves.
+        c.runtime.default_deadline_ms = 60_000;
+        c.runtime.audit_max_records_per_call = CAP as u32;
+    })
+    .await;
+    install(&h.plugins_dir, "testing/state-flood", "state-flood");
+    assert!(h.manager.load_all().await.failed.is_empty());
+    let h = Arc::new(h);
+    let h2 = h.clone();
+    let (flood, many_keys) = blocking(move || {
+        (
+            score(&h2, "state-flood", "get=10000,bad=500", Some("flood-1")).unwrap(),
+            score(&h2, "state-flood", "keys=1000", Some("flood-2")).unwrap(),
+        )
+    })
+    .await;
+    assert_eq!(flood.reasoning, "10500 state calls");
+    assert_eq!(many_keys.reasoning, "1000 state calls");
+
+    let rows = audit_of(&h, "flood-1").await;
+    let total: i64 = rows.iter().map(|r| r.record.count).sum();
+    assert_eq!(total, 10_500, "{backend}: the counts add up to every call");
+    assert_eq!(
+        rows.len(),
+        CAP + 2,
+        "{backend}: the cap, then one row per key"
+    );
+    let summary = |allowed: bool| {
+        rows.iter()
+            .find(|r| r.record.count > 1 && r.record.allowed == allowed)
+            .map(|r| r.record.clone())
+            .unwrap_or_else(|| panic!("{backend}: no summary with allowed = {allowed}"))
+    };
+    let gets = summary(true);
+    assert_eq!(
+        (gets.operation.as_str(), gets.target.as_deref(), gets.count),
+        ("get", Some("flood"), 10_000 - CAP as i64)
+    );
+    assert_eq!(
+        gets.detail.as_deref(),
+        Some("summarised: 9,900 more identical calls")
+    );
+    let denied = summary(false);
+    assert_eq!((denied.target.as_deref(), denied.count), (Some(""), 500));
+    let detail = denied.detail.unwrap_or_default();
+    assert!(
+        detail.starts_with("summarised: 500 more identical calls; first: state key must be"),
+        "{backend}: {detail}"
+    );
+
+    // Distinct keys are bounded too: past the cap of distinct targets, one row per
+    // (capability, operation, allowed).
+    let rows = audit_of(&h, "flood-2").await;
+    assert_eq!(rows.iter().map(|r| r.record.count).sum::<i64>(), 1000);
+    assert_eq!(rows.len(), CAP + CAP + 1, "{backend}");
+    assert!(rows
+        .iter()
+        .any(|r| r.record.target.is_none() && r.record.count == 1000 - 2 * CAP as i64));
+
+    // A call the deadline kills still writes its summary.
+    let h3 = Arc::new(host(&url, FLOOD_GRANT).await);
+    install(&h3.plugins_dir, "testing/state-flood", "state-flood");
+    assert!(h3.manager.load_all().await.failed.is_empty());
+    let h4 = h3.clone();
+    let e =
+        blocking(move || score(&h4, "state-flood", "forever", Some("flood-3")).unwrap_err()).await;
+    assert!(matches!(e, CallError::Deadline { .. }), "{backend}: {e}");
+    let rows = audit_of(&h3, "flood-3").await;
+    let total: i64 = rows.iter().map(|r| r.record.count).sum();
+    assert!(rows.len() <= CAP + 1, "{backend}: {} rows", rows.len());
+    assert!(
+        total > CAP as i64 && rows.iter().any(|r| r.record.count == total - CAP as i64),
+        "{backend}: {total} calls, no summary of the killed call's calls past the cap"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_cannot_flood_the_audit_log_sqlite() {
+    audit_volume_is_bounded_per_call(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_call_cannot_flood_the_audit_log_postgres() {
+    audit_volume_is_bounded_per_call(Backend::Postgres).await;
+}

@@ -96,6 +96,7 @@ fn audit(at: i64, plugin: &str, capability: &str, allowed: bool) -> AuditRecord 
         tokens_out: None,
         cost_usd: Some(0.0125),
         request_id: Some(format!("req-{at}")),
+        count: 1,
     }
 }
 
@@ -183,6 +184,7 @@ async fn audit_batch_insert_and_filters() {
         // A cost that is not a number is stored as unknown (NULL), not refused.
         let mut odd = audit(9_000, "c", "llm", true);
         odd.cost_usd = Some(f64::NAN);
+        odd.count = 99_900;
         db.insert_audit(&[odd]).await.unwrap();
         let stored = db
             .list_audit(&AuditFilter {
@@ -194,6 +196,10 @@ async fn audit_batch_insert_and_filters() {
         assert_eq!(stored.len(), 1);
         assert_eq!(stored[0].record.cost_usd, None);
         assert_eq!(stored[0].record.tokens_in, Some(10));
+        assert_eq!(
+            stored[0].record.count, 99_900,
+            "a summary's count is stored"
+        );
     })
     .await;
 }

@@ -55,30 +55,39 @@ const GRANTS: &str = r#"
 [grants.bant]
 capabilities = []
 [grants.intake]
+limits = { deadline_ms = 10000 }
 capabilities = ["mcp"]
 mcp = { tools = ["crm/upsert_lead", "crm/update_lead"] }
 [grants.enrichment]
+limits = { deadline_ms = 10000 }
 capabilities = ["mcp"]
 mcp = { tools = ["crm/get_company"] }
 [grants.qualification]
+limits = { deadline_ms = 10000 }
 capabilities = ["mcp", "scoring"]
 mcp = { tools = ["crm/update_lead"] }
 scoring = { strategies = ["bant"] }
 [grants.booking]
+limits = { deadline_ms = 10000 }
 capabilities = ["state"]
 [grants.proposal]
+limits = { deadline_ms = 60000 }
 capabilities = ["mcp", "llm"]
 mcp = { tools = ["crm/get_lead"] }
 llm = { models = [] }
 [grants.kickoff]
+limits = { deadline_ms = 10000 }
 capabilities = ["state"]
 [grants.pricing]
+limits = { deadline_ms = 10000 }
 capabilities = []
 [grants.fail-layer]
 capabilities = []
 [grants.invoicing]
+limits = { deadline_ms = 10000 }
 capabilities = ["state"]
 [grants.forecast]
+limits = { deadline_ms = 10000 }
 capabilities = ["state"]
 [grants.events-probe]
 capabilities = ["events"]
@@ -510,7 +519,8 @@ async fn concurrent_state_case(backend: Backend) {
     let json_of = |v: Option<Vec<u8>>| -> Value { serde_json::from_slice(&v.unwrap()).unwrap() };
     // What this proves is the state check, not wall-clock limits: eight runs on two CPUs
     // (beside the other tests) can keep a layer off the CPU past the default 200 ms
-    // deadline, which fails it three times and then the run.
+    // deadline, which fails it three times and then the run. (The manifests ask for
+    // 10 s; the grants in `GRANTS` allow it — without them the default is the ceiling.)
     let s = setup_with(backend, "pricing", Crm::Builtin, |plugins| {
         for layer in ["booking", "kickoff", "pricing", "invoicing", "forecast"] {
             let manifest = plugins.join(layer).join("plugin.toml");

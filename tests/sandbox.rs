@@ -384,3 +384,54 @@ async fn without_a_reuse_grant_every_inline_call_gets_a_fresh_instance() {
     let calls = blocking(move || inline_reasons(&h2, "counter", &["a", "b", "c"])).await;
     assert_eq!(calls, ["call 1", "call 1", "call 1"]);
 }
+
+/// Deny by default holds for limits: a manifest asking for more than the runtime defaults
+/// loads with the defaults (and a warning) unless a grant allows more; it gets what it
+/// asked for up to the grant, and never more than the grant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_cannot_raise_its_own_limits_without_a_grant() {
+    let greedy = |h: &TestHost| {
+        let dir = install(&h.plugins_dir, "testing/minimal", "minimal");
+        let manifest = dir.join("plugin.toml");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(!text.contains("[limits]"));
+        std::fs::write(
+            &manifest,
+            format!("{text}\n[limits]\ndeadline_ms = 20000\nmemory_mb = 256\n"),
+        )
+        .unwrap();
+        dir
+    };
+    let defaults = strata::config::RuntimeSettings::default();
+    let cases = [
+        // No grant: the runtime defaults are the ceiling.
+        ("", defaults.default_deadline_ms, defaults.default_memory_mb),
+        // A grant that allows all of it.
+        (
+            "[grants.minimal.limits]\ndeadline_ms = 20000\nmemory_mb = 256\n",
+            20_000,
+            256,
+        ),
+        // A grant that allows some of it; the other limit stays at the default.
+        (
+            "[grants.minimal.limits]\ndeadline_ms = 5000\n",
+            5_000,
+            defaults.default_memory_mb,
+        ),
+    ];
+    for (grants, deadline_ms, memory_mb) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let h = host(&sqlite_url(tmp.path()), grants).await;
+        let dir = greedy(&h);
+        h.manager.load_dir(&dir).await.unwrap();
+        let p = h.manager.registry().get("minimal").unwrap();
+        assert_eq!(p.limits.deadline_ms, deadline_ms, "grants: {grants:?}");
+        assert_eq!(
+            p.limits.memory_bytes,
+            (memory_mb as usize) << 20,
+            "grants: {grants:?}"
+        );
+        let score = blocking(move || p.score(&hot_lead("l"), None)).await;
+        assert!(score.is_ok(), "{score:?}");
+    }
+}

@@ -120,6 +120,13 @@ pub struct RuntimeSettings {
     /// Write `/tmp/perf-<pid>.map` so `perf report` names guest (JIT) functions. For
     /// profiling only.
     pub perf_map: bool,
+    /// Audit records one plugin call sends one by one. Past it, calls identical in
+    /// (capability, operation, target, allowed) are counted and written at the end of the
+    /// call as one `capability_audit` row per distinct key with `count` = the calls it
+    /// stands for (summed duration, tokens, cost); more than this many distinct targets
+    /// are counted per (capability, operation, allowed). Denied calls are counted too,
+    /// never dropped. 0 summarises every call.
+    pub audit_max_records_per_call: u32,
 }
 
 impl Default for RuntimeSettings {
@@ -134,6 +141,7 @@ impl Default for RuntimeSettings {
             default_max_output_bytes: 256 << 10,
             fuel_metering: false,
             perf_map: false,
+            audit_max_records_per_call: 100,
         }
     }
 }

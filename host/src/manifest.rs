@@ -105,8 +105,20 @@ impl DeclaredCapabilities {
     }
 }
 
-/// Resource limits. In a manifest: what the plugin asks for; in config: the operator's
-/// ceiling. The effective limit is the smaller of the two (see `Limits::effective`).
+/// Resource limits. In a manifest (`[limits]`): what the plugin asks for; in config
+/// (`[grants.<name>.limits]`): the operator's ceiling.
+///
+/// Deny by default holds for limits: the ceiling of each limit is the grant's value when
+/// the grant sets it, else the runtime default (`runtime.default_memory_mb`,
+/// `default_deadline_ms`, `default_max_input_bytes`, `default_max_output_bytes`); memory
+/// is also capped by `runtime.pool_max_memory_mb`. A manifest may ask for less than the
+/// ceiling and gets what it asked for. Asking for more is not an error: the version loads
+/// with the ceiling, and a WARN line names `plugin@version`, the limit, what was asked,
+/// what is allowed and the line to add (e.g. `[grants.NAME.limits] deadline_ms = 20000`).
+/// Without a request a plugin gets the runtime default (or the grant's value when that is
+/// lower): a grant raises what a plugin may ask for, not what it gets unasked. `fuel` is a
+/// budget, not an allowance: the smaller of the manifest's and the grant's applies (either
+/// alone when only one sets it). See `runtime::limits::Limits::effective`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsSpec {

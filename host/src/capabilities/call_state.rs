@@ -2,7 +2,7 @@
 
 use super::wasi::CappedPipe;
 use super::EffectiveGrants;
-use crate::audit::{AuditRecord, AuditSink};
+use crate::audit::{AuditRecord, AuditSink, CallAudit};
 use crate::db::Db;
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,6 +97,8 @@ pub struct CallState {
     /// Events published through `events.publish` during this call; the orchestrator
     /// stores them with the layer run, atomically (a failed run publishes nothing).
     pub(crate) published: Vec<PublishedEvent>,
+    /// How many audit records this call sent, and the summaries past its cap.
+    pub(crate) audit: CallAudit,
 }
 
 /// The pipeline context of a layer call.
@@ -128,6 +130,7 @@ impl CallState {
         services: Arc<HostServices>,
         request_id: Option<Arc<str>>,
         memory_bytes: usize,
+        audit_max_records: u32,
     ) -> Self {
         let stdout = CappedPipe::new(STDIO_BYTES_PER_CALL);
         let stderr = CappedPipe::new(STDIO_BYTES_PER_CALL);
@@ -146,6 +149,7 @@ impl CallState {
             usage: Default::default(),
             layer: None,
             published: Vec::new(),
+            audit: CallAudit::new(audit_max_records),
         }
     }
 
@@ -154,6 +158,7 @@ impl CallState {
     /// Readies a reused store for its next call: the call's request id, fresh per-call
     /// counters. Memory accounting (`limiter`) carries over with the instance's memory.
     pub(crate) fn begin_call(&mut self, request_id: Option<Arc<str>>) {
+        self.audit.finish(&self.services.audit);
         self.request_id = request_id;
         self.log_lines = 0;
         self.log_dropped = 0;
@@ -187,7 +192,8 @@ impl CallState {
         &self.usage
     }
 
-    /// Sends one capability call to the audit log.
+    /// Sends one capability call to the audit log (past the call's cap: counted into a
+    /// summary, see [`CallAudit`]).
     pub(crate) fn audit(
         &self,
         capability: super::Capability,
@@ -197,9 +203,9 @@ impl CallState {
         detail: Option<String>,
         started: Instant,
     ) {
-        self.services
-            .audit
-            .record(self.audit_record(capability, operation, target, allowed, detail, started));
+        self.audit_call(
+            capability, operation, target, allowed, detail, started, None,
+        );
     }
 
     /// [`Self::audit`] with the tokens and cost of an `llm` call.
@@ -212,16 +218,21 @@ impl CallState {
         allowed: bool,
         detail: Option<String>,
         started: Instant,
-        (tokens_in, tokens_out, cost_usd): (u64, u64, f64),
+        usage: (u64, u64, f64),
     ) {
-        let mut r = self.audit_record(capability, operation, target, allowed, detail, started);
-        r.tokens_in = Some(tokens_in as i64);
-        r.tokens_out = Some(tokens_out as i64);
-        r.cost_usd = Some(cost_usd);
-        self.services.audit.record(r);
+        self.audit_call(
+            capability,
+            operation,
+            target,
+            allowed,
+            detail,
+            started,
+            Some(usage),
+        );
     }
 
-    fn audit_record(
+    #[allow(clippy::too_many_arguments)]
+    fn audit_call(
         &self,
         capability: super::Capability,
         operation: &str,
@@ -229,24 +240,48 @@ impl CallState {
         allowed: bool,
         detail: Option<String>,
         started: Instant,
-    ) -> AuditRecord {
-        AuditRecord {
+        usage: Option<(u64, u64, f64)>,
+    ) {
+        let duration_us = started.elapsed().as_micros() as i64;
+        let capability = capability.interface();
+        let record = || AuditRecord {
             at: crate::domain::now_ms(),
             plugin: self.plugin.name.clone(),
             plugin_version: self.plugin.version.clone(),
-            capability: capability.interface().to_string(),
+            capability: capability.to_string(),
             operation: operation.to_string(),
-            target: Some(target.to_string()),
+            target: Some(crate::audit::audit_target(target)),
             allowed,
             detail,
-            duration_us: started.elapsed().as_micros() as i64,
+            duration_us,
+            tokens_in: usage.map(|u| u.0 as i64),
+            tokens_out: usage.map(|u| u.1 as i64),
+            cost_usd: usage.map(|u| u.2),
             request_id: self.request_id.as_deref().map(str::to_string),
-            ..Default::default()
-        }
+            count: 1,
+        };
+        let sink = &self.services.audit;
+        self.audit.record(
+            sink,
+            capability,
+            operation,
+            target,
+            allowed,
+            duration_us,
+            usage,
+            record,
+        );
+    }
+
+    /// The end of a call, whatever ended it (also a trap or the deadline): forwards
+    /// stdout/stderr to the log and sends the audit summaries of records past the cap.
+    pub(crate) fn finish_call(&self) {
+        self.flush_stdio();
+        self.audit.finish(&self.services.audit);
     }
 
     /// Forwards what the guest wrote to stdout/stderr to the host log, tagged with the plugin.
-    pub(crate) fn flush_stdio(&self) {
+    fn flush_stdio(&self) {
         for (stream, pipe) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let (text, truncated) = pipe.take();
             if text.is_empty() {
@@ -259,6 +294,14 @@ impl CallState {
                 tracing::warn!(plugin = %self.plugin.id, stream, "plugin output beyond {STDIO_BYTES_PER_CALL} bytes dropped");
             }
         }
+    }
+}
+
+/// A store dropped without [`CallState::finish_call`] (an early return, a panic) still
+/// sends its audit summaries.
+impl Drop for CallState {
+    fn drop(&mut self) {
+        self.audit.finish(&self.services.audit);
     }
 }
 

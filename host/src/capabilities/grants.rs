@@ -23,7 +23,9 @@ pub struct Grant {
     pub scoring: ScoringScope,
     #[serde(default)]
     pub events: EventsScope,
-    /// The operator's ceilings for this plugin; lower the manifest's requests.
+    /// The operator's ceilings for this plugin: a manifest's request up to a ceiling is
+    /// honoured, above it lowered to it. A limit the grant does not set has the runtime
+    /// default as its ceiling (see [`LimitsSpec`]).
     #[serde(default)]
     pub limits: LimitsSpec,
     /// Opt-in: calls one instance of a *pure* scorer may serve, one after another on the

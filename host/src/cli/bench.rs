@@ -722,7 +722,7 @@ mod pipeline {
                 if r.allowed { "" } else { " (denied)" }
             );
             let e = calls.entry(key).or_default();
-            e.0 += 1;
+            e.0 += r.count as usize;
             e.1 += r.duration_us;
         }
         let capability_ms_per_run = calls.values().map(|(_, us)| *us as f64).sum::<f64>() / 1e3 / n;

@@ -4,8 +4,9 @@
 use super::error::q;
 use super::{builder, clamp_limit, Db, DbError};
 
-/// One capability call to record.
-#[derive(Debug, Clone, PartialEq, Default)]
+/// One capability call to record — or, with `count` > 1, a summary of identical calls
+/// of one plugin call past its audit cap (see `audit::CallAudit`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
     /// Milliseconds since the Unix epoch.
     pub at: i64,
@@ -25,6 +26,30 @@ pub struct AuditRecord {
     pub tokens_out: Option<i64>,
     pub cost_usd: Option<f64>,
     pub request_id: Option<String>,
+    /// Calls this record stands for: 1, or more for a summary (then `duration_us`,
+    /// tokens and cost are sums, and `at` is the first summarised call's time).
+    pub count: i64,
+}
+
+impl Default for AuditRecord {
+    fn default() -> Self {
+        AuditRecord {
+            at: 0,
+            plugin: String::new(),
+            plugin_version: String::new(),
+            capability: String::new(),
+            operation: String::new(),
+            target: None,
+            allowed: false,
+            detail: None,
+            duration_us: 0,
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            request_id: None,
+            count: 1,
+        }
+    }
 }
 
 /// A stored audit row: its sequence number and the record.
@@ -49,8 +74,8 @@ pub struct AuditFilter {
 }
 
 const INSERT_COLUMNS: &str = "at, plugin, plugin_version, capability, operation, target, allowed, \
-    detail, duration_us, tokens_in, tokens_out, cost_usd, request_id";
-const N_INSERT_COLUMNS: usize = 13;
+    detail, duration_us, tokens_in, tokens_out, cost_usd, request_id, count";
+const N_INSERT_COLUMNS: usize = 14;
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -68,6 +93,7 @@ struct Row {
     tokens_out: Option<i64>,
     cost_usd: Option<f64>,
     request_id: Option<String>,
+    count: i64,
 }
 
 impl From<Row> for StoredAudit {
@@ -88,6 +114,7 @@ impl From<Row> for StoredAudit {
                 tokens_out: r.tokens_out,
                 cost_usd: r.cost_usd,
                 request_id: r.request_id,
+                count: r.count,
             },
         }
     }
@@ -122,7 +149,8 @@ impl Db {
                         .push_bind(r.tokens_in)
                         .push_bind(r.tokens_out)
                         .push_bind(r.cost_usd.filter(|c| c.is_finite()))
-                        .push_bind(r.request_id.as_deref());
+                        .push_bind(r.request_id.as_deref())
+                        .push_bind(r.count);
                 });
                 qb.build()
                     .persistent(false)

@@ -65,6 +65,7 @@ impl LoadedPlugin {
             self.services.clone(),
             request_id,
             self.limits.memory_bytes,
+            self.audit_max_records,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -161,7 +162,8 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs `f` on a fresh instance; classifies failures; always flushes stdio to the log.
+    /// Runs `f` on a fresh instance; classifies failures; always ends the call (stdio to
+    /// the log, audit summaries sent).
     fn with_store<R>(
         &self,
         request_id: Option<Arc<str>>,
@@ -170,7 +172,7 @@ impl LoadedPlugin {
         let mut store = self.new_store(request_id)?;
         let out = f(&mut store, &self.pre);
         let result = out.map_err(|e| self.classify(e, &store));
-        store.data().flush_stdio();
+        store.data().finish_call();
         result
     }
 
@@ -400,7 +402,7 @@ impl LoadedPlugin {
                 .call_run_layer(&mut store, &wit_ctx)
         })();
         let result = out.map_err(|e| self.classify(e, &store));
-        store.data().flush_stdio();
+        store.data().finish_call();
         let usage = store.data().usage().clone();
         let published = std::mem::take(&mut store.data_mut().published);
         super::reaper::drop_later(store);
@@ -468,7 +470,7 @@ impl LoadedPlugin {
             pre.instantiate(&mut store)?.call_run(&mut store, input)
         })();
         let result = out.map_err(|e| self.classify(e, &store));
-        store.data().flush_stdio();
+        store.data().finish_call();
         let usage = store.data().usage().clone();
         let result = result.and_then(|o| {
             let o = o.map_err(|e| self.plugin_error(e))?;

@@ -52,6 +52,9 @@ pub struct LoadedPlugin {
     pub(crate) engine: Engine,
     pub(crate) services: Arc<HostServices>,
     pub(crate) fuel_metering: bool,
+    /// `runtime.audit_max_records_per_call`: audit records one call sends before identical
+    /// ones are summarised.
+    pub(crate) audit_max_records: u32,
 }
 
 impl LoadedPlugin {

@@ -82,7 +82,12 @@ impl Runtime {
             }
         };
         let operator_limits = grant.map(|g| g.limits).unwrap_or_default();
-        let limits = Limits::effective(&manifest.limits, &operator_limits, self.settings());
+        let (limits, clamped) =
+            Limits::effective(&manifest.limits, &operator_limits, self.settings());
+        for c in &clamped {
+            tracing::warn!(plugin = %plugin, limit = c.limit, asked = c.asked, granted = c.granted,
+                "{}", c.warning(&plugin, &manifest.plugin.name));
+        }
         if manifest.limits.fuel.is_some() && !self.settings().fuel_metering {
             tracing::warn!(plugin = %plugin, "manifest asks for a fuel budget but runtime.fuel_metering is off; \
                 only the deadline bounds this plugin");
@@ -121,6 +126,7 @@ impl Runtime {
             engine: engine.clone(),
             services: self.services().clone(),
             fuel_metering: self.settings().fuel_metering,
+            audit_max_records: self.settings().audit_max_records_per_call,
             manifest,
         })
     }

@@ -93,7 +93,7 @@ impl LoadedPlugin {
         self.arm(&mut warm.store)?;
         let out = warm.bindings.call_score(&mut warm.store, input);
         let result = out.map_err(|e| self.classify(e, &warm.store));
-        warm.store.data().flush_stdio();
+        warm.store.data().finish_call();
         warm.calls_left = warm.calls_left.saturating_sub(1);
         if result.is_ok() && warm.calls_left > 0 {
             give_back(warm);

@@ -21,7 +21,9 @@ pub struct AuditQuery {
     pub limit: Option<i64>,
 }
 
-/// Capability calls, newest first.
+/// Capability calls, newest first. `count` is how many calls a row stands for: 1, or
+/// more for the summary of identical calls one plugin call made past
+/// `runtime.audit_max_records_per_call` (its duration, tokens and cost are sums).
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Object)), security(("api_key" = [])))]
 pub async fn list(
@@ -50,7 +52,7 @@ pub async fn list(
                 "capability": a.capability, "operation": a.operation, "target": a.target,
                 "allowed": a.allowed, "detail": a.detail, "duration_us": a.duration_us,
                 "tokens_in": a.tokens_in, "tokens_out": a.tokens_out, "cost_usd": a.cost_usd,
-                "request_id": a.request_id,
+                "request_id": a.request_id, "count": a.count,
             })
         })
         .collect();
