@@ -414,7 +414,6 @@ impl PluginManager {
                     .await;
             }
         }
-        live_info(replaced.as_deref(), &plugin);
         metrics::counter!("plugin_loads_total", "plugin" => name, "outcome" => "live").increment(1);
         tracing::info!(plugin = %plugin.id(), sha256 = %plugin.sha256, cache = ?plugin.cache_outcome,
             compile_ms = plugin.compile_ms, "plugin version live");
@@ -574,6 +573,11 @@ impl PluginManager {
     }
 
     async fn unload_locked(&self, name: &str) {
+        // Its directory's bytes are no longer decided: a later load takes them again.
+        let owner = self.dirs().owner(name);
+        if let Some(dir) = owner {
+            self.dirs().forget(&dir);
+        }
         if let Some(slot) = self.registry.slot(name) {
             let row = slot.history().first().and_then(|(_, r)| r.clone());
             if let Some(old) = slot.clear() {
@@ -599,7 +603,6 @@ impl PluginManager {
         self.record_status(old_row.clone(), old_status, None).await;
         self.record_status(row.clone(), VersionStatus::Live, None)
             .await;
-        live_info(Some(old), live);
         let mut dirs = self.dirs();
         dirs.set_state_of(old, DirState::Available);
         dirs.set_state_of(live, DirState::Live);
@@ -650,19 +653,6 @@ impl PluginManager {
     pub(crate) fn forget_outcomes(&self) {
         self.dirs().forget_outcomes();
     }
-}
-
-/// `plugin_live_info{plugin, version, sha256}`: 1 for the live version, 0 for the one it
-/// replaced — the version's identity as a metric.
-fn live_info(old: Option<&LoadedPlugin>, new: &LoadedPlugin) {
-    let info = |p: &LoadedPlugin| {
-        metrics::gauge!("plugin_live_info", "plugin" => p.name().to_string(),
-            "version" => p.version().to_string(), "sha256" => p.sha256.clone())
-    };
-    if let Some(old) = old.filter(|o| o.sha256 != new.sha256 || o.version() != new.version()) {
-        info(old).set(0.0);
-    }
-    info(new).set(1.0);
 }
 
 /// Reads `dir`'s manifest and the component it names, off the async runtime, bounded in

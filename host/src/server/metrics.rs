@@ -73,12 +73,14 @@ pub async fn refresh_gauges(st: &AppState) {
         }
     }
     for slot in st.manager.registry().slots() {
-        let live = slot
+        let (version, sha256) = slot
             .live()
-            .map(|p| p.version().to_string())
+            .map(|p| (p.version().to_string(), p.sha256.clone()))
             .unwrap_or_default();
-        metrics::gauge!("plugin_live", "plugin" => slot.name.clone(), "version" => live)
-            .set(if slot.is_disabled() { 0.0 } else { 1.0 });
+        // The version's identity: name, version and the component's sha256.
+        metrics::gauge!("plugin_live", "plugin" => slot.name.clone(), "version" => version,
+            "sha256" => sha256)
+        .set(if slot.is_disabled() { 0.0 } else { 1.0 });
     }
     let (size, idle) = st.db.pool_stats();
     metrics::gauge!("db_pool_connections", "backend" => st.db.backend().as_str()).set(size as f64);
