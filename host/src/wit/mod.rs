@@ -3,8 +3,13 @@
 //! A plugin built against an older contract imports the old interface names (e.g.
 //! `strata:plugin/log@0.1.0`) and keeps loading as long as its bindings module stays here.
 //! A new contract version adds a module; it never edits an old one.
+//!
+//! Each version's WIT lives in its own directory, `wit/since_vX.Y.Z/`, which never changes
+//! once released (`RELEASED`; the `frozen` tests check it). See `wit/README.md`.
 
 pub mod convert;
+#[cfg(test)]
+mod frozen;
 pub mod since_v0_1_0;
 
 /// The WIT package name of the contract.
@@ -12,6 +17,16 @@ pub const PACKAGE: &str = "strata:plugin";
 
 /// Contract versions this host can load, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &[since_v0_1_0::VERSION];
+
+/// Released contract versions, oldest first, with the fingerprint of each one's directory
+/// `wit/since_vX.Y.Z/`: the sha256 of the lines `<sha256 of file>  <relative path>`, one
+/// per file in byte order of the paths, which is what
+/// `cd wit/since_vX.Y.Z && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs sha256sum | sha256sum`
+/// prints. A released row never changes: a new contract is a new directory and a new row.
+pub const RELEASED: &[(&str, &str)] = &[(
+    "0.1.0",
+    "38f4d643b6b95f4750cd58b215a9f1fae6f6c0f6a7803d8a6e0a044ccdf109ae",
+)];
 
 /// An import or export name split into its parts: `strata:plugin/log@0.1.0`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,11 +1,11 @@
-//! Bindings for contract `strata:plugin@0.1.0`.
+//! Bindings for contract `strata:plugin@0.1.0`, generated from `wit/since_v0.1.0/` (frozen).
 
 pub const VERSION: &str = "0.1.0";
 
 /// The `scorer` world; it owns the shared interfaces (types, log, state, crm).
 pub mod scorer {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "strata:plugin/scorer@0.1.0",
     });
 }
@@ -14,7 +14,7 @@ pub mod scorer {
 /// `mcp` and `scoring`.
 pub mod agent {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "strata:plugin/agent@0.1.0",
         with: {
             "strata:plugin/types": super::scorer::strata::plugin::types,
@@ -29,7 +29,7 @@ pub mod agent {
 /// `events`.
 pub mod layer {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/since_v0.1.0",
         world: "strata:plugin/layer@0.1.0",
         with: {
             "strata:plugin/types": super::scorer::strata::plugin::types,

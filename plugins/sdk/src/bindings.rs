@@ -1,4 +1,4 @@
-//! Bindings generated from `wit/` for the three worlds of `strata:plugin@0.1.0`.
+//! Bindings generated from `wit/since_v0.1.0/` for the three worlds of `strata:plugin@0.1.0`.
 //!
 //! The `scorer` world owns the generated `types`, `log`, `state` and `crm` modules; the
 //! `layer` and `agent` worlds reuse them (`with:`), so a `Lead` is one Rust type everywhere.
@@ -10,7 +10,7 @@
 pub mod scorer {
     wit_bindgen::generate!({
         world: "scorer",
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         pub_export_macro: true,
         additional_derives: [PartialEq],
         export_macro_name: "__export_scorer_world",
@@ -23,7 +23,7 @@ pub mod scorer {
 pub mod layer {
     wit_bindgen::generate!({
         world: "layer",
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         pub_export_macro: true,
         additional_derives: [PartialEq],
         export_macro_name: "__export_layer_world",
@@ -44,7 +44,7 @@ pub mod layer {
 pub mod agent {
     wit_bindgen::generate!({
         world: "agent",
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         pub_export_macro: true,
         additional_derives: [PartialEq],
         export_macro_name: "__export_agent_world",
