@@ -156,7 +156,7 @@ dir = "{plugins}"
 watch = false
 [runtime]
 cache_dir = "{cache}"
-pool_instances = 32
+pool_instances = 64
 {crm}
 {golden}
 {GRANTS}

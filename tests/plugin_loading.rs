@@ -464,8 +464,16 @@ async fn new_bytes_under_a_recorded_version_are_refused() {
     );
     assert_eq!(live(&h, "bant").unwrap(), old);
     // Refused, not recorded as a version: the live one's row is the only row.
-    assert_eq!(rows(&h, "bant").await, vec![("1.0.0".into(), "live".into())]);
-    let status = h.manager.directories().into_iter().find(|d| d.dir == dir).unwrap();
+    assert_eq!(
+        rows(&h, "bant").await,
+        vec![("1.0.0".into(), "live".into())]
+    );
+    let status = h
+        .manager
+        .directories()
+        .into_iter()
+        .find(|d| d.dir == dir)
+        .unwrap();
     assert!(status.error.unwrap().contains("bump plugin.version"));
 
     // Also across restarts: the database remembers which bytes 1.0.0 had.

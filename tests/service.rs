@@ -237,3 +237,82 @@ async fn sigterm_returns_the_job_in_flight_to_the_queue_and_a_restart_finishes_i
     assert_eq!(h.db.count_scores().await.unwrap(), 1);
     assert!(b.terminate().success());
 }
+
+/// `SIGHUP` reads the configuration file again: a grant taken away stops the plugin it
+/// concerns (with the reason), given back it serves again — no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_grants_without_a_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = sqlite_url(tmp.path());
+    let h = host(&url, "").await;
+    install(&h.plugins_dir, "bant", "bant");
+    install(&h.plugins_dir, "testing/stateful", "stateful");
+    let base =
+        std::fs::read_to_string(write_config(h.tmp.path(), &url, &h.plugins_dir, 1)).unwrap();
+    let cfg = h.tmp.path().join("reload.toml");
+    let granted = format!("{base}[grants.stateful]\ncapabilities = [\"state\"]\n");
+    std::fs::write(&cfg, &granted).unwrap();
+    let mut p = Proc::start(&cfg);
+    p.wait_ready().await;
+    let (_, key) = strata::server::auth::create_key(&h.db, "reload", strata::db::Role::Admin)
+        .await
+        .unwrap();
+    let http = reqwest::Client::new();
+    let stateful = || async {
+        let v: serde_json::Value = http
+            .get(format!("http://127.0.0.1:{}/api/v1/plugins", p.port))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "stateful")
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert_eq!(stateful().await["live_version"], "1.0.0");
+    let hup = |pid: u32| {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+
+    std::fs::write(&cfg, &base).unwrap();
+    hup(p.child.id());
+    let start = Instant::now();
+    loop {
+        let s = stateful().await;
+        if s["live_version"].is_null() {
+            let e = s["last_error"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            assert!(e.contains("[grants.stateful]"), "{s}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "SIGHUP changed nothing: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::write(&cfg, &granted).unwrap();
+    hup(p.child.id());
+    let start = Instant::now();
+    while stateful().await["live_version"] != "1.0.0" {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the grant given back did not apply"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    p.terminate();
+}
