@@ -83,5 +83,6 @@ done < <(grep '^pair ' "$work/wrk.out")
 served=$(grep -c '^pair ' "$work/wrk.out")
 live=$(curl -fs -H "Authorization: Bearer $key" "localhost:$PORT/api/v1/plugins/bant" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 echo "versions deployed: $versions; versions seen in responses: $served; live at the end: $live"
-echo "failed requests: $failed; responses whose sha256 is not the named version's: $mismatched"
+rejected=$(grep -c "rejected" "$work/serve.log" || true)
+echo "failed requests: $failed; responses whose sha256 is not the named version's: $mismatched; versions rejected: $rejected"
 [ "$failed" = 0 ] && [ "$mismatched" = 0 ]
