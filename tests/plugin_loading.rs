@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strata::plugins::watcher::WatchHandle;
-use strata::runtime::prepare::{sha256_hex, with_custom_section};
+use strata::runtime::prepare::{append_custom_section, sha256_hex, with_custom_section};
 
 async fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -338,7 +338,7 @@ async fn fifos_device_symlinks_and_oversized_components_are_refused_while_bant_s
     let passwd = mk("passwd");
     std::os::unix::fs::symlink("/etc/passwd", passwd.join("plugin.wasm")).unwrap();
     let big = mk("big");
-    let padded = padded_component(&wasm, 5 << 20);
+    let padded = append_custom_section(&wasm, "padding", &vec![0u8; 5 << 20]);
     std::fs::write(big.join("plugin.wasm"), &padded).unwrap();
     let fifo_manifest = install(&h.plugins_dir, "bant", "fifo-manifest");
     std::fs::remove_file(fifo_manifest.join("plugin.toml")).unwrap();
@@ -480,26 +480,6 @@ async fn new_bytes_under_a_recorded_version_are_refused() {
     let again = PluginManagerFor::fresh(&h).await;
     let e = again.load_dir(&dir).await.unwrap_err().to_string();
     assert!(e.contains("bump plugin.version"), "{e}");
-}
-
-/// `wasm` with a custom section of `pad` bytes: still a valid component, only larger.
-fn padded_component(wasm: &[u8], pad: usize) -> Vec<u8> {
-    let mut section = vec![7u8];
-    section.extend_from_slice(b"padding");
-    section.resize(section.len() + pad, 0);
-    let mut out = wasm.to_vec();
-    out.push(0);
-    let mut n = section.len();
-    loop {
-        let b = (n & 0x7f) as u8;
-        n >>= 7;
-        out.push(if n == 0 { b } else { b | 0x80 });
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&section);
-    out
 }
 
 /// A second manager on the same database and plugins directory (a restarted host).

@@ -134,21 +134,28 @@ impl Runtime {
 
 /// Appends a custom section so the bytes (and hash) differ but the component is the same.
 pub fn with_custom_section(wasm: &[u8], tag: &str) -> Vec<u8> {
-    let mut payload = vec![tag.len() as u8];
-    payload.extend_from_slice(tag.as_bytes());
-    payload.extend_from_slice(b"bench");
-    let mut out = wasm.to_vec();
-    out.push(0);
-    let mut n = payload.len();
-    loop {
+    append_custom_section(wasm, tag, b"bench")
+}
+
+/// `wasm` with a custom section `name` holding `payload` appended: the same component,
+/// other bytes (and a larger file, for `payload` of any size).
+pub fn append_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    let leb = |mut n: usize, out: &mut Vec<u8>| loop {
         let b = (n & 0x7f) as u8;
         n >>= 7;
         out.push(if n == 0 { b } else { b | 0x80 });
         if n == 0 {
             break;
         }
-    }
-    out.extend_from_slice(&payload);
+    };
+    let mut section = Vec::with_capacity(name.len() + payload.len() + 5);
+    leb(name.len(), &mut section);
+    section.extend_from_slice(name.as_bytes());
+    section.extend_from_slice(payload);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb(section.len(), &mut out);
+    out.extend_from_slice(&section);
     out
 }
 
