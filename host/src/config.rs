@@ -331,4 +331,35 @@ impl Config {
     pub fn grant(&self, plugin: &str) -> Option<&Grant> {
         self.grants.get(plugin)
     }
+
+    /// The scorer a scoring request uses: the one it names, else `plugins.default_scorer`.
+    pub fn scoring_strategy(&self, asked: Option<&str>) -> String {
+        asked.unwrap_or(&self.plugins.default_scorer).to_string()
+    }
+
+    /// The plugin a qualification uses: the one it names, else `qualify.agent`, else
+    /// `plugins.default_scorer`.
+    pub fn qualify_strategy(&self, asked: Option<&str>) -> String {
+        asked
+            .or(self.qualify.agent.as_deref())
+            .unwrap_or(&self.plugins.default_scorer)
+            .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_rule_picks_the_strategy_a_request_names_none_of() {
+        let mut c = Config::default();
+        assert_eq!(c.scoring_strategy(None), "bant");
+        assert_eq!(c.scoring_strategy(Some("x")), "x");
+        assert_eq!(c.qualify_strategy(None), "bant");
+        c.qualify.agent = Some("qualify-agent".into());
+        assert_eq!(c.qualify_strategy(None), "qualify-agent");
+        assert_eq!(c.qualify_strategy(Some("x")), "x");
+        assert_eq!(c.scoring_strategy(None), "bant");
+    }
 }

@@ -96,10 +96,7 @@ pub(crate) fn threads(arg: Option<usize>) -> usize {
 }
 
 pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
-    let name = args
-        .plugin
-        .clone()
-        .unwrap_or_else(|| config.plugins.default_scorer.clone());
+    let name = config.scoring_strategy(args.plugin.as_deref());
     let format = args
         .format
         .unwrap_or_else(|| InputFormat::detect(&args.input));

@@ -32,7 +32,7 @@ const MAX_COMPANY_LEADS: i64 = 2_000;
 /// What the server needs beyond the database.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Strategy `qualify_lead` uses when the caller names none (`plugins.default_scorer`).
+    /// Strategy `qualify_lead` uses when the caller names none (`Config::qualify_strategy`).
     pub default_strategy: String,
     /// Attempts of an enqueued qualify job (`server.job_max_attempts`).
     pub job_max_attempts: i64,
@@ -48,11 +48,7 @@ impl Default for ServeOptions {
 impl ServeOptions {
     pub fn from_config(cfg: &crate::config::Config) -> Self {
         Self {
-            default_strategy: cfg
-                .qualify
-                .agent
-                .clone()
-                .unwrap_or_else(|| cfg.plugins.default_scorer.clone()),
+            default_strategy: cfg.qualify_strategy(None),
             job_max_attempts: i64::from(cfg.server.job_max_attempts.max(1)),
         }
     }

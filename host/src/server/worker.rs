@@ -133,11 +133,7 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, St
         .as_str()
         .ok_or("payload has no lead_id")?
         .to_string();
-    let strategy = job.payload["strategy"]
-        .as_str()
-        .or(st.config.qualify.agent.as_deref())
-        .unwrap_or(&st.config.plugins.default_scorer)
-        .to_string();
+    let strategy = st.config.qualify_strategy(job.payload["strategy"].as_str());
     let plugin = st
         .manager
         .registry()

@@ -46,9 +46,7 @@ pub async fn score(
     Extension(rid): Extension<RequestId>,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult<Json<ScoreResponse>> {
-    let name = req
-        .strategy
-        .unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    let name = st.config.scoring_strategy(req.strategy.as_deref());
     if name == NATIVE_BANT && st.config.server.native_reference {
         let started = Instant::now();
         let lead = req.lead;
@@ -132,10 +130,7 @@ pub async fn qualify(
     if st.db.get_lead(&lead_id).await?.is_none() {
         return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
     }
-    let strategy = req
-        .strategy
-        .or_else(|| st.config.qualify.agent.clone())
-        .unwrap_or_else(|| st.config.plugins.default_scorer.clone());
+    let strategy = st.config.qualify_strategy(req.strategy.as_deref());
     st.manager.registry().get(&strategy)?;
     let job = st
         .db
