@@ -1030,14 +1030,16 @@ async fn versions_pins_rejected_directories_and_a_config_reload_over_http() {
         json!(["server.body_limit_bytes"]),
         "{v}"
     );
-    let (st, v) = s
-        .json(
+    let score_stateful = async |id: &str| {
+        s.json(
             Method::POST,
             "/api/v1/score",
             &op,
-            Some(json!({"lead": lead_json("v2"), "strategy": "stateful"})),
+            Some(json!({"lead": lead_json(id), "strategy": "stateful"})),
         )
-        .await;
+        .await
+    };
+    let (st, v) = score_stateful("v2").await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
     let (_, v) = s
         .json(Method::GET, "/api/v1/plugins", &s.reader, None)
@@ -1071,14 +1073,7 @@ async fn versions_pins_rejected_directories_and_a_config_reload_over_http() {
         (StatusCode::OK, &json!("live")),
         "{v}"
     );
-    let (st, v) = s
-        .json(
-            Method::POST,
-            "/api/v1/score",
-            &op,
-            Some(json!({"lead": lead_json("v3"), "strategy": "stateful"})),
-        )
-        .await;
+    let (st, v) = score_stateful("v3").await;
     assert_eq!(st, StatusCode::OK, "{v}");
 
     // A broken file is refused; the running configuration stays.
