@@ -118,6 +118,7 @@ async fn qualify(s: &Setup, lead: &str) -> Result<Value, String> {
         Some("rid-agent".into()),
     )
     .await
+    .map_err(|e| e.to_string())
 }
 
 async fn audit(s: &Setup, capability: &str) -> Vec<strata::db::AuditRecord> {

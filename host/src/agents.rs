@@ -4,9 +4,9 @@
 //! `fallback_used`), and an agent execution row with input, output, tokens, cost,
 //! duration, MCP tools used and the lead id.
 
-use crate::db::{Db, ExecutionFinish, NewExecution, NewScore};
+use crate::db::{Db, DbError, ExecutionFinish, NewExecution, NewScore};
 use crate::domain::{now_ms, Score};
-use crate::runtime::LoadedPlugin;
+use crate::runtime::{CallError, LoadedPlugin};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -58,6 +58,28 @@ impl QualifySettings {
     }
 }
 
+/// Why a qualification by an agent failed; the message is recorded on the job and on the
+/// execution row.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("agent task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Call(#[from] CallError),
+    #[error("agent {agent} returned invalid JSON: {source}")]
+    InvalidJson {
+        agent: String,
+        source: serde_json::Error,
+    },
+    #[error("agent {agent} returned no usable score: {source}")]
+    NoScore {
+        agent: String,
+        source: serde_json::Error,
+    },
+}
+
 /// What the agent returns (the fields the host relies on).
 #[derive(Debug, Deserialize)]
 struct AgentOutput {
@@ -74,33 +96,36 @@ pub async fn qualify_with_agent(
     settings: &QualifySettings,
     lead_id: &str,
     request_id: Option<String>,
-) -> Result<Value, String> {
+) -> Result<Value, AgentError> {
     let task = settings.task(lead_id);
     let (name, version) = (agent.name().to_string(), agent.version().to_string());
     let mut exec = NewExecution::new(name, version, task.clone());
     exec.lead_id = Some(lead_id.to_string());
     exec.request_id = request_id.clone();
-    let exec_id = db
-        .insert_execution(&exec)
-        .await
-        .map_err(|e| e.to_string())?;
+    let exec_id = db.insert_execution(&exec).await?;
 
     let started = Instant::now();
     let a = agent.clone();
     let rid: Option<Arc<str>> = request_id.as_deref().map(Arc::from);
     let input = task.to_string();
-    let (result, usage) = tokio::task::spawn_blocking(move || a.run_agent_with_usage(&input, rid))
-        .await
-        .map_err(|e| format!("agent task failed: {e}"))?;
+    let (result, usage) =
+        tokio::task::spawn_blocking(move || a.run_agent_with_usage(&input, rid)).await?;
     let duration_ms = started.elapsed().as_millis() as i64;
 
-    let parsed: Result<(Value, AgentOutput), String> =
-        result.map_err(|e| e.to_string()).and_then(|out| {
-            let v: Value = serde_json::from_str(&out)
-                .map_err(|e| format!("agent {} returned invalid JSON: {e}", agent.id()))?;
-            let o: AgentOutput = serde_json::from_value(v.clone())
-                .map_err(|e| format!("agent {} returned no usable score: {e}", agent.id()))?;
-            agent.validate_score(&o.score).map_err(|e| e.to_string())?;
+    let parsed: Result<(Value, AgentOutput), AgentError> = result
+        .map_err(AgentError::from)
+        .and_then(|out| {
+            let v: Value =
+                serde_json::from_str(&out).map_err(|source| AgentError::InvalidJson {
+                    agent: agent.id().to_string(),
+                    source,
+                })?;
+            let o: AgentOutput =
+                serde_json::from_value(v.clone()).map_err(|source| AgentError::NoScore {
+                    agent: agent.id().to_string(),
+                    source,
+                })?;
+            agent.validate_score(&o.score)?;
             Ok((v, o))
         });
     let finish = |status: &str, output: Option<Value>, error: Option<String>| ExecutionFinish {
@@ -120,10 +145,9 @@ pub async fn qualify_with_agent(
                 NewScore::new(lead_id, agent.id(), o.score.clone()).with_sha256(&agent.sha256);
             row.fallback_used = o.fallback_used;
             row.request_id = request_id;
-            let score_id = db.insert_score(&row).await.map_err(|e| e.to_string())?;
+            let score_id = db.insert_score(&row).await?;
             db.finish_execution(&exec_id, &finish("succeeded", Some(v.clone()), None))
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
             metrics::counter!("agent_runs_total", "agent" => agent.id().to_string(), "outcome" => if o.fallback_used { "fallback" } else { "llm" }).increment(1);
             Ok(json!({
                 "lead_id": lead_id,
@@ -138,7 +162,7 @@ pub async fn qualify_with_agent(
         }
         Err(error) => {
             if let Err(e) = db
-                .finish_execution(&exec_id, &finish("failed", None, Some(error.clone())))
+                .finish_execution(&exec_id, &finish("failed", None, Some(error.to_string())))
                 .await
             {
                 tracing::warn!(execution_id = %exec_id, error = %e, "cannot record the failed execution");

@@ -10,7 +10,17 @@ use std::str::FromStr;
 
 /// Lifecycle status of a lead.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    Default,
+    utoipa::ToSchema,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum LeadStatus {
@@ -84,7 +94,9 @@ pub struct UnknownVariant {
 
 /// A lead as the CRM holds it. `attributes` carries every field without a typed slot
 /// (custom CRM fields, data-set columns), in a stable order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Serialize, Deserialize, Default, utoipa::ToSchema, schemars::JsonSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct Lead {
     pub id: String,

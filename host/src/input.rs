@@ -53,6 +53,8 @@ pub struct ReadOptions {
 pub struct Leads {
     pub leads: Vec<Lead>,
     pub labels: Vec<Option<String>>,
+    /// The line each lead starts on (1-based, as an editor numbers the file).
+    pub lines: Vec<u64>,
 }
 
 pub fn read(path: &Path, format: InputFormat, opts: &ReadOptions) -> Result<Leads, InputError> {
@@ -153,9 +155,13 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
     let mut out = Leads {
         leads: Vec::new(),
         labels: Vec::new(),
+        lines: Vec::new(),
     };
     for (i, rec) in rdr.records().enumerate() {
-        let line = i as u64 + 2;
+        let line = match &rec {
+            Ok(r) => r.position().map_or(i as u64 + 2, |p| p.line()),
+            Err(e) => e.position().map_or(i as u64 + 2, |p| p.line()),
+        };
         let rec = rec.map_err(|e| InputError::Record {
             path: p.clone(),
             line,
@@ -224,6 +230,7 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
                 .and_then(|c| rec.get(c))
                 .map(|v| v.trim().to_string()),
         );
+        out.lines.push(line);
         out.leads.push(lead);
     }
     Ok(out)
@@ -239,6 +246,7 @@ fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, 
     let mut out = Leads {
         leads: Vec::new(),
         labels: Vec::new(),
+        lines: Vec::new(),
     };
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -262,6 +270,7 @@ fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, 
             return Err(err("empty id".into()));
         }
         out.labels.push(label);
+        out.lines.push(i as u64 + 1);
         out.leads.push(lead);
     }
     Ok(out)

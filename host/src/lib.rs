@@ -6,6 +6,7 @@ pub mod audit;
 pub mod capabilities;
 pub mod cli;
 pub mod config;
+pub mod crm;
 pub mod db;
 pub mod domain;
 pub mod input;

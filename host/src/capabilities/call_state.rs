@@ -4,6 +4,7 @@ use super::wasi::CappedPipe;
 use super::EffectiveGrants;
 use crate::audit::{AuditRecord, AuditSink, CallAudit};
 use crate::db::Db;
+use crate::wit::since_v0_1_0::types::CapabilityError;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
@@ -206,6 +207,31 @@ impl CallState {
         self.audit_call(
             capability, operation, target, allowed, detail, started, None,
         );
+    }
+
+    /// Audits one call of a brokered capability from its outcome, and returns the outcome:
+    /// the one rule every capability's operations follow (`crm`, `events`, `mcp`,
+    /// `state`). Success is allowed (detail: `note`); a denial or an invalid argument is
+    /// denied with its reason; a failure of the service behind the capability was
+    /// allowed and is recorded as `unavailable: …`.
+    pub(crate) fn audited<T>(
+        &self,
+        capability: super::Capability,
+        operation: &str,
+        target: &str,
+        started: Instant,
+        note: Option<String>,
+        r: Result<T, CapabilityError>,
+    ) -> Result<T, CapabilityError> {
+        let (allowed, detail) = match &r {
+            Ok(_) => (true, note),
+            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
+                (false, Some(m.clone()))
+            }
+            Err(CapabilityError::Unavailable(m)) => (true, Some(format!("unavailable: {m}"))),
+        };
+        self.audit(capability, operation, target, allowed, detail, started);
+        r
     }
 
     /// [`Self::audit`] with the tokens and cost of an `llm` call.

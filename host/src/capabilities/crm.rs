@@ -48,23 +48,6 @@ impl CallState {
             .ok_or_else(|| CapabilityError::Denied("crm is not granted".into()))
     }
 
-    fn crm_finish<T>(
-        &self,
-        op: &str,
-        target: &str,
-        started: Instant,
-        r: Result<T, CapabilityError>,
-    ) -> Result<T, CapabilityError> {
-        let (allowed, detail) = match &r {
-            Ok(_) => (true, None),
-            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
-                (false, Some(m.clone()))
-            }
-            Err(CapabilityError::Unavailable(m)) => (true, Some(format!("unavailable: {m}"))),
-        };
-        self.audit(Capability::Crm, op, target, allowed, detail, started);
-        r
-    }
 }
 
 impl wit::Host for CallState {
@@ -87,7 +70,7 @@ impl wit::Host for CallState {
                 .map_err(unavailable)?;
             Ok(lead.as_ref().map(types::Lead::from))
         })();
-        self.crm_finish("get-lead", &format!("lead:{id}"), started, r)
+        self.audited(Capability::Crm, "get-lead", &format!("lead:{id}"), started, None, r)
     }
 
     fn list_scores(
@@ -115,6 +98,13 @@ impl wit::Host for CallState {
                 .map_err(unavailable)?;
             Ok(scores.iter().map(types::StoredScore::from).collect())
         })();
-        self.crm_finish("list-scores", &format!("lead:{lead_id}"), started, r)
+        self.audited(
+            Capability::Crm,
+            "list-scores",
+            &format!("lead:{lead_id}"),
+            started,
+            None,
+            r,
+        )
     }
 }

@@ -72,6 +72,11 @@ pub(crate) fn link(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
     layer::strata::plugin::events::add_to_linker::<CallState, HasSelf<CallState>>(linker, |s| s)
 }
 
+/// The audit target of a topic.
+fn topic_target(topic: &str) -> String {
+    format!("topic:{}", super::log::sanitize(topic, 128))
+}
+
 fn check_topic(topic: &str) -> Result<(), CapabilityError> {
     let ok = !topic.is_empty()
         && topic.len() <= 128
@@ -96,25 +101,6 @@ impl CallState {
             .ok_or_else(|| CapabilityError::Denied("events is not granted".into()))
     }
 
-    fn events_finish<T>(
-        &self,
-        op: &str,
-        topic: &str,
-        started: Instant,
-        r: Result<T, CapabilityError>,
-        note: Option<String>,
-    ) -> Result<T, CapabilityError> {
-        let (allowed, detail) = match &r {
-            Ok(_) => (true, note),
-            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
-                (false, Some(m.clone()))
-            }
-            Err(CapabilityError::Unavailable(m)) => (true, Some(format!("failed: {m}"))),
-        };
-        let target = format!("topic:{}", super::log::sanitize(topic, 128));
-        self.audit(Capability::Events, op, &target, allowed, detail, started);
-        r
-    }
 
     fn events_publish(&mut self, topic: &str, payload: &str) -> Result<String, CapabilityError> {
         check_topic(topic)?;
@@ -212,7 +198,7 @@ impl wit::Host for CallState {
             (Ok(id), false) => Some(format!("event {id}")),
             _ => None,
         };
-        self.events_finish("publish", &topic, started, r, note)
+        self.audited(Capability::Events, "publish", &topic_target(&topic), started, note, r)
     }
 
     fn read(
@@ -224,7 +210,7 @@ impl wit::Host for CallState {
         let started = Instant::now();
         let r = self.events_read(&topic, after.as_deref(), limit);
         let note = r.as_ref().ok().map(|v| format!("{} event(s)", v.len()));
-        self.events_finish("read", &topic, started, r, note)
+        self.audited(Capability::Events, "read", &topic_target(&topic), started, note, r)
     }
 }
 

@@ -71,24 +71,6 @@ impl CallState {
             .ok_or_else(|| CapabilityError::Unavailable("no MCP servers configured".into()))
     }
 
-    fn mcp_finish<T>(
-        &self,
-        op: &str,
-        target: &str,
-        started: Instant,
-        r: Result<T, CapabilityError>,
-        note: Option<String>,
-    ) -> Result<T, CapabilityError> {
-        let (allowed, detail) = match &r {
-            Ok(_) => (true, note),
-            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
-                (false, Some(m.clone()))
-            }
-            Err(CapabilityError::Unavailable(m)) => (true, Some(format!("failed: {m}"))),
-        };
-        self.audit(Capability::Mcp, op, target, allowed, detail, started);
-        r
-    }
 }
 
 fn unavailable(e: crate::mcp::McpError) -> CapabilityError {
@@ -120,7 +102,7 @@ impl wit::Host for CallState {
                 })
                 .collect::<Vec<_>>())
         })();
-        self.mcp_finish("list-tools", &format!("mcp:{server}"), started, r, None)
+        self.audited(Capability::Mcp, "list-tools", &format!("mcp:{server}"), started, None, r)
     }
 
     fn call_tool(
@@ -190,7 +172,7 @@ impl wit::Host for CallState {
                 None
             }
         });
-        self.mcp_finish("call-tool", &target, started, r, note)
+        self.audited(Capability::Mcp, "call-tool", &target, started, note, r)
     }
 }
 

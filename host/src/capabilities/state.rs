@@ -130,22 +130,6 @@ impl CallState {
             .ok_or_else(|| CapabilityError::Unavailable("no database configured".into()))
     }
 
-    fn finish<T>(
-        &self,
-        op: &str,
-        key: &str,
-        started: Instant,
-        r: Result<T, CapabilityError>,
-    ) -> Result<T, CapabilityError> {
-        let (allowed, detail) = match &r {
-            Ok(_) => (true, None),
-            Err(CapabilityError::Denied(m)) => (false, Some(m.clone())),
-            Err(CapabilityError::Invalid(m)) => (false, Some(m.clone())),
-            Err(CapabilityError::Unavailable(m)) => (true, Some(format!("unavailable: {m}"))),
-        };
-        self.audit(Capability::State, op, key, allowed, detail, started);
-        r
-    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CapabilityError {
@@ -166,7 +150,7 @@ impl CallState {
             check_key(key)?;
             op(self, scope, self.state_db()?, &self.plugin.name)
         });
-        self.finish(operation, key, started, r)
+        self.audited(Capability::State, operation, key, started, None, r)
     }
 }
 
@@ -192,15 +176,8 @@ impl CallState {
             };
             self.hold_back(Capability::State, operation, key, would);
         }
-        let (allowed, detail) = match &r {
-            Ok(()) => (true, Some("dry-run: held back, not executed".to_string())),
-            Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
-                (false, Some(m.clone()))
-            }
-            Err(CapabilityError::Unavailable(m)) => (true, Some(m.clone())),
-        };
-        self.audit(Capability::State, operation, key, allowed, detail, started);
-        r
+        let note = Some("dry-run: held back, not executed".to_string());
+        self.audited(Capability::State, operation, key, started, note, r)
     }
 }
 
@@ -288,7 +265,7 @@ impl wit::Host for CallState {
                 let v = v.clone();
                 let started = Instant::now();
                 let r = self.state_scope().and_then(|_| check_key(&key)).map(|()| v);
-                return self.finish("get", &key, started, r);
+                return self.audited(Capability::State, "get", &key, started, None, r);
             }
         }
         let got = self.state_call("get", &key, |s, _, db, plugin| {
@@ -311,7 +288,7 @@ impl wit::Host for CallState {
         if self.buffers_state() {
             let started = Instant::now();
             let r = self.state_buffer_write(&key, Some(value)).map(|_| ());
-            return self.finish("set", &key, started, r);
+            return self.audited(Capability::State, "set", &key, started, None, r);
         }
         self.state_call("set", &key, |s, scope, db, plugin| {
             check_value(scope, &value)?;
@@ -341,7 +318,7 @@ impl wit::Host for CallState {
         if self.buffers_state() {
             let started = Instant::now();
             let r = self.state_buffer_write(&key, None);
-            return self.finish("delete", &key, started, r);
+            return self.audited(Capability::State, "delete", &key, started, None, r);
         }
         self.state_call("delete", &key, |s, _, db, plugin| {
             s.services

@@ -86,7 +86,7 @@ async fn manager(
     }
     let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
     db.migrate().await?;
-    let crm = crate::mcp::BuiltinCrm::new(db.clone(), crate::mcp::ServeOptions::from_config(cfg));
+    let crm = crate::mcp::BuiltinCrm::new(db.clone(), crate::crm::mcp::ServeOptions::from_config(cfg));
     Ok((
         crate::mcp::McpManager::with_builtin(&cfg.mcp, Some(crm)),
         Some(db),
@@ -96,11 +96,11 @@ async fn manager(
 async fn serve(args: ServeArgs, cfg: crate::config::Config) -> anyhow::Result<()> {
     let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
     db.migrate().await?;
-    let opts = crate::mcp::ServeOptions::from_config(&cfg);
+    let opts = crate::crm::mcp::ServeOptions::from_config(&cfg);
     let result = match args.transport.as_str() {
         "http" => {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let (addr, task) = crate::mcp::serve_http_with(db.clone(), opts, args.bind, async {
+            let (addr, task) = crate::server::mcp_http::serve_http_with(db.clone(), opts, args.bind, async {
                 let _ = rx.await;
             })
             .await?;
@@ -114,7 +114,7 @@ async fn serve(args: ServeArgs, cfg: crate::config::Config) -> anyhow::Result<()
             let _ = task.await;
             Ok(())
         }
-        _ => crate::mcp::serve_stdio_with(db.clone(), opts).await,
+        _ => crate::crm::mcp::serve_stdio_with(db.clone(), opts).await,
     };
     db.close().await;
     result

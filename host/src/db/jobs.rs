@@ -27,6 +27,17 @@ use crate::domain::now_ms;
 use super::error::q;
 use super::{clamp_limit, new_id, Backend, Db, DbError};
 
+/// The kinds of job this host enqueues and its workers claim.
+pub mod kinds {
+    /// Scores (or qualifies with an agent) one stored lead and stores the score;
+    /// payload `{lead_id, strategy, requested_by}`.
+    pub const QUALIFY: &str = "qualify";
+    /// Runs one pipeline over the events waiting for it; payload `{pipeline}`.
+    pub const PIPELINE_RUN: &str = "pipeline_run";
+    /// Every kind a `strata serve` worker claims.
+    pub const ALL: &[&str] = &[QUALIFY, PIPELINE_RUN];
+}
+
 /// Longest `last_error` kept, in bytes (longer messages are cut at a char boundary).
 const MAX_ERROR_BYTES: usize = 8 * 1024;
 

@@ -1,13 +1,14 @@
-//! `transport = "builtin"`: Strata's own CRM server ([`super::server`]) inside the host
+//! `transport = "builtin"`: Strata's own CRM server ([`crate::crm::mcp`]) inside the host
 //! process, on the host's own [`Db`] (no child process, no second connection pool on the
 //! file). Tool calls run the server's handlers directly, without JSON-RPC
-//! ([`super::server::StrataMcpServer::call_in_process`]; the manager's deadline and
+//! ([`crate::crm::mcp::StrataMcpServer::call_in_process`]; the manager's deadline and
 //! breaker, and the capability's audit and dry-run rules, apply as to any server). Tool
 //! listing and health probes go through an ordinary client session with the rmcp server
 //! on a task at one end of an in-memory pipe (`tokio::io::duplex`).
 
 use super::connect::{describe_error, Client};
-use super::server::{ServeOptions, StrataMcpServer};
+use super::error::ConnectError;
+use crate::crm::mcp::{ServeOptions, StrataMcpServer};
 use crate::db::Db;
 use rmcp::ServiceExt;
 
@@ -29,7 +30,7 @@ impl BuiltinCrm {
 
 /// Starts the server on a task and opens a client session with it. The server ends when
 /// the client's end of the pipe is dropped (the session closed or cancelled).
-pub(crate) async fn connect(server: &str, crm: &BuiltinCrm) -> Result<Client, String> {
+pub(crate) async fn connect(server: &str, crm: &BuiltinCrm) -> Result<Client, ConnectError> {
     let (client_end, server_end) = tokio::io::duplex(PIPE_BUFFER);
     let handler = StrataMcpServer::new(crm.db.clone(), crm.opts.clone());
     let name = server.to_string();
@@ -51,5 +52,5 @@ pub(crate) async fn connect(server: &str, crm: &BuiltinCrm) -> Result<Client, St
     super::connect::client_config()
         .serve(client_end)
         .await
-        .map_err(|e| format!("handshake failed: {}", describe_error(&e)))
+        .map_err(|e| ConnectError::Handshake(describe_error(&e)))
 }

@@ -3,6 +3,7 @@
 //! sees the exit at once, forwards stderr to the log and kills the child on drop.
 
 use super::settings::{McpServerSettings, McpTransport};
+use super::error::ConnectError;
 use super::ToolInfo;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::RunningService;
@@ -116,7 +117,7 @@ pub(crate) async fn connect(
     generation: u64,
     builtin: Option<&super::BuiltinCrm>,
     on_exit: impl FnOnce(&ConnFlags, String) + Send + 'static,
-) -> Result<Arc<Connection>, String> {
+) -> Result<Arc<Connection>, ConnectError> {
     let flags = Arc::new(ConnFlags::default());
     let (client, pid, exit, kill) = match cfg.transport {
         McpTransport::Stdio => {
@@ -126,10 +127,7 @@ pub(crate) async fn connect(
         }
         McpTransport::Http => (connect_http(cfg).await?, None, None, None),
         McpTransport::Builtin => {
-            let crm = builtin.ok_or(
-                "transport \"builtin\" runs Strata's own CRM server on the host's database, \
-                 and this MCP client has none",
-            )?;
+            let crm = builtin.ok_or(ConnectError::NoBuiltin)?;
             (
                 super::builtin::connect(server, crm).await?,
                 None,
@@ -160,7 +158,7 @@ pub(crate) async fn connect(
                 .lost_reason(&format!("listing tools failed: {}", describe_error(&e)))
                 .await;
             conn.close(Duration::ZERO).await;
-            return Err(reason);
+            return Err(ConnectError::Lost(reason));
         }
     }
     Ok(Arc::new(conn))
@@ -178,7 +176,7 @@ async fn spawn_stdio(
     cfg: &McpServerSettings,
     flags: Arc<ConnFlags>,
     on_exit: impl FnOnce(&ConnFlags, String) + Send + 'static,
-) -> Result<Spawned, String> {
+) -> Result<Spawned, ConnectError> {
     let program = cfg.command.as_deref().unwrap_or_default();
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&cfg.args)
@@ -196,12 +194,13 @@ async fn spawn_stdio(
     if let Some(dir) = &cfg.cwd {
         cmd.current_dir(dir);
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    let mut child = cmd.spawn().map_err(|e| ConnectError::Spawn {
+        program: program.to_string(),
+        message: e.to_string(),
+    })?;
     let pid = child.id();
-    let stdin = child.stdin.take().ok_or("child has no stdin")?;
-    let stdout = child.stdout.take().ok_or("child has no stdout")?;
+    let stdin = child.stdin.take().ok_or(ConnectError::Pipe("stdin"))?;
+    let stdout = child.stdout.take().ok_or(ConnectError::Pipe("stdout"))?;
     if let Some(stderr) = child.stderr.take() {
         tokio::spawn(forward_stderr(server.to_string(), stderr));
     }
@@ -239,10 +238,10 @@ async fn spawn_stdio(
                 .ok()
                 .and_then(|r| r.ok().and_then(|s| s.clone()));
             drop(kill_tx);
-            Err(match exited {
-                Some(s) => format!("handshake failed: {s}"),
-                None => format!("handshake failed: {}", describe_error(&e)),
-            })
+            Err(ConnectError::Handshake(match exited {
+                Some(s) => s,
+                None => describe_error(&e),
+            }))
         }
     }
 }
@@ -294,30 +293,33 @@ async fn forward_stderr(server: String, mut stderr: tokio::process::ChildStderr)
     emit(&line, cut);
 }
 
-async fn connect_http(cfg: &McpServerSettings) -> Result<Client, String> {
+async fn connect_http(cfg: &McpServerSettings) -> Result<Client, ConnectError> {
     use axum::http::{header, HeaderValue};
     use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
     use rmcp::transport::StreamableHttpClientTransport;
     let url = cfg.url.as_deref().unwrap_or_default();
     let mut headers = HashMap::new();
     if let Some(var) = &cfg.auth_header_env {
-        let value = std::env::var(var)
-            .map_err(|_| format!("environment variable {var} (auth_header_env) is not set"))?;
-        let mut v = HeaderValue::from_str(value.trim()).map_err(|_| {
-            format!("environment variable {var} (auth_header_env) is not a valid header value")
-        })?;
+        let env_error = |problem| ConnectError::AuthEnv {
+            var: var.clone(),
+            problem,
+        };
+        let value = std::env::var(var).map_err(|_| env_error("is not set"))?;
+        let mut v = HeaderValue::from_str(value.trim())
+            .map_err(|_| env_error("is not a valid header value"))?;
         v.set_sensitive(true);
         headers.insert(header::AUTHORIZATION, v);
     }
     let transport = StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url).custom_headers(headers),
     );
-    client_config().serve(transport).await.map_err(|e| {
-        format!(
-            "cannot open a session at {}: {e}",
-            crate::db::redact_url(url)
-        )
-    })
+    client_config()
+        .serve(transport)
+        .await
+        .map_err(|e| ConnectError::Session {
+            url: crate::db::redact_url(url),
+            message: e.to_string(),
+        })
 }
 
 /// One line for an rmcp error: its message and the causes it does not already show,

@@ -59,3 +59,26 @@ impl McpError {
         )
     }
 }
+
+/// Why a session with an MCP server could not be opened. Its message becomes the reason of
+/// [`McpError::Unavailable`] and the server's `last_error`; it never carries a credential.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot start {program:?}: {message}")]
+    Spawn { program: String, message: String },
+    #[error("child has no {0}")]
+    Pipe(&'static str),
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// The session opened, then failed; the text says how (and how the child exited).
+    #[error("{0}")]
+    Lost(String),
+    #[error("environment variable {var} (auth_header_env) {problem}")]
+    AuthEnv { var: String, problem: &'static str },
+    #[error("cannot open a session at {url}: {message}")]
+    Session { url: String, message: String },
+    #[error("transport \"builtin\" runs Strata's own CRM server on the host's database, and this MCP client has none")]
+    NoBuiltin,
+    #[error("connecting took longer than {0} ms")]
+    Timeout(u128),
+}

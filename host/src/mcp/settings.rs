@@ -72,7 +72,7 @@ pub enum McpTransport {
     Stdio,
     /// Streamable HTTP.
     Http,
-    /// Strata's own CRM server ([`crate::mcp::server`]) inside the host process, over an
+    /// Strata's own CRM server ([`crate::crm::mcp`]) inside the host process, over an
     /// in-memory pipe, on the host's database (no child, no second connection pool).
     Builtin,
 }

@@ -9,6 +9,7 @@
 //!   against) are unchanged since its last attempt is not loaded again: the last outcome
 //!   stands, so a rejected version is recorded once and retried only when its bytes change.
 
+use crate::runtime::error::NameTaken;
 use crate::runtime::LoadedPlugin;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -64,15 +65,6 @@ pub(crate) enum Outcome {
 struct Entry {
     status: DirStatus,
     seen: Option<(Fingerprint, Outcome)>,
-}
-
-/// Why a directory may not hold the name it claims.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("plugin {name}: {dir} claims the name, but {owner} already holds it; rename the plugin in {dir}/plugin.toml or remove that directory")]
-pub struct NameTaken {
-    pub name: String,
-    pub dir: String,
-    pub owner: String,
 }
 
 #[derive(Default)]

@@ -89,7 +89,7 @@ impl LoadedPlugin {
     }
 
     fn services_tick_ms(&self) -> u64 {
-        crate::config::EPOCH_TICK_MS
+        super::settings::EPOCH_TICK_MS
     }
 
     /// Maps a wasmtime error of this call to a typed `CallError`.

@@ -1,6 +1,6 @@
 //! Engine configuration and the epoch ticker.
 
-use crate::config::RuntimeSettings;
+use super::settings::RuntimeSettings;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

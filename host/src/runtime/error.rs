@@ -3,6 +3,15 @@
 
 use crate::capabilities::GrantError;
 
+/// Why a directory may not hold the name it claims.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("plugin {name}: {dir} claims the name, but {owner} already holds it; rename the plugin in {dir}/plugin.toml or remove that directory")]
+pub struct NameTaken {
+    pub name: String,
+    pub dir: String,
+    pub owner: String,
+}
+
 /// Why a plugin version could not be loaded. The previous live version stays.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -16,7 +25,7 @@ pub enum LoadError {
     #[error("{message}")]
     Repeated { message: String },
     #[error(transparent)]
-    NameTaken(#[from] crate::plugins::dirs::NameTaken),
+    NameTaken(#[from] NameTaken),
     #[error("plugin {plugin}: this version was already loaded with component sha256 {recorded}…; these bytes are {found}… — bump plugin.version in plugin.toml to deploy new bytes")]
     VersionReused {
         plugin: String,

@@ -8,7 +8,7 @@
 //! allowance: the smaller of the manifest's and the grant's, either alone if only one
 //! sets it.
 
-use crate::config::RuntimeSettings;
+use super::settings::RuntimeSettings;
 use crate::manifest::LimitsSpec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

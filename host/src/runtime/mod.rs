@@ -11,6 +11,7 @@ pub mod limits;
 pub mod plugin;
 pub mod prepare;
 pub mod reaper;
+pub mod settings;
 pub mod warm;
 
 pub use cache::ArtifactCache;
@@ -19,9 +20,9 @@ pub use error::{CallError, LoadError};
 pub use lane::CallLane;
 pub use limits::Limits;
 pub use plugin::{ImportInfo, LoadedPlugin};
+pub use settings::RuntimeSettings;
 
 use crate::capabilities::HostServices;
-use crate::config::RuntimeSettings;
 use std::sync::Arc;
 use wasmtime::Engine;
 

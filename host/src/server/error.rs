@@ -99,6 +99,17 @@ impl From<crate::db::DbError> for ApiError {
     }
 }
 
+impl From<crate::crm::CrmError> for ApiError {
+    fn from(e: crate::crm::CrmError) -> Self {
+        use crate::crm::CrmError as C;
+        match e {
+            C::Invalid(m) => ApiError::unprocessable(m),
+            C::NotFound(m) => ApiError::not_found(m),
+            C::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::plugins::SlotError> for ApiError {
     fn from(e: crate::plugins::SlotError) -> Self {
         match e {

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod json;
+pub mod mcp_http;
 pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
@@ -38,6 +39,13 @@ impl std::ops::Deref for AppState {
     type Target = Shared;
     fn deref(&self) -> &Shared {
         &self.0
+    }
+}
+
+impl AppState {
+    /// The CRM's lead and score operations over this server's database.
+    pub fn crm(&self) -> crate::crm::Crm {
+        crate::crm::Crm::new(self.db.clone())
     }
 }
 

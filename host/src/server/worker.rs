@@ -5,14 +5,12 @@
 
 use super::AppState;
 use crate::db::{JobRecord, NewScore};
-use crate::pipelines::PIPELINE_JOB;
+use crate::db::jobs::kinds;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
-/// Kind of the job that scores a stored lead and stores the score.
-pub const QUALIFY: &str = "qualify";
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Starts `server.workers` workers; they stop when `stop` turns true.
@@ -37,7 +35,7 @@ async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
         let job = match st
             .db
-            .claim_job(&owner, lease, &[QUALIFY, PIPELINE_JOB])
+            .claim_job(&owner, lease, kinds::ALL)
             .await
         {
             Ok(Some(job)) => job,
@@ -85,6 +83,7 @@ async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
                 }
             }
             Some(Err(error)) => {
+                let error = error.to_string();
                 let delay = 500i64 << job.attempts.clamp(0, 10);
                 match st.db.fail_job(&job.id, &owner, &error, delay).await {
                     Ok(Some(j)) => {
@@ -105,40 +104,57 @@ async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// Why a job attempt failed; its message is the job's `last_error`.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("unknown job kind {0:?}")]
+    UnknownKind(String),
+    #[error("payload has no {0}")]
+    Payload(&'static str),
+    #[error("lead {0:?} no longer exists")]
+    LeadGone(String),
+    #[error("scoring task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Slot(#[from] crate::plugins::SlotError),
+    #[error(transparent)]
+    Call(#[from] crate::runtime::CallError),
+    #[error(transparent)]
+    Agent(#[from] crate::agents::AgentError),
+    #[error(transparent)]
+    Pipeline(#[from] crate::pipelines::PipelineError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot encode the result: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
 /// Runs one job; `Err` is the error to record.
-async fn execute(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
+async fn execute(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, JobError> {
     match job.kind.as_str() {
-        QUALIFY => qualify(st, job).await,
-        PIPELINE_JOB => pipeline_run(st, job).await,
-        other => Err(format!("unknown job kind {other:?}")),
+        kinds::QUALIFY => qualify(st, job).await,
+        kinds::PIPELINE_RUN => pipeline_run(st, job).await,
+        other => Err(JobError::UnknownKind(other.to_string())),
     }
 }
 
 /// Runs (or resumes, after a lost lease) a pipeline run to its end.
-async fn pipeline_run(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
+async fn pipeline_run(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, JobError> {
     let run_id = job.payload["run_id"]
         .as_str()
-        .ok_or("payload has no run_id")?;
+        .ok_or(JobError::Payload("run_id"))?;
     let rid = job.request_id.as_deref().map(Arc::from);
-    let summary = st
-        .pipelines
-        .execute(run_id, rid)
-        .await
-        .map_err(|e| e.to_string())?;
-    serde_json::to_value(summary).map_err(|e| e.to_string())
+    let summary = st.pipelines.execute(run_id, rid).await?;
+    Ok(serde_json::to_value(summary)?)
 }
 
-async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, String> {
+async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, JobError> {
     let lead_id = job.payload["lead_id"]
         .as_str()
-        .ok_or("payload has no lead_id")?
+        .ok_or(JobError::Payload("lead_id"))?
         .to_string();
     let strategy = st.config.qualify_strategy(job.payload["strategy"].as_str());
-    let plugin = st
-        .manager
-        .registry()
-        .get(&strategy)
-        .map_err(|e| e.to_string())?;
+    let plugin = st.manager.registry().get(&strategy)?;
     if plugin.kind() == crate::manifest::PluginKind::Agent {
         let started = Instant::now();
         let r = crate::agents::qualify_with_agent(
@@ -151,25 +167,22 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, St
         .await;
         metrics::histogram!("plugin_call_duration_seconds", "plugin" => strategy.clone())
             .record(started.elapsed().as_secs_f64());
-        return r;
+        return Ok(r?);
     }
     let lead = st
         .db
         .get_lead(&lead_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("lead {lead_id:?} no longer exists"))?;
+        .await?
+        .ok_or_else(|| JobError::LeadGone(lead_id.clone()))?;
     let rid: Option<Arc<str>> = job.request_id.as_deref().map(Arc::from);
     let started = Instant::now();
     let p = plugin.clone();
-    let result = tokio::task::spawn_blocking(move || p.score(&lead, rid))
-        .await
-        .map_err(|e| format!("scoring task failed: {e}"))?;
+    let result = tokio::task::spawn_blocking(move || p.score(&lead, rid)).await?;
     super::metrics::plugin_call(&strategy, &result, started.elapsed());
-    let score = result.map_err(|e| e.to_string())?;
+    let score = result?;
     let mut row =
         NewScore::new(lead_id.clone(), plugin.id(), score.clone()).with_sha256(&plugin.sha256);
     row.request_id = job.request_id.clone();
-    let id = st.db.insert_score(&row).await.map_err(|e| e.to_string())?;
+    let id = st.db.insert_score(&row).await?;
     Ok(json!({ "lead_id": lead_id, "score_id": id, "strategy": plugin.id(), "score": score }))
 }

@@ -21,23 +21,8 @@ pub async fn upsert(
     State(st): State<AppState>,
     ApiJson(lead): ApiJson<Lead>,
 ) -> ApiResult<(StatusCode, Json<Lead>)> {
-    validate(&lead)?;
-    st.db.upsert_lead(&lead).await?;
+    st.crm().put_lead(&lead).await?;
     Ok((StatusCode::CREATED, Json(lead)))
-}
-
-fn validate(l: &Lead) -> ApiResult<()> {
-    if l.id.trim().is_empty() || l.id.len() > 200 {
-        return Err(ApiError::unprocessable("lead id must be 1-200 characters"));
-    }
-    for (what, v) in [("budget", l.budget), ("annual_revenue", l.annual_revenue)] {
-        if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
-            return Err(ApiError::unprocessable(format!(
-                "{what} must be a non-negative number"
-            )));
-        }
-    }
-    Ok(())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -72,10 +57,7 @@ pub async fn bulk(
     };
     let parsed = input::parse(&body, "request body", format, &ReadOptions::default())
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    for l in &parsed.leads {
-        validate(l)?;
-    }
-    let n = st.db.upsert_leads(&parsed.leads).await?;
+    let n = st.crm().put_leads(&parsed.leads, &parsed.lines).await?;
     Ok((StatusCode::CREATED, Json(BulkResult { upserted: n })))
 }
 
@@ -113,8 +95,7 @@ pub async fn list(
         limit,
         offset,
     };
-    let items = st.db.list_leads(&filter).await?;
-    let total = st.db.count_leads(&filter).await?;
+    let (items, total) = st.crm().list_leads(&filter).await?;
     Ok(Json(LeadPage {
         items,
         total,
@@ -128,9 +109,5 @@ pub async fn list(
     responses((status = 200, body = Lead), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn get(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Lead>> {
-    st.db
-        .get_lead(&id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no lead {id:?}")))
+    Ok(Json(st.crm().lead(&id).await?))
 }

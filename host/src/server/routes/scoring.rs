@@ -1,6 +1,5 @@
 //! Scoring: the synchronous fast path (nothing stored) and qualification jobs.
 
-use crate::db::NewJob;
 use crate::domain::{Lead, Score};
 use crate::runtime::lane::thread_cpu_time;
 use crate::server::auth::Caller;
@@ -127,19 +126,17 @@ pub async fn qualify(
     } else {
         crate::server::json::parse(&body, st.config.server.json_depth_limit)?
     };
-    if st.db.get_lead(&lead_id).await?.is_none() {
-        return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
-    }
+    let crm = st.crm();
+    crm.require_lead(&lead_id).await?;
     let strategy = st.config.qualify_strategy(req.strategy.as_deref());
     st.manager.registry().get(&strategy)?;
-    let job = st
-        .db
-        .enqueue_job(&NewJob {
-            kind: crate::server::worker::QUALIFY.into(),
-            payload: serde_json::json!({"lead_id": lead_id, "strategy": strategy, "requested_by": caller.name}),
-            max_attempts: st.config.server.job_max_attempts as i64,
+    let job = crm
+        .enqueue_qualify(&crate::crm::QualifyRequest {
+            lead_id,
+            strategy,
+            requested_by: caller.name,
             request_id: Some(rid.0.to_string()),
-            run_at: None,
+            max_attempts: i64::from(st.config.server.job_max_attempts),
         })
         .await?;
     st.worker_wake.notify_one();

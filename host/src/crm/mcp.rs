@@ -1,17 +1,19 @@
-//! Strata's own MCP server (`strata mcp serve`): tools over Strata's database for
-//! agents and other MCP clients, over stdio or streamable HTTP.
+//! Strata's own MCP server (`strata mcp serve`): the CRM's operations ([`super::Crm`]) as
+//! tools for agents and other MCP clients, over stdio here, over streamable HTTP in
+//! `server::mcp_http`, and in process for the `builtin` MCP transport.
 //!
-//! Tools: `get_lead`, `list_leads`, `update_lead` (status, notes, custom attributes only),
-//! `get_lead_score` (latest score and its human override), `qualify_lead` (enqueues the
-//! same durable job as `POST /api/v1/leads/qualify/{id}`; a `strata serve` worker runs it).
-//! Failures are tool errors (`isError`) whose text names the cause, e.g. `no lead "x"`.
+//! Tools: `get_lead`, `list_leads`, `upsert_lead`, `get_company`, `update_lead` (status,
+//! notes, custom attributes only), `get_lead_score` (latest score and its human override),
+//! `qualify_lead` (enqueues the same durable job as `POST /api/v1/leads/qualify/{id}`; a
+//! `strata serve` worker runs it). Failures are tool errors (`isError`) whose text names
+//! the cause, e.g. `no lead "x"`.
 //!
 //! In stdio mode stdout carries the protocol: everything else (logs) goes to stderr.
-//! Over HTTP every request needs an operator (or admin) API key of the HTTP API.
 
+use super::{Crm, CrmError, QualifyRequest};
 use crate::db::leads::LeadUpdate;
-use crate::db::{Db, LeadFilter, NewJob};
-use crate::domain::LeadStatus;
+use crate::db::{Db, LeadFilter};
+use crate::domain::{Lead, LeadStatus};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
@@ -20,8 +22,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Most leads `list_leads` returns at once.
@@ -91,33 +91,33 @@ pub struct UpdateLeadArgs {
     pub attributes: Option<BTreeMap<String, Option<String>>>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
+/// `upsert_lead`'s arguments: the lead's `id` and any of [`Lead`]'s other fields except
+/// `status` and `attributes`. Its schema is `Lead`'s, so the two cannot drift apart.
+#[derive(Debug, Deserialize)]
 pub struct UpsertLeadArgs {
     /// The lead's id (stable: the same person keeps the same id).
     pub id: String,
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub company: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub industry: Option<String>,
-    #[serde(default)]
-    pub employees: Option<u32>,
-    #[serde(default)]
-    pub annual_revenue: Option<f64>,
-    #[serde(default)]
-    pub budget: Option<f64>,
-    #[serde(default)]
-    pub timeline: Option<String>,
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub notes: Option<String>,
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl JsonSchema for UpsertLeadArgs {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UpsertLeadArgs".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = Lead::json_schema(generator);
+        if let Some(props) = schema
+            .get_mut("properties")
+            .and_then(|p| p.as_object_mut())
+        {
+            props.remove("status");
+            props.remove("attributes");
+        }
+        schema.insert("required".into(), json!(["id"]));
+        schema
+    }
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -144,12 +144,13 @@ pub struct QualifyLeadArgs {
     pub strategy: Option<String>,
 }
 
+/// A tool's outcome: its structured result, or the text of a tool error.
 type ToolResult = Result<CallToolResult, String>;
 
 /// The MCP server over one database.
 #[derive(Clone)]
 pub struct StrataMcpServer {
-    db: Db,
+    crm: Crm,
     opts: Arc<ServeOptions>,
     tool_router: ToolRouter<StrataMcpServer>,
 }
@@ -161,9 +162,15 @@ fn parse_status(s: &str) -> Result<LeadStatus, String> {
     })
 }
 
-fn db_error(e: crate::db::DbError) -> String {
-    tracing::error!(error = %e, "MCP tool: database error");
-    format!("database error: {e}")
+/// The text of a tool error; database failures are logged here, once.
+fn tool_error(e: CrmError) -> String {
+    match e {
+        CrmError::Db(e) => {
+            tracing::error!(error = %e, "MCP tool: database error");
+            format!("database error: {e}")
+        }
+        other => other.to_string(),
+    }
 }
 
 fn structured<T: serde::Serialize>(v: &T) -> ToolResult {
@@ -179,22 +186,11 @@ fn check_id(what: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-impl StrataMcpServer {
-    /// Checks `lead_id` and that such a lead is stored.
-    async fn require_lead(&self, lead_id: &str) -> Result<(), String> {
-        check_id("lead_id", lead_id)?;
-        match self.db.get_lead(lead_id).await.map_err(db_error)? {
-            Some(_) => Ok(()),
-            None => Err(format!("no lead {lead_id:?}")),
-        }
-    }
-}
-
 #[tool_router]
 impl StrataMcpServer {
     pub fn new(db: Db, opts: ServeOptions) -> Self {
         Self {
-            db,
+            crm: Crm::new(db),
             opts: Arc::new(opts),
             tool_router: Self::tool_router(),
         }
@@ -205,10 +201,7 @@ impl StrataMcpServer {
     )]
     async fn get_lead(&self, Parameters(a): Parameters<GetLeadArgs>) -> ToolResult {
         check_id("id", &a.id)?;
-        match self.db.get_lead(&a.id).await.map_err(db_error)? {
-            Some(lead) => structured(&lead),
-            None => Err(format!("no lead {:?}", a.id)),
-        }
+        structured(&self.crm.lead(&a.id).await.map_err(tool_error)?)
     }
 
     #[tool(
@@ -232,8 +225,7 @@ impl StrataMcpServer {
             offset,
             ..LeadFilter::default()
         };
-        let items = self.db.list_leads(&filter).await.map_err(db_error)?;
-        let total = self.db.count_leads(&filter).await.map_err(db_error)?;
+        let (items, total) = self.crm.list_leads(&filter).await.map_err(tool_error)?;
         structured(&json!({ "items": items, "total": total }))
     }
 
@@ -242,35 +234,11 @@ impl StrataMcpServer {
     )]
     async fn upsert_lead(&self, Parameters(a): Parameters<UpsertLeadArgs>) -> ToolResult {
         check_id("id", &a.id)?;
-        if a.budget.is_some_and(|b| !(b.is_finite() && b >= 0.0))
-            || a.annual_revenue
-                .is_some_and(|r| !(r.is_finite() && r >= 0.0))
-        {
-            return Err("budget and annual_revenue must be finite and not negative".into());
-        }
-        let existing = self.db.get_lead(&a.id).await.map_err(db_error)?;
-        let created = existing.is_none();
-        let mut lead = existing.unwrap_or_else(|| crate::domain::Lead {
-            id: a.id.clone(),
-            ..Default::default()
-        });
-        macro_rules! merge {
-            ($($f:ident),*) => { $( if a.$f.is_some() { lead.$f = a.$f; } )* };
-        }
-        merge!(
-            name,
-            email,
-            company,
-            title,
-            industry,
-            employees,
-            annual_revenue,
-            budget,
-            timeline,
-            source,
-            notes
-        );
-        self.db.upsert_lead(&lead).await.map_err(db_error)?;
+        let (lead, created) = self
+            .crm
+            .merge_lead(&a.id, &a.fields)
+            .await
+            .map_err(tool_error)?;
         tracing::info!(lead = %lead.id, created, "lead upserted over MCP");
         structured(&json!({ "lead": lead, "created": created }))
     }
@@ -279,17 +247,13 @@ impl StrataMcpServer {
         description = "Facts about a company from the CRM's stored leads: lead count and ids, industries, the largest known employee count and annual revenue, how many of its leads are qualified."
     )]
     async fn get_company(&self, Parameters(a): Parameters<CompanyArgs>) -> ToolResult {
-        let name = a.company.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err("company must be 1-200 characters".into());
-        }
         let facts = self
-            .db
-            .company_facts(name, 20, MAX_COMPANY_LEADS)
+            .crm
+            .company(&a.company, 20, MAX_COMPANY_LEADS)
             .await
-            .map_err(db_error)?;
+            .map_err(tool_error)?;
         structured(&json!({
-            "company": name,
+            "company": a.company.trim(),
             "lead_count": facts.lead_count,
             "lead_ids": facts.lead_ids,
             "industries": facts.industries,
@@ -309,38 +273,24 @@ impl StrataMcpServer {
             notes: a.notes,
             attributes: a.attributes.unwrap_or_default(),
         };
-        if update.is_empty() {
-            return Err("nothing to update: give status, notes or attributes".into());
-        }
-        if let Some(k) = update.attributes.keys().find(|k| k.trim().is_empty()) {
-            return Err(format!("attribute name {k:?} must not be empty"));
-        }
-        match self
-            .db
+        let lead = self
+            .crm
             .update_lead(&a.id, &update)
             .await
-            .map_err(db_error)?
-        {
-            Some(rec) => {
-                tracing::info!(lead = %a.id, "lead updated over MCP");
-                structured(&rec.lead)
-            }
-            None => Err(format!("no lead {:?}", a.id)),
-        }
+            .map_err(tool_error)?;
+        tracing::info!(lead = %a.id, "lead updated over MCP");
+        structured(&lead)
     }
 
     #[tool(
         description = "The latest stored score of a lead (value, priority, factors, reasoning) and its human override, if any. score is null when the lead was never scored."
     )]
     async fn get_lead_score(&self, Parameters(a): Parameters<LeadIdArgs>) -> ToolResult {
-        self.require_lead(&a.lead_id).await?;
         let latest = self
-            .db
-            .latest_scores(&a.lead_id, 1)
+            .crm
+            .latest_score(&a.lead_id)
             .await
-            .map_err(db_error)?
-            .into_iter()
-            .next();
+            .map_err(tool_error)?;
         structured(&json!({
             "lead_id": a.lead_id,
             "human_override": latest.as_ref().and_then(|s| s.human_override.clone()),
@@ -352,24 +302,19 @@ impl StrataMcpServer {
         description = "Qualify a lead in the background: enqueues a durable scoring job (run by a `strata serve` worker) and returns its job id."
     )]
     async fn qualify_lead(&self, Parameters(a): Parameters<QualifyLeadArgs>) -> ToolResult {
-        self.require_lead(&a.lead_id).await?;
-        let strategy = a
-            .strategy
-            .unwrap_or_else(|| self.opts.default_strategy.clone());
-        if strategy.trim().is_empty() {
-            return Err("strategy must not be empty".into());
-        }
         let job = self
-            .db
-            .enqueue_job(&NewJob {
-                kind: crate::server::worker::QUALIFY.into(),
-                payload: json!({"lead_id": a.lead_id, "strategy": strategy, "requested_by": "mcp"}),
-                max_attempts: self.opts.job_max_attempts,
+            .crm
+            .enqueue_qualify(&QualifyRequest {
+                strategy: a
+                    .strategy
+                    .unwrap_or_else(|| self.opts.default_strategy.clone()),
+                lead_id: a.lead_id.clone(),
+                requested_by: "mcp".into(),
                 request_id: None,
-                run_at: None,
+                max_attempts: self.opts.job_max_attempts,
             })
             .await
-            .map_err(db_error)?;
+            .map_err(tool_error)?;
         tracing::info!(lead = %a.lead_id, job = %job.id, "qualify job enqueued over MCP");
         structured(&json!({
             "job_id": job.id,
@@ -442,97 +387,3 @@ pub async fn serve_stdio_with(db: Db, opts: ServeOptions) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Serves Strata's MCP server over streamable HTTP at `http://<bind>/mcp` until
-/// `shutdown` resolves. Binding happens before this returns: the bound address (useful
-/// with port 0) is returned and the server runs on a spawned task.
-///
-/// Every request needs an API key of the HTTP API with the operator role or above
-/// (`Authorization: Bearer <key>`; the tools read and change leads and enqueue jobs):
-/// 401 without a valid key, 403 for a reader key.
-pub async fn serve_http(
-    db: Db,
-    bind: SocketAddr,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<SocketAddr> {
-    serve_http_with(db, ServeOptions::default(), bind, shutdown)
-        .await
-        .map(|(addr, _)| addr)
-}
-
-/// [`serve_http`] with explicit options; also returns the server task (it ends after
-/// `shutdown` once open sessions are closed).
-pub async fn serve_http_with(
-    db: Db,
-    opts: ServeOptions,
-    bind: SocketAddr,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-    use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind {bind}: {e}"))?;
-    let addr = listener.local_addr()?;
-    // DNS-rebinding protection: loopback names are allowed by default; a server bound
-    // to a specific other address also accepts that address as Host.
-    let mut config = StreamableHttpServerConfig::default();
-    let ct = config.cancellation_token.clone();
-    if !addr.ip().is_loopback() && !addr.ip().is_unspecified() {
-        let mut hosts = config.allowed_hosts.clone();
-        hosts.push(addr.ip().to_string());
-        config = config.with_allowed_hosts(hosts);
-    }
-    let server = StrataMcpServer::new(db.clone(), opts);
-    let service = StreamableHttpService::new(
-        move || Ok(server.clone()),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    let router = axum::Router::new()
-        .nest_service("/mcp", service)
-        .layer(axum::middleware::from_fn_with_state(db, require_key));
-    let task = tokio::spawn(async move {
-        let stop = ct.clone();
-        let graceful = async move {
-            shutdown.await;
-            stop.cancel();
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!("MCP HTTP server failed: {e}");
-        }
-    });
-    tracing::info!(%addr, "MCP server serving streamable HTTP at http://{addr}/mcp");
-    Ok((addr, task))
-}
-
-/// Middleware of the HTTP transport: an active API key with the operator role or above.
-async fn require_key(
-    axum::extract::State(db): axum::extract::State<Db>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    use crate::db::Role;
-    use crate::server::error::ApiError;
-    use axum::response::IntoResponse;
-    let Some(key) = crate::server::auth::presented_key(req.headers()) else {
-        return ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
-            .into_response();
-    };
-    match db
-        .find_active_api_key(&crate::server::auth::hash_key(key))
-        .await
-    {
-        Ok(Some(rec)) if rec.role.allows(Role::Operator) => next.run(req).await,
-        Ok(Some(rec)) => ApiError::forbidden(format!(
-            "the MCP server needs the operator role; key {:?} has {}",
-            rec.name,
-            rec.role.as_str()
-        ))
-        .into_response(),
-        Ok(None) => ApiError::unauthorized("invalid or revoked API key").into_response(),
-        Err(e) => ApiError::from(e).into_response(),
-    }
-}
