@@ -40,8 +40,15 @@ struct Proc {
 
 impl Proc {
     fn start(config: &Path) -> Proc {
+        Self::start_in(config, Path::new("."), &[])
+    }
+
+    /// [`Proc::start`] in directory `cwd` with extra environment variables.
+    fn start_in(config: &Path, cwd: &Path, env: &[(&str, &str)]) -> Proc {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(cwd)
+            .envs(env.iter().copied())
             .args([
                 "--config",
                 config.to_str().unwrap(),
@@ -315,4 +322,29 @@ async fn sighup_reloads_grants_without_a_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     p.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_starts_with_its_documented_secret_variables_set() {
+    // config/strata.toml names STRATA_WEBHOOK_BOOKING_SECRET as the booking webhook's
+    // secret; such a variable must not be read as a config override (it once stopped the
+    // server: "unknown field webhook_booking_secret"). Nested overrides still apply.
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let db_url = sqlite_url(tmp.path());
+    let cache = tmp.path().join("cache");
+    let mut p = Proc::start_in(
+        &root.join("config/strata.toml"),
+        &root,
+        &[
+            ("STRATA_WEBHOOK_BOOKING_SECRET", "whsec-x"),
+            ("DATABASE_URL", &db_url),
+            ("STRATA_RUNTIME__CACHE_DIR", cache.to_str().unwrap()),
+            ("STRATA_PLUGINS__WATCH", "false"),
+        ],
+    );
+    p.wait_ready().await;
+    assert!(cache.is_dir(), "STRATA_RUNTIME__CACHE_DIR applied");
+    let status = p.terminate();
+    assert!(status.success(), "{status}");
 }

@@ -1,5 +1,6 @@
 //! Operator configuration: `config/strata.toml` plus `STRATA_…` environment overrides
-//! (nested keys joined by `__`, e.g. `STRATA_DATABASE__URL`). `DATABASE_URL` also sets the
+//! (nested keys joined by `__`, e.g. `STRATA_DATABASE__URL`; a `STRATA_` name without
+//! `__` is never an override, so secrets may be named `STRATA_…_SECRET`). `DATABASE_URL` also sets the
 //! database. Unknown keys are errors that name the key.
 
 use crate::capabilities::Grant;
@@ -121,6 +122,10 @@ pub struct ServerSettings {
     /// Lease of a claimed job; a job whose claimer died is reclaimed after it.
     pub job_lease_ms: i64,
     pub job_max_attempts: i32,
+    /// How long a verified API key lookup is trusted before the database is asked again:
+    /// the longest a key revoked on another replica keeps working on non-admin routes.
+    /// Admin routes always ask the database.
+    pub key_cache_ms: u64,
     /// Accept `"strategy": "native-bant"` on `/api/v1/score`: the BANT logic compiled into
     /// the host, for the load benchmark's comparison. Off in production.
     pub native_reference: bool,
@@ -146,6 +151,7 @@ impl Default for ServerSettings {
             workers: 2,
             job_lease_ms: 30_000,
             job_max_attempts: 3,
+            key_cache_ms: 5_000,
             native_reference: false,
             inline_budget_us: 1000,
         }
@@ -176,11 +182,13 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(Env::prefixed("STRATA_").split("__").ignore(&[
-            "config",
-            "log",
-            "log_format",
-        ]));
+        // Only nested names are overrides (`STRATA_SECTION__KEY`): a secret variable such
+        // as `STRATA_WEBHOOK_BOOKING_SECRET` (named by a `*_env` key) is not config.
+        fig = fig.merge(
+            Env::prefixed("STRATA_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             fig = fig.merge(("database.url", url));
         }

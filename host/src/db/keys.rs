@@ -2,7 +2,7 @@
 //!
 //! Only the hex SHA-256 of a key's secret is stored ([`hash_api_key_secret`]), with the
 //! first characters of the secret (`prefix`) so an operator can tell keys apart and
-//! revoke one without the secret.
+//! revoke one (by its id) without the secret.
 
 use sha2::{Digest, Sha256};
 
@@ -197,50 +197,22 @@ impl Db {
         rows.into_iter().map(|r| r.into_record(OP)).collect()
     }
 
-    /// Revoke the unrevoked key whose id is `id_or_prefix`, or else whose prefix starts
-    /// with `id_or_prefix`. `Ok(false)` if no unrevoked key matches (unknown, or revoked
-    /// already); [`DbError::InvalidInput`] if the text is empty or, not being an id,
-    /// matches the prefixes of several unrevoked keys (the message says how many).
-    pub async fn revoke_api_key(&self, id_or_prefix: &str) -> Result<bool, DbError> {
+    /// Revokes the unrevoked key with this exact id (never by prefix: a prefix can name
+    /// someone else's key). `Ok(false)` if no unrevoked key has it (unknown, or revoked
+    /// already); [`DbError::InvalidInput`] if the id is empty.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<bool, DbError> {
         const OP: &str = "revoke_api_key";
-        let needle = id_or_prefix.trim();
-        if needle.is_empty() {
+        let id = id.trim();
+        if id.is_empty() {
             return Err(DbError::InvalidInput {
                 op: OP,
-                reason: "empty key id or prefix".into(),
+                reason: "empty key id".into(),
             });
         }
-        let ids: Vec<String> = on_pool!(self, |pool| {
-            sqlx::query_scalar(
-                "SELECT id FROM api_keys WHERE revoked_at IS NULL \
-                 AND (id = $1 OR substr(prefix, 1, length($1)) = $1) ORDER BY id",
-            )
-            .bind(needle)
-            .fetch_all(pool)
-            .await
-            .map_err(q(OP))?
-        });
-        let target = match ids.iter().find(|id| id.as_str() == needle) {
-            Some(id) => id.clone(),
-            None => match ids.as_slice() {
-                [] => return Ok(false),
-                [one] => one.clone(),
-                many => {
-                    return Err(DbError::InvalidInput {
-                        op: OP,
-                        reason: format!(
-                            "prefix {needle:?} is ambiguous: it matches {} active keys; \
-                             give a longer prefix or the key id",
-                            many.len()
-                        ),
-                    })
-                }
-            },
-        };
         let n = on_pool!(self, |pool| {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
-                .bind(target.as_str())
+                .bind(id)
                 .execute(pool)
                 .await
                 .map_err(q(OP))?

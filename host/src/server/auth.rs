@@ -1,8 +1,17 @@
 //! API keys and roles. A key is `strata_` + 40 random hex characters; only its SHA-256 is
 //! stored. Requests carry it as `Authorization: Bearer <key>` or `X-Api-Key: <key>`.
 //! Roles nest: reader (GET) < operator (scoring, jobs, plugin controls) < admin (keys).
-//! Lookups are cached for a few seconds, so a revoked key stops working within
-//! `CACHE_TTL`.
+//!
+//! Revocation, and the lookup cache that would delay it:
+//! * on the replica that revoked a key, the key stops working at once (the revoke route
+//!   drops it from this cache);
+//! * admin routes never use the cache: a revoked admin key is refused by every replica
+//!   on its next request (so it cannot mint a new key in the meantime);
+//! * other routes on other replicas refuse it within `server.key_cache_ms` (5 s by
+//!   default), the age a cached lookup may reach.
+//! * When the database cannot be reached, a key this replica verified before keeps
+//!   working on non-admin routes (pure scoring goes on during an outage); a key never
+//!   seen gets 503.
 
 use super::error::ApiError;
 use super::AppState;
@@ -16,7 +25,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-const CACHE_TTL: Duration = Duration::from_secs(5);
 const PREFIX_LEN: usize = 14;
 
 /// Who is calling (a request extension after authentication).
@@ -62,7 +70,9 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
     {
-        return v.strip_prefix("Bearer ").map(str::trim);
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        let (scheme, key) = v.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| key.trim());
     }
     headers
         .get("x-api-key")
@@ -71,32 +81,67 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Hash → (record or none, when fetched).
-#[derive(Default)]
 pub struct KeyCache {
     entries: Mutex<HashMap<String, (Option<ApiKeyRecord>, Instant)>>,
+    ttl: Duration,
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        Self::new(Duration::from_millis(
+            crate::config::ServerSettings::default().key_cache_ms,
+        ))
+    }
 }
 
 impl KeyCache {
+    /// A cache whose lookups are trusted for `ttl` (`server.key_cache_ms`).
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            ttl,
+        }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<ApiKeyRecord>, Instant)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Drops every cached lookup of the key with this id (it was just revoked here).
+    pub fn forget(&self, key_id: &str) {
+        self.entries()
+            .retain(|_, (rec, _)| rec.as_ref().is_none_or(|r| r.id != key_id));
+    }
+
+    /// The active key whose secret hashes to `hash`. A cached lookup younger than the
+    /// TTL answers unless `fresh` (admin routes); when the database fails, a key verified
+    /// before still answers unless `fresh`.
     async fn lookup(
         &self,
         db: &crate::db::Db,
         hash: &str,
+        fresh: bool,
     ) -> Result<Option<ApiKeyRecord>, ApiError> {
-        if let Some((rec, at)) = self
-            .entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(hash)
-        {
-            if at.elapsed() < CACHE_TTL {
+        let cached = self.entries().get(hash).cloned();
+        if let Some((rec, at)) = &cached {
+            if !fresh && at.elapsed() < self.ttl {
                 return Ok(rec.clone());
             }
         }
-        let rec = db.find_active_api_key(hash).await?;
+        let rec = match db.find_active_api_key(hash).await {
+            Ok(rec) => rec,
+            Err(e) => {
+                if let (false, Some((Some(known), _))) = (fresh, &cached) {
+                    tracing::warn!(key = %known.name, error = %e, "database unavailable; accepting a key verified before");
+                    return Ok(Some(known.clone()));
+                }
+                return Err(e.into());
+            }
+        };
         if let Some(r) = &rec {
             let _ = db.touch_api_key(&r.id).await;
         }
-        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut m = self.entries();
         if m.len() > 10_000 {
             m.clear();
         }
@@ -116,7 +161,8 @@ pub async fn require(
             "missing API key: send `Authorization: Bearer <key>`",
         ));
     };
-    let rec = state.keys.lookup(&state.db, &hash_key(key)).await?;
+    let fresh = role == Role::Admin;
+    let rec = state.keys.lookup(&state.db, &hash_key(key), fresh).await?;
     let Some(rec) = rec else {
         return Err(ApiError::unauthorized("invalid or revoked API key"));
     };

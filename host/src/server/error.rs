@@ -94,6 +94,9 @@ impl From<crate::db::DbError> for ApiError {
         if e.is_constraint() {
             return ApiError::new(StatusCode::CONFLICT, e.to_string());
         }
+        if let crate::db::DbError::InvalidInput { .. } = e {
+            return ApiError::bad_request(e.to_string());
+        }
         tracing::error!(error = %e, "database error");
         ApiError::unavailable(format!("database unavailable: {e}"))
     }

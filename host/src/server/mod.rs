@@ -360,7 +360,9 @@ pub async fn serve_with(
         config: config.clone(),
         audit: audit.clone(),
         metrics: metrics::handle(),
-        keys: Arc::new(auth::KeyCache::default()),
+        keys: Arc::new(auth::KeyCache::new(Duration::from_millis(
+            config.server.key_cache_ms,
+        ))),
         started: Instant::now(),
         worker_wake: Arc::new(tokio::sync::Notify::new()),
         pipelines: app.pipelines.clone(),

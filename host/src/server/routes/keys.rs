@@ -56,13 +56,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-/// Revoke a key by id or prefix.
+/// Revoke a key by its id (as listed; never by prefix). Effective at once on this server
+/// and for admin routes everywhere; other replicas refuse it within `server.key_cache_ms`.
 #[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn revoke(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
     match st.db.revoke_api_key(&id).await? {
-        true => Ok(StatusCode::NO_CONTENT),
+        true => {
+            st.keys.forget(id.trim());
+            Ok(StatusCode::NO_CONTENT)
+        }
         false => Err(ApiError::not_found(format!("no active key {id:?}"))),
     }
 }
