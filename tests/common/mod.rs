@@ -2,6 +2,8 @@
 //! installing them into a test host's plugins directory, and starting a test host.
 #![allow(dead_code)]
 
+pub mod llm;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use strata::audit::AuditSink;
