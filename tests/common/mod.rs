@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod llm;
+pub mod pipeline_runs;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
