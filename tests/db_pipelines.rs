@@ -1,183 +1,19 @@
 //! Pipeline runs, durable events with per-subscriber deliveries, layer runs and webhook
 //! idempotency, on SQLite and PostgreSQL.
 
+mod common;
 mod support;
 
+use common::pipeline_runs::{
+    commit, committed, counts, degraded_run, failed, intake_commit, intake_run, new_run, ok,
+    state_entry, sub,
+};
 use serde_json::json;
 use strata::db::{
-    CommitOutcome, ContainerCounts, ContainerSummary, CreatedRun, Db, DeliveryStatus,
-    LayerRunCommit, LayerRunResult, LayerRunStatus, NewEvent, NewJob, NewRun, RunStatus,
-    StateEntry, Subscriber, WebhookOutcome,
+    CommitOutcome, ContainerSummary, CreatedRun, DeliveryStatus, LayerRunStatus, NewEvent, NewJob,
+    RunStatus, WebhookOutcome,
 };
 use support::{both_backends, both_backends_with_url, scalar_i64};
-
-fn sub(layer: &str, container: &str) -> Subscriber {
-    Subscriber::new(layer, container)
-}
-
-fn new_run(pipeline: &str, container: &str, topic: &str, subs: Vec<Subscriber>) -> NewRun {
-    NewRun {
-        pipeline: pipeline.into(),
-        dry_run: false,
-        trigger: NewEvent::new(container, topic, json!({"lead": "L-1"}), "api"),
-        subscribers: subs,
-        request_id: Some("req-1".into()),
-        job: None,
-    }
-}
-
-/// A commit of `layer` (in `container`) on `event_id` of `run_id`.
-fn commit(
-    run_id: &str,
-    layer: &str,
-    container: &str,
-    event_id: &str,
-    topic: &str,
-    result: LayerRunResult,
-) -> LayerRunCommit {
-    LayerRunCommit {
-        run_id: run_id.into(),
-        layer: layer.into(),
-        plugin: Some(format!("{layer}@1.0.0")),
-        container: container.into(),
-        event_id: event_id.into(),
-        topic: topic.into(),
-        attempt: 1,
-        duration_ms: 1.5,
-        started_at: 1_000,
-        finished_at: 1_002,
-        held_back: None,
-        result,
-        state_writes: Vec::new(),
-        state_reads: Vec::new(),
-    }
-}
-
-fn ok(output: serde_json::Value, emitted: Vec<(NewEvent, Vec<Subscriber>)>) -> LayerRunResult {
-    LayerRunResult::Succeeded {
-        output,
-        output_json: None,
-        emitted,
-    }
-}
-
-fn failed(error: &str, final_attempt: bool) -> LayerRunResult {
-    LayerRunResult::Failed {
-        error: error.into(),
-        final_attempt,
-    }
-}
-
-fn committed(outcome: CommitOutcome) -> (strata::db::LayerRunRecord, Vec<strata::db::EventRecord>) {
-    match outcome {
-        CommitOutcome::Committed {
-            layer_run, emitted, ..
-        } => (layer_run, emitted),
-        CommitOutcome::Duplicate => panic!("expected a committed layer run, got Duplicate"),
-    }
-}
-
-fn counts(container: &str, lr: i64, lr_ok: i64, ev: i64, ev_acked: i64) -> ContainerCounts {
-    ContainerCounts {
-        container: container.into(),
-        layer_runs: lr,
-        layer_runs_succeeded: lr_ok,
-        events_emitted: ev,
-        events_fully_acked: ev_acked,
-    }
-}
-
-/// The run the counting tests use, built by hand:
-///
-/// * trigger `E0` (sales, `lead.received`) → `intake` (sales): succeeds, emits
-///   `E1` (sales, `lead.normalized`) → `enrichment` (sales) and `booking` (operations),
-///   and `E2` (sales, `lead.audit`) with no subscriber;
-/// * `enrichment` fails on its final attempt (one failed layer run; `E1` not fully acked);
-/// * `booking` (operations) succeeds, emits `E3` (operations, `meeting.booked`) →
-///   `proposal` (operations), left pending, and `E4` (finance, `deal.opened`) with no
-///   subscriber.
-///
-/// Expected per container: sales 2 layer runs (1 succeeded), 3 events (E0, E2 fully
-/// acked); operations 1 layer run (1 succeeded), 1 event (0 fully acked); finance 0 layer
-/// runs, 1 event (1 fully acked).
-async fn degraded_run(db: &Db) -> CreatedRun {
-    let created = db
-        .create_run(&new_run(
-            "golden",
-            "sales",
-            "lead.received",
-            vec![sub("intake", "sales")],
-        ))
-        .await
-        .unwrap();
-    let run_id = created.run.id.clone();
-    assert!(db.start_run(&run_id).await.unwrap());
-    let (_, emitted) = committed(
-        db.commit_layer_run(&commit(
-            &run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "lead.received",
-            ok(
-                json!({"normalized": true}),
-                vec![
-                    (
-                        NewEvent::new("sales", "lead.normalized", json!({"n": 1}), "intake@1.0.0"),
-                        vec![sub("enrichment", "sales"), sub("booking", "operations")],
-                    ),
-                    (
-                        NewEvent::new("sales", "lead.audit", json!({}), "intake@1.0.0"),
-                        vec![],
-                    ),
-                ],
-            ),
-        ))
-        .await
-        .unwrap(),
-    );
-    let e1 = emitted[0].id.clone();
-    let mut enrich = commit(
-        &run_id,
-        "enrichment",
-        "sales",
-        &e1,
-        "lead.normalized",
-        failed("mcp server unreachable", true),
-    );
-    enrich.attempt = 1;
-    committed(db.commit_layer_run(&enrich).await.unwrap());
-    committed(
-        db.commit_layer_run(&commit(
-            &run_id,
-            "booking",
-            "operations",
-            &e1,
-            "lead.normalized",
-            ok(
-                json!({"meeting": "M-1"}),
-                vec![
-                    (
-                        NewEvent::new(
-                            "operations",
-                            "meeting.booked",
-                            json!({"m": 1}),
-                            "booking@1.0.0",
-                        ),
-                        vec![sub("proposal", "operations")],
-                    ),
-                    (
-                        NewEvent::new("finance", "deal.opened", json!({}), "booking@1.0.0"),
-                        vec![],
-                    ),
-                ],
-            ),
-        ))
-        .await
-        .unwrap(),
-    );
-    created
-}
 
 #[tokio::test]
 async fn run_trigger_deliveries_and_job_are_created_atomically() {
@@ -302,10 +138,7 @@ async fn invalid_runs_and_commits_are_refused() {
         invalid(db.create_run(&bad_job).await.unwrap_err());
         assert!(db.list_runs(None, 0).await.unwrap().is_empty());
 
-        let created = db
-            .create_run(&new_run("p", "sales", "t", vec![sub("intake", "sales")]))
-            .await
-            .unwrap();
+        let created = intake_run(&db, "p", "t").await;
         let run_id = created.run.id.as_str();
         invalid(
             db.finish_run(run_id, RunStatus::Running, None, None)
@@ -317,14 +150,7 @@ async fn invalid_runs_and_commits_are_refused() {
                 .await
                 .unwrap_err(),
         );
-        let mut c = commit(
-            run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "t",
-            ok(json!({}), vec![]),
-        );
+        let mut c = intake_commit(&created, ok(json!({}), vec![]));
         c.attempt = 0;
         invalid(db.commit_layer_run(&c).await.unwrap_err());
         let c = commit(
@@ -354,22 +180,10 @@ async fn invalid_runs_and_commits_are_refused() {
 async fn commit_acks_once_and_a_second_commit_of_the_same_delivery_is_a_duplicate_that_writes_nothing(
 ) {
     both_backends_with_url(|db, url| async move {
-        let created = db
-            .create_run(&new_run(
-                "golden",
-                "sales",
-                "lead.received",
-                vec![sub("intake", "sales")],
-            ))
-            .await
-            .unwrap();
+        let created = intake_run(&db, "golden", "lead.received").await;
         let run_id = created.run.id.clone();
-        let c = commit(
-            &run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "lead.received",
+        let c = intake_commit(
+            &created,
             ok(
                 json!({"normalized": true}),
                 vec![(
@@ -404,14 +218,7 @@ async fn commit_acks_once_and_a_second_commit_of_the_same_delivery_is_a_duplicat
             db.commit_layer_run(&c).await.unwrap(),
             CommitOutcome::Duplicate
         );
-        let failed_again = commit(
-            &run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "lead.received",
-            failed("late failure", true),
-        );
+        let failed_again = intake_commit(&created, failed("late failure", true));
         assert_eq!(
             db.commit_layer_run(&failed_again).await.unwrap(),
             CommitOutcome::Duplicate
@@ -445,18 +252,8 @@ async fn commit_acks_once_and_a_second_commit_of_the_same_delivery_is_a_duplicat
 #[tokio::test]
 async fn concurrent_commits_of_one_delivery_store_it_once() {
     both_backends(|db| async move {
-        let created = db
-            .create_run(&new_run("p", "sales", "t", vec![sub("intake", "sales")]))
-            .await
-            .unwrap();
-        let c = commit(
-            &created.run.id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "t",
-            ok(json!({}), vec![]),
-        );
+        let created = intake_run(&db, "p", "t").await;
+        let c = intake_commit(&created, ok(json!({}), vec![]));
         let tasks: Vec<_> = (0..6)
             .map(|_| {
                 let (db, c) = (db.clone(), c.clone());
@@ -479,24 +276,9 @@ async fn concurrent_commits_of_one_delivery_store_it_once() {
 #[tokio::test]
 async fn failed_attempt_keeps_the_delivery_pending_until_the_final_attempt_marks_it_failed() {
     both_backends(|db| async move {
-        let created = db
-            .create_run(&new_run(
-                "golden",
-                "sales",
-                "lead.received",
-                vec![sub("intake", "sales")],
-            ))
-            .await
-            .unwrap();
+        let created = intake_run(&db, "golden", "lead.received").await;
         let run_id = created.run.id.clone();
-        let mut c = commit(
-            &run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "lead.received",
-            failed("trap: unreachable", false),
-        );
+        let mut c = intake_commit(&created, failed("trap: unreachable", false));
         let (lr, emitted) = committed(db.commit_layer_run(&c).await.unwrap());
         assert_eq!(
             (lr.seq, lr.status, lr.error.as_deref()),
@@ -549,15 +331,7 @@ async fn failed_attempt_keeps_the_delivery_pending_until_the_final_attempt_marks
 #[tokio::test]
 async fn emitted_events_get_deliveries_run_and_causation() {
     both_backends(|db| async move {
-        let created = db
-            .create_run(&new_run(
-                "golden",
-                "sales",
-                "lead.received",
-                vec![sub("intake", "sales")],
-            ))
-            .await
-            .unwrap();
+        let created = intake_run(&db, "golden", "lead.received").await;
         let run_id = created.run.id.clone();
         let explicit = NewEvent {
             causation_id: Some("external-cause".into()),
@@ -571,12 +345,8 @@ async fn emitted_events_get_deliveries_run_and_causation() {
             )
         };
         let (lr, emitted) = committed(
-            db.commit_layer_run(&commit(
-                &run_id,
-                "intake",
-                "sales",
-                &created.trigger.id,
-                "lead.received",
+            db.commit_layer_run(&intake_commit(
+                &created,
                 ok(
                     json!({}),
                     vec![
@@ -1079,11 +849,7 @@ async fn records_serialize_flat_with_lowercase_statuses() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
     both_backends(|db| async move {
-        let write = |key: &str, value: Option<&str>| StateEntry {
-            plugin: "intake".into(),
-            key: key.into(),
-            value: value.map(|v| v.as_bytes().to_vec()),
-        };
+        let write = |key: &str, value: Option<&str>| state_entry("intake", key, value);
         db.state_set("intake", "old", b"1").await.unwrap();
         db.state_set("intake", "gone", b"2").await.unwrap();
         let created = db
@@ -1098,14 +864,7 @@ async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
         let run_id = created.run.id.clone();
 
         // A failed attempt stores none of its writes.
-        let mut c = commit(
-            &run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "lead.received",
-            failed("boom", false),
-        );
+        let mut c = intake_commit(&created, failed("boom", false));
         c.state_writes = vec![write("new", Some("x")), write("gone", None)];
         committed(db.commit_layer_run(&c).await.unwrap());
         assert_eq!(
@@ -1115,12 +874,8 @@ async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
 
         // A succeeded one stores them (the last write of a key wins), and returns the
         // deliveries it created, as pending_deliveries would list them.
-        let mut c = commit(
-            &run_id,
-            "intake",
-            "sales",
-            &created.trigger.id,
-            "lead.received",
+        let mut c = intake_commit(
+            &created,
             ok(
                 json!({}),
                 vec![
@@ -1203,11 +958,7 @@ async fn a_commit_stores_its_state_writes_and_returns_its_new_deliveries() {
 async fn a_commit_whose_state_reads_are_stale_stores_a_failed_layer_run_and_keeps_its_delivery_pending(
 ) {
     both_backends(|db| async move {
-        let entry = |key: &str, value: Option<&str>| StateEntry {
-            plugin: "booking".into(),
-            key: key.into(),
-            value: value.map(|v| v.as_bytes().to_vec()),
-        };
+        let entry = |key: &str, value: Option<&str>| state_entry("booking", key, value);
         db.state_set("booking", "day:1", b"[]").await.unwrap();
         let mut runs = Vec::new();
         for _ in 0..3 {

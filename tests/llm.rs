@@ -6,82 +6,21 @@
 //! No test asserts a duration: the machine is shared and noisy. Small timeouts appear only
 //! where a timeout has to happen.
 
+mod common;
 #[path = "support/llm_mock.rs"]
 mod llm_mock;
 
+use common::llm::{
+    set_keys, settings, LlmToml, ANTHROPIC_KEY, OPENAI_KEY, OPENAI_KEY_VAR, UNSET_KEY_VAR,
+};
 use llm_mock::{Behaviour, MockLlm};
 use serde_json::{json, Value};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::time::Duration;
 use strata::llm::{
     BreakerState, CompletionRequest, LlmBroker, LlmError, LlmErrorKind, LlmSettings, Message,
     ProviderKind,
 };
-
-const ANTHROPIC_KEY_VAR: &str = "STRATA_TEST_LLM_ANTHROPIC_KEY";
-const ANTHROPIC_KEY: &str = "sk-ant-test-Zq8Lx-SECRET-0123456789";
-const OPENAI_KEY_VAR: &str = "STRATA_TEST_LLM_OPENAI_KEY";
-const OPENAI_KEY: &str = "sk-proj-test-Wv5-SECRET-abcdef";
-const UNSET_KEY_VAR: &str = "STRATA_TEST_LLM_KEY_THAT_IS_NEVER_SET";
-
-/// Tests run on parallel threads: the variables are set once, before any broker reads them.
-fn set_keys() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var(ANTHROPIC_KEY_VAR, ANTHROPIC_KEY);
-        std::env::set_var(OPENAI_KEY_VAR, OPENAI_KEY);
-        std::env::remove_var(UNSET_KEY_VAR);
-    });
-}
-
-/// `[llm…]` TOML → settings, as the config loader would read them.
-fn settings(toml_text: &str) -> LlmSettings {
-    #[derive(serde::Deserialize)]
-    struct Root {
-        llm: LlmSettings,
-    }
-    toml::from_str::<Root>(toml_text)
-        .unwrap_or_else(|e| panic!("{e}\n{toml_text}"))
-        .llm
-}
-
-fn broker(toml_text: &str) -> LlmBroker {
-    set_keys();
-    let s = settings(toml_text);
-    s.validate().unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
-    LlmBroker::new(&s).unwrap_or_else(|e| panic!("{e}\n{toml_text}"))
-}
-
-fn anthropic(name: &str, url: &str) -> String {
-    format!(
-        "[llm.providers.{name}]\nkind = \"anthropic\"\nbase_url = \"{url}\"\napi_key_env = \"{ANTHROPIC_KEY_VAR}\"\n"
-    )
-}
-
-fn openai(name: &str, url: &str, extra: &str) -> String {
-    format!("[llm.providers.{name}]\nkind = \"openai\"\nbase_url = \"{url}\"\n{extra}\n")
-}
-
-fn model(
-    alias: &str,
-    provider: &str,
-    model: &str,
-    prices: (f64, f64),
-    fallback: &[&str],
-) -> String {
-    let fallback: Vec<String> = fallback.iter().map(|f| format!("{f:?}")).collect();
-    format!(
-        "[llm.models.{alias}]\nprovider = \"{provider}\"\nmodel = \"{model}\"\ninput_usd_per_mtok = {:?}\noutput_usd_per_mtok = {:?}\nfallback = [{}]\n",
-        prices.0,
-        prices.1,
-        fallback.join(", ")
-    )
-}
-
-/// Retries without noticeable waits.
-fn retry(max_attempts: u32, max_delay_ms: u64) -> String {
-    format!("[llm.retry]\nmax_attempts = {max_attempts}\nbase_delay_ms = 1\nmax_delay_ms = {max_delay_ms}\n")
-}
 
 fn request() -> CompletionRequest {
     CompletionRequest::user(
@@ -120,11 +59,7 @@ fn close(a: f64, b: f64) -> bool {
 #[tokio::test]
 async fn anthropic_happy_path_reports_tokens_and_cost() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[])
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "").broker();
     mock.push(Behaviour::text("Qualified: strong budget signal.").with_tokens(1200, 300));
 
     let c = b
@@ -175,11 +110,7 @@ async fn anthropic_happy_path_reports_tokens_and_cost() {
 #[tokio::test]
 async fn anthropic_version_header_is_configurable() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}anthropic_version = \"2026-10-21\"\n{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[])
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "anthropic_version = \"2026-10-21\"").broker();
     mock.push(Behaviour::text("ok"));
     b.complete("qualifier", &request())
         .await
@@ -192,15 +123,7 @@ async fn anthropic_version_header_is_configurable() {
 #[tokio::test]
 async fn openai_happy_path_sends_bearer_and_reads_usage() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        openai(
-            "oa",
-            &mock.url(),
-            &format!("api_key_env = \"{OPENAI_KEY_VAR}\"")
-        ),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[])
-    ));
+    let b = LlmToml::oa_small(&mock.url(), &format!("api_key_env = \"{OPENAI_KEY_VAR}\"")).broker();
     mock.push(Behaviour::text("Follow up next week.").with_tokens(42, 7));
     let mut req = request();
     req.messages.push(Message::assistant("Which lead?"));
@@ -241,15 +164,8 @@ async fn openai_happy_path_sends_bearer_and_reads_usage() {
 #[tokio::test]
 async fn openai_without_key_sends_no_authorization_and_honours_max_tokens_field() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        openai(
-            "local",
-            &mock.url(),
-            "max_tokens_field = \"max_completion_tokens\""
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[])
-    ));
+    let b =
+        LlmToml::local_small(&mock.url(), "max_tokens_field = \"max_completion_tokens\"").broker();
     mock.push(Behaviour::text("hi"));
     let c = b
         .complete("local-small", &request().with_system(" "))
@@ -270,11 +186,7 @@ async fn openai_without_key_sends_no_authorization_and_honours_max_tokens_field(
 #[tokio::test]
 async fn structured_output_json_schema_dialect_is_requested_and_validated() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        openai("oa", &mock.url(), "structured_output = \"json_schema\""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[])
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "structured_output = \"json_schema\"").broker();
     mock.push(Behaviour::json(valid_score()));
     let c = b
         .complete("small", &request().with_schema(score_schema()))
@@ -299,15 +211,8 @@ async fn structured_output_json_schema_dialect_is_requested_and_validated() {
 #[tokio::test]
 async fn structured_output_json_object_schema_dialect_is_requested_and_validated() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        openai(
-            "local",
-            &mock.url(),
-            "structured_output = \"json_object_schema\""
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[])
-    ));
+    let b =
+        LlmToml::local_small(&mock.url(), "structured_output = \"json_object_schema\"").broker();
     // A fenced answer is tolerated.
     mock.push(Behaviour::text(format!(
         "```json\n{}\n```",
@@ -328,11 +233,7 @@ async fn structured_output_json_object_schema_dialect_is_requested_and_validated
 #[tokio::test]
 async fn anthropic_structured_output_forces_a_tool_and_validates_its_input() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[])
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "").broker();
     mock.push(Behaviour::json(valid_score()));
     let c = b
         .complete("qualifier", &request().with_schema(score_schema()))
@@ -357,11 +258,7 @@ async fn anthropic_structured_output_forces_a_tool_and_validates_its_input() {
 #[tokio::test]
 async fn anthropic_tool_dialect_wraps_a_non_object_schema() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[])
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "").broker();
     let schema = json!({"type": "array", "items": {"type": "string"}, "minItems": 1});
     // What Anthropic returns as the wrapped tool input.
     mock.push(Behaviour::json(json!({"value": ["call", "email"]})));
@@ -381,11 +278,7 @@ async fn anthropic_tool_dialect_wraps_a_non_object_schema() {
 #[tokio::test]
 async fn anthropic_prompt_dialect_puts_the_schema_in_the_system_prompt() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}structured_output = \"prompt\"\n{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[])
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "structured_output = \"prompt\"").broker();
     mock.push(Behaviour::json(valid_score()));
     let c = b
         .complete("qualifier", &request().with_schema(score_schema()))
@@ -403,24 +296,14 @@ async fn anthropic_prompt_dialect_puts_the_schema_in_the_system_prompt() {
 async fn schema_violating_answer_is_retried_then_falls_back() {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}{}",
-        anthropic("claude", &primary.url()),
-        openai(
-            "local",
-            &backup.url(),
-            "structured_output = \"json_object_schema\""
-        ),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(3, 20)
-    ));
+    let b = LlmToml::qualifier_with_local_fallback(
+        &primary.url(),
+        "",
+        &backup.url(),
+        "structured_output = \"json_object_schema\"",
+    )
+    .retry(3, 20)
+    .broker();
     primary.push(Behaviour::SchemaViolating);
     primary.push(Behaviour::SchemaViolating);
     primary.push(Behaviour::json(valid_score())); // must not be reached: retried once only
@@ -461,12 +344,7 @@ async fn schema_violating_answer_is_retried_then_falls_back() {
 #[tokio::test]
 async fn schema_violating_answer_without_fallback_is_schema_violation() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[]),
-        retry(3, 20)
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "").retry(3, 20).broker();
     mock.push(Behaviour::SchemaViolating);
     mock.push(Behaviour::SchemaViolating);
 
@@ -491,12 +369,7 @@ async fn schema_violating_answer_without_fallback_is_schema_violation() {
 #[tokio::test]
 async fn prose_answer_to_a_schema_request_is_malformed() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[]),
-        retry(3, 20)
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "").retry(3, 20).broker();
     mock.push(Behaviour::text("I would score this lead 82."));
     mock.push(Behaviour::text("Score: 82"));
     let err = b
@@ -511,12 +384,9 @@ async fn prose_answer_to_a_schema_request_is_malformed() {
 #[tokio::test]
 async fn rate_limited_with_retry_after_is_retried_then_succeeds() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[]),
-        retry(3, 2_000)
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "")
+        .retry(3, 2_000)
+        .broker();
     mock.push(Behaviour::rate_limited(1));
     mock.push(Behaviour::text("after the wait"));
 
@@ -542,20 +412,9 @@ async fn rate_limited_with_retry_after_is_retried_then_succeeds() {
 async fn retry_after_beyond_the_cap_falls_back_at_once() {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}{}",
-        anthropic("claude", &primary.url()),
-        openai("local", &backup.url(), ""),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(3, 1_000)
-    ));
+    let b = LlmToml::qualifier_with_local_fallback(&primary.url(), "", &backup.url(), "")
+        .retry(3, 1_000)
+        .broker();
     primary.push(Behaviour::rate_limited(3_600));
     backup.push(Behaviour::text("from the backup"));
 
@@ -572,20 +431,9 @@ async fn retry_after_beyond_the_cap_falls_back_at_once() {
 async fn server_errors_exhaust_retries_then_fallback_answers() {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}{}",
-        anthropic("claude", &primary.url()),
-        openai("local", &backup.url(), ""),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(3, 20)
-    ));
+    let b = LlmToml::qualifier_with_local_fallback(&primary.url(), "", &backup.url(), "")
+        .retry(3, 20)
+        .broker();
     for _ in 0..3 {
         primary.push(Behaviour::status(500));
     }
@@ -626,12 +474,7 @@ async fn server_errors_exhaust_retries_then_fallback_answers() {
 #[tokio::test]
 async fn server_errors_without_fallback_are_exhausted_unavailable() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[]),
-        retry(2, 20)
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "").retry(2, 20).broker();
     mock.push(Behaviour::status(503));
     mock.push(Behaviour::status(502));
     let err = b
@@ -651,20 +494,14 @@ async fn server_errors_without_fallback_are_exhausted_unavailable() {
 async fn slow_provider_times_out_then_fallback_answers() {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}timeout_ms = 200\n{}{}{}{}",
-        anthropic("claude", &primary.url()),
-        openai("local", &backup.url(), ""),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(2, 20)
-    ));
+    let b = LlmToml::qualifier_with_local_fallback(
+        &primary.url(),
+        "timeout_ms = 200",
+        &backup.url(),
+        "",
+    )
+    .retry(2, 20)
+    .broker();
     primary.push(Behaviour::Slow(Duration::from_secs(60)));
     primary.push(Behaviour::Slow(Duration::from_secs(60)));
     backup.push(Behaviour::text("fast backup"));
@@ -691,12 +528,9 @@ async fn slow_provider_times_out_then_fallback_answers() {
 #[tokio::test]
 async fn slow_provider_without_fallback_is_a_timeout() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}timeout_ms = 150\n{}{}",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[]),
-        retry(1, 20)
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "timeout_ms = 150")
+        .retry(1, 20)
+        .broker();
     mock.push(Behaviour::Slow(Duration::from_secs(60)));
     let err = b.complete("small", &request()).await.expect_err("timeout");
     assert!(matches!(err.root(), LlmError::Timeout { .. }), "{err:?}");
@@ -706,12 +540,9 @@ async fn slow_provider_without_fallback_is_a_timeout() {
 #[tokio::test]
 async fn malformed_json_body_is_retried_once_then_malformed() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[]),
-        retry(3, 20)
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "")
+        .retry(3, 20)
+        .broker();
     mock.push(Behaviour::MalformedJson);
     mock.push(Behaviour::MalformedJson);
     mock.push(Behaviour::text("never reached"));
@@ -739,20 +570,9 @@ async fn malformed_json_body_is_retried_once_then_malformed() {
 async fn client_error_is_neither_retried_nor_falls_back() {
     let primary = MockLlm::start().await;
     let backup = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}{}",
-        anthropic("claude", &primary.url()),
-        openai("local", &backup.url(), ""),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(3, 20)
-    ));
+    let b = LlmToml::qualifier_with_local_fallback(&primary.url(), "", &backup.url(), "")
+        .retry(3, 20)
+        .broker();
     primary.push(Behaviour::Status {
         status: 400,
         retry_after: None,
@@ -785,20 +605,9 @@ async fn connection_refused_is_retried_then_falls_back() {
         format!("http://{}", l.local_addr().unwrap())
     };
     let backup = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}{}",
-        anthropic("claude", &dead),
-        openai("local", &backup.url(), ""),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(2, 20)
-    ));
+    let b = LlmToml::qualifier_with_local_fallback(&dead, "", &backup.url(), "")
+        .retry(2, 20)
+        .broker();
     backup.push(Behaviour::text("from the backup"));
     let c = b.complete("qualifier", &request()).await.expect("fallback");
     assert_eq!(c.alias, "local-small");
@@ -813,27 +622,21 @@ async fn connection_refused_is_retried_then_falls_back() {
 async fn circuit_breaker_opens_after_threshold_and_fails_fast() {
     let flaky = MockLlm::start().await;
     let steady = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}{}{}[llm.breaker]\nfailure_threshold = 2\nopen_ms = 600000\n",
-        anthropic("claude", &flaky.url()),
-        openai("local", &steady.url(), ""),
-        model(
-            "qualifier",
-            "claude",
-            "claude-sonnet-4-5",
-            (3.0, 15.0),
-            &["local-small"]
-        ),
-        model(
+    let b = LlmToml::new()
+        .anthropic("claude", &flaky.url(), "")
+        .openai("local", &steady.url(), "")
+        .qualifier_model(&["local-small"])
+        .model(
             "claude-only",
             "claude",
             "claude-sonnet-4-5",
             (3.0, 15.0),
-            &[]
-        ),
-        model("local-small", "local", "smollm2", (0.0, 0.0), &[]),
-        retry(1, 20)
-    ));
+            &[],
+        )
+        .local_small_model()
+        .retry(1, 20)
+        .breaker(2, 600_000)
+        .broker();
     flaky.push(Behaviour::status(500));
     flaky.push(Behaviour::status(500));
     flaky.set_default(Behaviour::text("must not be asked while open"));
@@ -893,12 +696,10 @@ async fn circuit_breaker_opens_after_threshold_and_fails_fast() {
 #[tokio::test]
 async fn circuit_breaker_half_opens_after_open_ms() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}[llm.breaker]\nfailure_threshold = 1\nopen_ms = 300\n",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[]),
-        retry(1, 20)
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "")
+        .retry(1, 20)
+        .breaker(1, 300)
+        .broker();
     mock.push(Behaviour::status(503));
     mock.push(Behaviour::text("recovered"));
 
@@ -931,7 +732,7 @@ async fn missing_api_key_env_var_is_an_error_naming_the_variable() {
     set_keys();
     let s = settings(&format!(
         "[llm.providers.claude]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com\"\napi_key_env = \"{UNSET_KEY_VAR}\"\n{}",
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[])
+        LlmToml::new().qualifier_model(&[]).text()
     ));
     let err = LlmBroker::new(&s).expect_err("missing key");
     assert_eq!(err.kind(), LlmErrorKind::Config);
@@ -944,17 +745,16 @@ async fn missing_api_key_env_var_is_an_error_naming_the_variable() {
 async fn error_messages_never_contain_the_api_key() {
     let claude = MockLlm::start().await;
     let oa = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}{}",
-        anthropic("claude", &claude.url()),
-        openai(
+    let b = LlmToml::new()
+        .anthropic("claude", &claude.url(), "")
+        .openai(
             "oa",
             &oa.url(),
-            &format!("api_key_env = \"{OPENAI_KEY_VAR}\"")
-        ),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[]),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[])
-    ));
+            &format!("api_key_env = \"{OPENAI_KEY_VAR}\""),
+        )
+        .qualifier_model(&[])
+        .small_model()
+        .broker();
     // Servers that echo the credentials they received into their error bodies.
     claude.push(Behaviour::EchoCredentials);
     oa.push(Behaviour::EchoCredentials);
@@ -997,11 +797,7 @@ async fn error_messages_never_contain_the_api_key() {
 #[tokio::test]
 async fn unknown_alias_and_invalid_requests_make_no_request() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[])
-    ));
+    let b = LlmToml::oa_small(&mock.url(), "").broker();
     assert_eq!(b.aliases(), ["small"]);
     let err = b.complete("large", &request()).await.expect_err("unknown");
     assert!(
@@ -1055,11 +851,7 @@ async fn unknown_alias_and_invalid_requests_make_no_request() {
 async fn concurrent_calls_share_one_broker() {
     let mock = MockLlm::start().await;
     mock.set_default(Behaviour::text("ok"));
-    let b = Arc::new(broker(&format!(
-        "{}{}",
-        openai("oa", &mock.url(), ""),
-        model("small", "oa", "gpt-4.1-mini", (0.4, 1.6), &[])
-    )));
+    let b = Arc::new(LlmToml::oa_small(&mock.url(), "").broker());
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let b = b.clone();

@@ -4,95 +4,16 @@
 //! hot swap during runs, and the signed booking webhook over HTTP.
 
 mod common;
+#[path = "common/pipeline_host.rs"]
+mod pipeline_host;
 mod support;
 
+use common::server::TestServer;
 use common::*;
+use pipeline_host::{prepare, setup, setup_with, Crm, Prepared, LAYERS};
 use serde_json::{json, Value};
 use std::time::Duration;
-use strata::app::App;
-use strata::config::Config;
 use strata::db::{Backend, DeliveryStatus, LayerRunStatus, RunStatus};
-
-const LAYERS: [&str; 9] = [
-    "intake",
-    "enrichment",
-    "qualification",
-    "booking",
-    "proposal",
-    "kickoff",
-    "pricing",
-    "invoicing",
-    "forecast",
-];
-
-const GOLDEN: &str = r#"
-[pipelines.golden]
-start_topic = "lead.received"
-layers = [
-    { layer = "intake",        container = "sales",      topics = ["lead.received"] },
-    { layer = "enrichment",    container = "sales",      topics = ["lead.accepted"] },
-    { layer = "qualification", container = "sales",      topics = ["lead.enriched"] },
-    { layer = "booking",       container = "operations", topics = ["lead.qualified", "booking.received"] },
-    { layer = "proposal",      container = "operations", topics = ["meeting.booked"] },
-    { layer = "kickoff",       container = "operations", topics = ["deal.approved"] },
-    { layer = "PRICING",       container = "finance",    topics = ["proposal.drafted"] },
-    { layer = "invoicing",     container = "finance",    topics = ["deal.approved"] },
-    { layer = "forecast",      container = "finance",    topics = ["proposal.drafted", "invoice.issued"] },
-]
-[pipelines.probe]
-start_topic = "probe.start"
-layers = [ { layer = "events-probe", container = "sales", topics = ["probe.start"] } ]
-[webhooks.booking]
-pipeline = "golden"
-layer = "booking"
-topic = "booking.received"
-secret_env = "STRATA_TEST_WEBHOOK_SECRET"
-tolerance_secs = 300
-max_body_bytes = 4096
-"#;
-
-const GRANTS: &str = r#"
-[grants.bant]
-capabilities = []
-[grants.intake]
-limits = { deadline_ms = 10000 }
-capabilities = ["mcp"]
-mcp = { tools = ["crm/upsert_lead", "crm/update_lead"] }
-[grants.enrichment]
-limits = { deadline_ms = 10000 }
-capabilities = ["mcp"]
-mcp = { tools = ["crm/get_company"] }
-[grants.qualification]
-limits = { deadline_ms = 10000 }
-capabilities = ["mcp", "scoring"]
-mcp = { tools = ["crm/update_lead"] }
-scoring = { strategies = ["bant"] }
-[grants.booking]
-limits = { deadline_ms = 10000 }
-capabilities = ["state"]
-[grants.proposal]
-limits = { deadline_ms = 60000 }
-capabilities = ["mcp", "llm"]
-mcp = { tools = ["crm/get_lead"] }
-llm = { models = [] }
-[grants.kickoff]
-limits = { deadline_ms = 10000 }
-capabilities = ["state"]
-[grants.pricing]
-limits = { deadline_ms = 10000 }
-capabilities = []
-[grants.fail-layer]
-capabilities = []
-[grants.invoicing]
-limits = { deadline_ms = 10000 }
-capabilities = ["state"]
-[grants.forecast]
-limits = { deadline_ms = 10000 }
-capabilities = ["state"]
-[grants.events-probe]
-capabilities = ["events"]
-events = { publish = ["probe.*"], read = ["probe.*"] }
-"#;
 
 /// A realistic hot B2B lead (BANT: budget, authority, need, timeline all strong).
 fn golden_lead(email: &str) -> Value {
@@ -110,148 +31,6 @@ fn golden_lead(email: &str) -> Value {
         "country": "GB",
         "now_ms": 1_795_000_000_000i64
     })
-}
-
-/// How the host reaches Strata's own MCP server (`crm`).
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Crm {
-    /// The `strata` binary as a stdio child on the same database.
-    Stdio,
-    /// `transport = "builtin"`: in the host process, on the host's database.
-    Builtin,
-}
-
-/// `[mcp.servers.crm]` for `crm` on the database at `url`.
-fn crm_section(crm: Crm, url: &str) -> String {
-    let side_effects = r#"side_effect_tools = ["update_*", "upsert_*", "qualify_*"]"#;
-    match crm {
-        Crm::Stdio => format!(
-            r#"[mcp.servers.crm]
-transport = "stdio"
-command = "{strata}"
-args = ["mcp", "serve", "--transport", "stdio"]
-env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
-{side_effects}"#,
-            strata = env!("CARGO_BIN_EXE_strata"),
-        ),
-        Crm::Builtin => format!("[mcp.servers.crm]\ntransport = \"builtin\"\n{side_effects}"),
-    }
-}
-
-/// The host configuration of these tests: the plugins in `plugins`, Strata's MCP server
-/// as `crm` over the same database, the golden and probe pipelines, the booking webhook.
-fn config_text(
-    url: &str,
-    plugins: &std::path::Path,
-    cache: &std::path::Path,
-    pricing_as: &str,
-    crm: Crm,
-) -> String {
-    format!(
-        r#"
-[database]
-url = "{url}"
-[plugins]
-dir = "{plugins}"
-watch = false
-[runtime]
-cache_dir = "{cache}"
-pool_instances = 64
-{crm}
-{golden}
-{GRANTS}
-"#,
-        plugins = plugins.display(),
-        cache = cache.display(),
-        golden = GOLDEN.replace("PRICING", pricing_as),
-        crm = crm_section(crm, url),
-    )
-}
-
-/// Installs BANT, the nine layers and the testing layers into `plugins`.
-fn install_all(plugins: &std::path::Path) {
-    std::fs::create_dir_all(plugins).unwrap();
-    install(plugins, "bant", "bant");
-    for l in LAYERS {
-        install(plugins, &format!("layers/{l}"), l);
-    }
-    install(plugins, "testing/fail-layer", "fail-layer");
-    install(plugins, "testing/events-probe", "events-probe");
-}
-
-struct Setup {
-    app: App,
-    url: String,
-    plugins: std::path::PathBuf,
-    _tmp: tempfile::TempDir,
-    _guard: Option<tempfile::TempDir>,
-}
-
-/// A host on `backend` with the nine layers (pricing replaced by `pricing_as`), BANT,
-/// the testing layers, and Strata's MCP server as `crm` in process (as shipped).
-async fn setup(backend: Backend, pricing_as: &str) -> Setup {
-    setup_with(backend, pricing_as, Crm::Builtin, |_| {}).await
-}
-
-/// [`setup`] with `crm` as the MCP transport and `tweak` applied to the installed
-/// plugins before they are loaded.
-async fn setup_with(
-    backend: Backend,
-    pricing_as: &str,
-    crm: Crm,
-    tweak: impl FnOnce(&std::path::Path),
-) -> Setup {
-    let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    install_all(&plugins);
-    tweak(&plugins);
-    let (url, guard) = support::fresh_url(backend).await;
-    let text = config_text(&url, &plugins, &tmp.path().join("cache"), pricing_as, crm);
-    let config: Config = toml::from_str(&text).expect("test config");
-    config.validate().expect("valid config");
-    let db = strata::db::Db::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    let app = App::with_db(config, db).unwrap();
-    let report = app.manager.load_all().await;
-    assert!(report.failed.is_empty(), "{:?}", report.failed);
-    Setup {
-        app,
-        url,
-        plugins,
-        _tmp: tmp,
-        _guard: guard,
-    }
-}
-
-impl Setup {
-    async fn run(
-        &self,
-        pipeline: &str,
-        payload: Value,
-        dry_run: bool,
-    ) -> strata::pipelines::RunSummary {
-        let created = self
-            .app
-            .pipelines
-            .create_run(pipeline, payload, dry_run, Some("rid-pipe".into()), false)
-            .await
-            .unwrap();
-        self.app
-            .pipelines
-            .execute(&created.run.id, Some("rid-pipe".into()))
-            .await
-            .unwrap()
-    }
-
-    async fn close(self) {
-        self.app.mcp.shutdown().await;
-        self.app.db.close().await;
-        if self.url.starts_with("postgres") {
-            support::pg::drop_database(&self.url).await;
-        }
-    }
 }
 
 fn topics(detail: &strata::db::RunDetail) -> Vec<String> {
@@ -831,39 +610,20 @@ fn signed(
 async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signatures() {
     // The only test that reads this variable; set before the server starts.
     std::env::set_var("STRATA_TEST_WEBHOOK_SECRET", SECRET);
-    let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    install_all(&plugins);
-    let url = sqlite_url(tmp.path());
-    let mut config: Config = toml::from_str(&config_text(
-        &url,
-        &plugins,
-        &tmp.path().join("cache"),
-        "pricing",
-        Crm::Builtin,
-    ))
-    .unwrap();
+    let Prepared {
+        mut config,
+        url,
+        tmp: _tmp,
+        guard: _guard,
+        ..
+    } = prepare(Backend::Sqlite, "pricing", Crm::Builtin, |_| {}).await;
     config.server.bind = "127.0.0.1:0".into();
     config.server.rate_limit_per_second = 10_000;
     config.server.rate_limit_burst = 10_000;
-    let db = strata::db::Db::connect(&url, &Default::default())
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
+    let db = migrated_db(&url).await;
     db.upsert_lead(&hot_lead("L-77")).await.unwrap();
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(strata::server::serve_until(
-        config,
-        Some(ready_tx),
-        async move {
-            let _ = stop_rx.await;
-        },
-    ));
-    let addr = tokio::time::timeout(Duration::from_secs(60), ready_rx)
-        .await
-        .expect("server ready")
-        .unwrap();
+    let server = TestServer::start(config).await;
+    let addr = server.addr;
     let hook = format!("http://{addr}/api/v1/webhooks/booking");
     let http = reqwest::Client::new();
     let now = strata::domain::now_ms() / 1000;
@@ -1031,6 +791,5 @@ async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signature
         .unwrap();
     assert_eq!(r.status(), 403, "starting a run needs the operator role");
 
-    let _ = stop_tx.send(());
-    task.await.unwrap().unwrap();
+    server.stop().await;
 }

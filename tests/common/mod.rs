@@ -2,6 +2,10 @@
 //! installing them into a test host's plugins directory, and starting a test host.
 #![allow(dead_code)]
 
+pub mod llm;
+pub mod pipeline_runs;
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use strata::audit::AuditSink;
@@ -97,8 +101,7 @@ pub async fn host_with(
     config.grants = extra.grants;
     tweak(&mut config);
     config.validate().expect("valid test configuration");
-    let db = Db::connect(db_url, &Default::default()).await.unwrap();
-    db.migrate().await.unwrap();
+    let db = migrated_db(db_url).await;
     let audit = AuditSink::spawn(db.clone());
     let runtime = strata::app::App::runtime(&config, Some(db.clone()), audit.clone()).unwrap();
     let manager = Arc::new(PluginManager::new(
@@ -114,6 +117,31 @@ pub async fn host_with(
         audit,
         manager,
     }
+}
+
+/// The database at `url`, connected and migrated.
+pub async fn migrated_db(url: &str) -> Db {
+    let db = Db::connect(url, &Default::default()).await.unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+/// The `[database]`, `[plugins]` (not watched) and `[runtime]` (`cache_dir`) sections of
+/// a test host's configuration; more `[runtime]` keys may follow.
+pub fn host_toml(url: &str, plugins: &Path, cache: &Path) -> String {
+    format!(
+        r#"
+[database]
+url = "{url}"
+[plugins]
+dir = "{plugins}"
+watch = false
+[runtime]
+cache_dir = "{cache}"
+"#,
+        plugins = plugins.display(),
+        cache = cache.display(),
+    )
 }
 
 pub fn sqlite_url(dir: &Path) -> String {
