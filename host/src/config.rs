@@ -176,9 +176,6 @@ pub struct ServerSettings {
     /// Lease of a claimed job; a job whose claimer died is reclaimed after it.
     pub job_lease_ms: i64,
     pub job_max_attempts: i32,
-    /// Accept `"strategy": "native-bant"` on `/api/v1/score`: the BANT logic compiled into
-    /// the host, for the load benchmark's comparison. Off in production.
-    pub native_reference: bool,
     /// CPU-time budget of a scorer call run inline on the async worker (pure plugins; see
     /// `runtime::lane`); a version whose calls overrun it three times moves to the blocking
     /// pool.
@@ -201,7 +198,6 @@ impl Default for ServerSettings {
             workers: 2,
             job_lease_ms: 30_000,
             job_max_attempts: 3,
-            native_reference: false,
             inline_budget_us: 1000,
         }
     }

@@ -6,7 +6,7 @@ use crate::domain::{Lead, LeadStatus, Priority, Score, StoredScore};
 /// The conversions of a scorer call — the lead in, the score out — between the domain
 /// types and a set of types generated from `types.wit`, given as the name of a module in scope. One
 /// definition for every binding of the contract: the host's (below) and the guest SDK's,
-/// which `strata bench`'s native reference calls (`native.rs`), so that both
+/// which `strata bench`'s native reference calls (`cli/bench/native.rs`), so that both
 /// sides of the comparison convert the same way.
 macro_rules! scorer_call_conversions {
     ($types:ident) => {
