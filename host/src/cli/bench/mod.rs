@@ -32,10 +32,12 @@ pub struct BenchArgs {
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
-    /// `strata serve` plus one bench-only route for `bench/load.sh`: POST /bench/native-bant
-    /// takes the body of /api/v1/score and answers it with the BANT logic compiled into the
-    /// host (operator key, same middleware), the reference the Wasm scorer is compared to.
-    /// Not for production: `strata serve` has no such route.
+    /// `strata serve` plus the native reference route, for `bench/load.sh` (not for
+    /// production).
+    ///
+    /// POST /bench/native-bant takes the body of /api/v1/score and answers it with the BANT
+    /// logic compiled into the host (operator key, same middleware), the reference the Wasm
+    /// scorer is compared to. `strata serve` has no such route.
     Serve {
         /// Address to bind (default: server.bind).
         #[arg(long)]
