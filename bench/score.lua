@@ -1,5 +1,6 @@
--- wrk script: POST /api/v1/score with a realistic B2B lead.
--- STRATA_KEY and STRATEGY come from the environment (see bench/load.sh).
+-- wrk script: POST a realistic B2B lead to the URL wrk is given (/api/v1/score, or the
+-- native reference route /bench/native-bant of `strata bench serve`, which ignores the
+-- strategy). STRATA_KEY and STRATEGY come from the environment (see bench/load.sh).
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. os.getenv("STRATA_KEY")

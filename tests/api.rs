@@ -464,6 +464,26 @@ async fn lead_and_score_flow(url: &str) {
         )
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    // The native reference is bench-only (`strata bench serve`): not a strategy here,
+    // and no route.
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            &op,
+            Some(json!({"lead": lead_json("i2"), "strategy": "native-bant"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/bench/native-bant",
+            &op,
+            Some(json!({"lead": lead_json("i2")})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
 
     // Capability calls through the API carry the request id into the audit.
     let r = s

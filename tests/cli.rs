@@ -1,6 +1,6 @@
 //! The `strata` binary end to end: score a file into SQLite, backtest, inspect, smoke-test,
-//! scaffold and build a new plugin, back up and restore the database, and clear errors on
-//! bad input.
+//! scaffold and build a new plugin, back up and restore the database, the benchmark's
+//! report and server, and clear errors on bad input.
 
 mod common;
 
@@ -331,6 +331,136 @@ fn unknown_config_key_is_named_in_the_error() {
         text(&out)
     );
     let _ = Path::new("");
+}
+
+/// `server.native_reference` is gone with the native route (now `strata bench serve`'s):
+/// a configuration that still sets it is refused with the key named.
+#[test]
+fn the_removed_native_reference_key_is_refused() {
+    let w = Work::bare();
+    let cfg = w.path("strata.toml");
+    let text0 = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text0}[server]\nnative_reference = true\n")).unwrap();
+    let out = w.strata(&["migrate"]);
+    assert!(!out.status.success());
+    let err = text(&out).1;
+    assert!(err.contains("native_reference"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+/// `strata bench --json`: the typed report's keys (a short run; the figures themselves
+/// are not checked, the machine is shared).
+#[test]
+fn bench_json_report_has_the_documented_figures() {
+    let w = Work::new();
+    let out = w.strata(&[
+        "bench",
+        "--json",
+        "--calls",
+        "20",
+        "--seconds",
+        "0.05",
+        "--pipeline-runs",
+        "0",
+        "--bulk-input",
+        "no-such-file.csv",
+    ]);
+    assert!(out.status.success(), "{:?}", text(&out));
+    let v: serde_json::Value = serde_json::from_str(text(&out).0.trim()).unwrap();
+    let threads = v["threads"].as_u64().unwrap();
+    assert!(v["plugin"].as_str().unwrap().starts_with("bant@"), "{v}");
+    for call in [
+        "native_call",
+        "fresh_instance_call",
+        "warm_instance_call",
+        "overhead_call_minimal_plugin",
+    ] {
+        assert!(v[call]["p50_us"].as_f64().unwrap() > 0.0, "{call}: {v}");
+        assert!(v[call]["calls"].as_u64().unwrap() > 0, "{call}: {v}");
+    }
+    for figure in [
+        "throughput_1_thread_per_s".to_string(),
+        format!("throughput_{threads}_threads_per_s"),
+        "compile_ms".into(),
+        "cached_artifact_load_ms".into(),
+        "hot_swap_compile_ms".into(),
+        "hot_swap_cached_artifact_ms".into(),
+    ] {
+        assert!(v[&figure].as_f64().unwrap() > 0.0, "{figure}: {v}");
+    }
+    for absent in ["bulk", "pipeline", "pipeline_dry_run"] {
+        assert!(v.get(absent).is_none(), "{absent}: {v}");
+    }
+}
+
+/// `strata bench serve`: the production API plus the native reference route, behind the
+/// same auth; `strata serve` has no such route (tests/api.rs).
+#[tokio::test]
+async fn bench_serve_answers_the_native_route_with_an_operator_key() {
+    let w = Work::new();
+    let key = w.strata(&["keys", "create", "--role", "operator", "--name", "bench"]);
+    assert!(key.status.success(), "{:?}", text(&key));
+    let key = text(&key).0.trim().to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    /// Stops the server however the test ends.
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Stop(
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .current_dir(repo_root())
+            .arg("--config")
+            .arg(w.path("strata.toml"))
+            .args(["bench", "serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("STRATA_PLUGINS__WATCH", "false")
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut ready = false;
+    for _ in 0..300 {
+        let r = http.get(format!("{base}/ready")).send().await;
+        if r.is_ok_and(|r| r.status().is_success()) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ready, "strata bench serve did not become ready");
+    let lead = serde_json::to_value(hot_lead("native-1")).unwrap();
+    let post = |path: &str| {
+        http.post(format!("{base}{path}"))
+            .json(&serde_json::json!({"lead": lead}))
+    };
+    let r = post("/bench/native-bant").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let score = |path: &'static str| {
+        let r = post(path).bearer_auth(&key);
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let native = score("/bench/native-bant").await;
+    assert_eq!(native["strategy"], "native-bant", "{native}");
+    assert_eq!(native["lead_id"], "native-1");
+    let wasm = score("/api/v1/score").await;
+    assert!(
+        wasm["strategy"].as_str().unwrap().starts_with("bant@"),
+        "{wasm}"
+    );
+    // The same logic: the same score, byte for byte.
+    assert_eq!(native["score"], wasm["score"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

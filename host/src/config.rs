@@ -126,9 +126,6 @@ pub struct ServerSettings {
     /// the longest a key revoked on another replica keeps working on non-admin routes.
     /// Admin routes always ask the database.
     pub key_cache_ms: u64,
-    /// Accept `"strategy": "native-bant"` on `/api/v1/score`: the BANT logic compiled into
-    /// the host, for the load benchmark's comparison. Off in production.
-    pub native_reference: bool,
     /// CPU-time budget of a scorer call run inline on the async worker (pure plugins; see
     /// `runtime::lane`); a version whose calls overrun it three times moves to the blocking
     /// pool.
@@ -152,7 +149,6 @@ impl Default for ServerSettings {
             job_lease_ms: 30_000,
             job_max_attempts: 3,
             key_cache_ms: 5_000,
-            native_reference: false,
             inline_budget_us: 1000,
         }
     }

@@ -13,7 +13,6 @@ pub mod input;
 pub mod llm;
 pub mod manifest;
 pub mod mcp;
-pub mod native;
 pub mod pipelines;
 pub mod plugins;
 pub mod runtime;

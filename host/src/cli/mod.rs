@@ -48,7 +48,8 @@ pub enum Command {
     Backtest(backtest::BacktestArgs),
     /// Run database migrations.
     Migrate,
-    /// Measure call latency, throughput, compile/load and hot-swap times.
+    /// Measure call latency, throughput, compile/load and hot-swap times; `bench serve`:
+    /// the server the load benchmark drives.
     Bench(bench::BenchArgs),
     /// Run the HTTP service (API, job workers, hot reload) until SIGTERM/SIGINT.
     Serve {
@@ -96,7 +97,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => bench::run(args, config()?).await,
+        Command::Bench(args) => bench::run(args, config()?, cli.config.clone()).await,
         Command::Serve { bind, demo } => {
             let mut cfg = config()?;
             if let Some(b) = bind {

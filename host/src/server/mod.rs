@@ -157,6 +157,13 @@ fn with_role(r: OpenApiRouter<AppState>, state: &AppState, role: Role) -> OpenAp
 
 /// The whole API.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The whole API plus `extra` routes for the operator role, behind the same middleware
+/// and absent from the OpenAPI document: how `strata bench serve` adds its native
+/// reference route. The production service passes none.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let sv = &state.config.server;
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::health))
@@ -205,7 +212,8 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(routes::plugins::unpin))
         .routes(routes!(routes::plugins::disable))
         .routes(routes!(routes::plugins::enable))
-        .routes(routes!(routes::pipelines::start));
+        .routes(routes!(routes::pipelines::start))
+        .merge(OpenApiRouter::from(extra));
     let admin = OpenApiRouter::new()
         .routes(routes!(routes::config::reload))
         .routes(routes!(routes::keys::list, routes::keys::create))
@@ -322,6 +330,18 @@ pub async fn serve_with(
     ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with_routes(config, source, ready, shutdown, Router::new()).await
+}
+
+/// [`serve_with`] with `extra` operator routes (see [`router_with`]): the bench harness's
+/// server. `strata serve` adds none.
+pub async fn serve_with_routes(
+    config: Config,
+    source: ConfigSource,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    extra: Router<AppState>,
+) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let signal = tokio::spawn(async move {
         shutdown.await;
@@ -385,7 +405,7 @@ pub async fn serve_with(
     let mut stop = stop_rx.clone();
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router_with(state, extra).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         let _ = stop.wait_for(|s| *s).await;

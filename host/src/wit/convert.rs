@@ -1,18 +1,94 @@
 //! Conversions between host domain types and the generated WIT types.
 
 use super::since_v0_1_0::types as wit;
-use crate::domain::{Factor, Lead, LeadStatus, Priority, Score, StoredScore};
+use crate::domain::{Lead, LeadStatus, Priority, Score, StoredScore};
 
-impl From<wit::Priority> for Priority {
-    fn from(p: wit::Priority) -> Self {
-        match p {
-            wit::Priority::Immediate => Priority::Immediate,
-            wit::Priority::High => Priority::High,
-            wit::Priority::Medium => Priority::Medium,
-            wit::Priority::Low => Priority::Low,
+/// The conversions of a scorer call — the lead in, the score out — between the domain
+/// types and a set of types generated from `types.wit`, given as the name of a module in scope. One
+/// definition for every binding of the contract: the host's (below) and the guest SDK's,
+/// which `strata bench`'s native reference calls (`cli/bench/native.rs`), so that both
+/// sides of the comparison convert the same way.
+macro_rules! scorer_call_conversions {
+    ($types:ident) => {
+        impl From<$crate::domain::LeadStatus> for $types::LeadStatus {
+            fn from(s: $crate::domain::LeadStatus) -> Self {
+                use $crate::domain::LeadStatus as L;
+                match s {
+                    L::New => Self::New,
+                    L::Contacted => Self::Contacted,
+                    L::Nurture => Self::Nurture,
+                    L::Qualified => Self::Qualified,
+                    L::Unqualified => Self::Unqualified,
+                    L::Junk => Self::Junk,
+                }
+            }
         }
-    }
+
+        impl From<$types::Priority> for $crate::domain::Priority {
+            fn from(p: $types::Priority) -> Self {
+                use $types::Priority as P;
+                match p {
+                    P::Immediate => Self::Immediate,
+                    P::High => Self::High,
+                    P::Medium => Self::Medium,
+                    P::Low => Self::Low,
+                }
+            }
+        }
+
+        impl From<&$crate::domain::Lead> for $types::Lead {
+            fn from(l: &$crate::domain::Lead) -> Self {
+                Self {
+                    id: l.id.clone(),
+                    name: l.name.clone(),
+                    email: l.email.clone(),
+                    company: l.company.clone(),
+                    title: l.title.clone(),
+                    industry: l.industry.clone(),
+                    employees: l.employees,
+                    annual_revenue: l.annual_revenue,
+                    budget: l.budget,
+                    timeline: l.timeline.clone(),
+                    source: l.source.clone(),
+                    status: l.status.into(),
+                    notes: l.notes.clone(),
+                    attributes: l
+                        .attributes
+                        .iter()
+                        .map(|(name, value)| $types::Attribute {
+                            name: name.clone(),
+                            value: value.clone(),
+                        })
+                        .collect(),
+                }
+            }
+        }
+
+        /// Unvalidated: the runtime checks ranges before a score leaves it.
+        impl From<$types::Score> for $crate::domain::Score {
+            fn from(s: $types::Score) -> Self {
+                Self {
+                    value: s.value,
+                    priority: s.priority.into(),
+                    recommended_action: s.recommended_action,
+                    reasoning: s.reasoning,
+                    confidence: s.confidence,
+                    factors: s
+                        .factors
+                        .into_iter()
+                        .map(|f| $crate::domain::Factor {
+                            name: f.name,
+                            score: f.score,
+                        })
+                        .collect(),
+                }
+            }
+        }
+    };
 }
+pub(crate) use scorer_call_conversions;
+
+scorer_call_conversions!(wit);
 
 impl From<Priority> for wit::Priority {
     fn from(p: Priority) -> Self {
@@ -21,19 +97,6 @@ impl From<Priority> for wit::Priority {
             Priority::High => wit::Priority::High,
             Priority::Medium => wit::Priority::Medium,
             Priority::Low => wit::Priority::Low,
-        }
-    }
-}
-
-impl From<LeadStatus> for wit::LeadStatus {
-    fn from(s: LeadStatus) -> Self {
-        match s {
-            LeadStatus::New => wit::LeadStatus::New,
-            LeadStatus::Contacted => wit::LeadStatus::Contacted,
-            LeadStatus::Nurture => wit::LeadStatus::Nurture,
-            LeadStatus::Qualified => wit::LeadStatus::Qualified,
-            LeadStatus::Unqualified => wit::LeadStatus::Unqualified,
-            LeadStatus::Junk => wit::LeadStatus::Junk,
         }
     }
 }
@@ -72,55 +135,6 @@ impl From<wit::Lead> for Lead {
                 .attributes
                 .into_iter()
                 .map(|a| (a.name, a.value))
-                .collect(),
-        }
-    }
-}
-
-impl From<&Lead> for wit::Lead {
-    fn from(l: &Lead) -> Self {
-        wit::Lead {
-            id: l.id.clone(),
-            name: l.name.clone(),
-            email: l.email.clone(),
-            company: l.company.clone(),
-            title: l.title.clone(),
-            industry: l.industry.clone(),
-            employees: l.employees,
-            annual_revenue: l.annual_revenue,
-            budget: l.budget,
-            timeline: l.timeline.clone(),
-            source: l.source.clone(),
-            status: l.status.into(),
-            notes: l.notes.clone(),
-            attributes: l
-                .attributes
-                .iter()
-                .map(|(name, value)| wit::Attribute {
-                    name: name.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Unvalidated: the runtime checks ranges before a score leaves it.
-impl From<wit::Score> for Score {
-    fn from(s: wit::Score) -> Self {
-        Score {
-            value: s.value,
-            priority: s.priority.into(),
-            recommended_action: s.recommended_action,
-            reasoning: s.reasoning,
-            confidence: s.confidence,
-            factors: s
-                .factors
-                .into_iter()
-                .map(|f| Factor {
-                    name: f.name,
-                    score: f.score,
-                })
                 .collect(),
         }
     }

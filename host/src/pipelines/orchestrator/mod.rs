@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 /// Job kind of a pipeline run.
-pub const PIPELINE_JOB: &str = "pipeline_run";
+pub const PIPELINE_JOB: &str = crate::db::jobs::kinds::PIPELINE_RUN;
 /// Producer name of trigger events posted through the API.
 pub const API_PRODUCER: &str = "api";
 

@@ -13,9 +13,6 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// The native reference strategy (benchmarks only, `server.native_reference`).
-const NATIVE_BANT: &str = "native-bant";
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScoreRequest {
@@ -46,20 +43,6 @@ pub async fn score(
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult<Json<ScoreResponse>> {
     let name = st.config.scoring_strategy(req.strategy.as_deref());
-    if name == NATIVE_BANT && st.config.server.native_reference {
-        let started = Instant::now();
-        let lead = req.lead;
-        // Pure and a few µs: inline, like a proven-fast pure plugin.
-        let score = crate::native::bant_score(&lead);
-        let duration_us = started.elapsed().as_micros() as u64;
-        return Ok(Json(ScoreResponse {
-            strategy: NATIVE_BANT.into(),
-            sha256: String::new(),
-            lead_id: lead.id,
-            score,
-            duration_us,
-        }));
-    }
     let plugin = st.manager.registry().get(&name)?;
     let started = Instant::now();
     let rid: Arc<str> = rid.0;
