@@ -1183,3 +1183,112 @@ async fn versions_pins_rejected_directories_and_a_config_reload_over_http() {
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     s.stop().await;
 }
+
+/// A TCP relay to PostgreSQL that can be cut, as if the database went away, and mended:
+/// while `cut` holds true, relayed connections are closed and new ones are dropped.
+struct Relay {
+    port: u16,
+    cut: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn to(upstream: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (cut, cut_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if *cut_rx.borrow() {
+                    continue; // dropped: the database is "down"
+                }
+                let mut stop = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut out) = tokio::net::TcpStream::connect(upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                        _ = stop.wait_for(|cut| *cut) => {}
+                    }
+                });
+            }
+        });
+        Relay { port, cut }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_fails_fast_reports_not_ready_and_keeps_pure_scoring_for_known_keys() {
+    let real = support::pg::fresh_database_url().await;
+    let parsed = reqwest::Url::parse(&real).unwrap();
+    let upstream = tokio::net::lookup_host((
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432),
+    ))
+    .await
+    .unwrap()
+    .next()
+    .unwrap();
+    let relay = Relay::to(upstream).await;
+    let mut via = parsed.clone();
+    via.set_host(Some("127.0.0.1")).unwrap();
+    via.set_port(Some(relay.port)).unwrap();
+    let s = Server::start(via.as_str(), "", |c| {
+        c.database.acquire_timeout_ms = 500;
+        c.server.key_cache_ms = 50;
+    })
+    .await;
+    let score = || {
+        s.req(Method::POST, "/api/v1/score", Some(&s.operator))
+            .json(&json!({"lead": hot_lead("L-out"), "strategy": "bant"}))
+            .send()
+    };
+    assert_eq!(score().await.unwrap().status(), StatusCode::OK);
+    let ready = s.req(Method::GET, "/ready", None).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+
+    relay.cut.send(true).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // past the key cache
+    let started = Instant::now();
+    let r = s
+        .req(Method::GET, "/api/v1/leads", Some(&s.operator))
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    eprintln!("a database read during the outage failed after {waited:?}");
+    let ready = s.req(Method::GET, "/ready", None).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE, "not ready");
+    // Pure scoring goes on for a key verified before the outage; an unknown key is
+    // refused (the database cannot vouch for it).
+    let r = score().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    let r = s
+        .req(
+            Method::GET,
+            "/api/v1/leads",
+            Some("strata_0000000000000000000000000000000000000000"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    // The database is back: ready again without a restart.
+    relay.cut.send(false).unwrap();
+    let mut ready = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        ready = s.req(Method::GET, "/ready", None).send().await.unwrap().status();
+        if ready == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready, StatusCode::OK, "ready after the outage");
+    s.stop().await;
+}

@@ -597,7 +597,12 @@ fn signed(
         .header("x-strata-timestamp", at.to_string())
         .header(
             "x-strata-signature",
-            strata::pipelines::webhook::sign(secret.as_bytes(), at, body.as_bytes()),
+            strata::pipelines::webhook::sign(
+                secret.as_bytes(),
+                at,
+                delivery.unwrap_or(""),
+                body.as_bytes(),
+            ),
         )
         .body(body.to_string());
     if let Some(d) = delivery {
@@ -684,6 +689,28 @@ async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signature
         (json!(true), first["run_id"].clone())
     );
     assert_eq!(db.list_runs(None, 10).await.unwrap().len(), 1);
+    // A captured delivery replayed within the tolerance under a new delivery id: the id
+    // is signed, so it is refused and starts no second run.
+    let captured = signed(&http, &hook, &body, Some("d-1"), SECRET, now)
+        .build()
+        .unwrap();
+    let mut replay = http
+        .post(captured.url().clone())
+        .body(body.clone())
+        .header("content-type", "application/json");
+    for (k, v) in captured.headers() {
+        if k.as_str() != "x-strata-delivery" && k.as_str() != "content-type" {
+            replay = replay.header(k, v);
+        }
+    }
+    let r = replay
+        .header("x-strata-delivery", "d-replayed")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("signature does not match"));
+    assert_eq!(db.list_runs(None, 10).await.unwrap().len(), 1, "no second run");
 
     // The job runs it: booking → proposal → pricing → kickoff, invoicing, forecast.
     let run_id = first["run_id"].as_str().unwrap().to_string();

@@ -4,7 +4,7 @@
 use crate::audit::AuditSink;
 use crate::capabilities::HostServices;
 use crate::config::Config;
-use crate::db::{Db, DbOptions};
+use crate::db::Db;
 use crate::llm::{LlmBroker, LlmSettings};
 use crate::mcp::McpManager;
 use crate::plugins::{PluginManager, Registry};
@@ -27,11 +27,7 @@ pub struct App {
 impl App {
     /// Connects and migrates the database and builds the runtime. Plugins are not loaded.
     pub async fn start(config: Config) -> anyhow::Result<App> {
-        let opts = DbOptions {
-            max_connections: config.database.max_connections,
-            ..DbOptions::default()
-        };
-        let db = Db::connect(&config.database.url, &opts).await?;
+        let db = Db::connect(&config.database.url, &config.database.db_options()).await?;
         db.migrate().await?;
         Self::with_db(config, db)
     }

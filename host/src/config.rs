@@ -40,6 +40,9 @@ pub struct DatabaseSettings {
     /// `sqlite://var/strata.db` (default) or `postgres://user@host/db`.
     pub url: String,
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it fails (503): short,
+    /// so an outage fails requests fast instead of holding them.
+    pub acquire_timeout_ms: u64,
 }
 
 impl Default for DatabaseSettings {
@@ -47,6 +50,18 @@ impl Default for DatabaseSettings {
         Self {
             url: "sqlite://var/strata.db".into(),
             max_connections: 8,
+            acquire_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// The pool options these settings give.
+    pub fn db_options(&self) -> crate::db::DbOptions {
+        crate::db::DbOptions {
+            max_connections: self.max_connections,
+            acquire_timeout: std::time::Duration::from_millis(self.acquire_timeout_ms.max(1)),
+            ..Default::default()
         }
     }
 }

@@ -1,7 +1,10 @@
-//! Signed inbound webhooks: HMAC-SHA256 over `"{timestamp}.{raw body}"` with a secret from
-//! the environment, sent as `x-strata-signature: sha256=<hex>` with `x-strata-timestamp`
-//! (Unix seconds) and `x-strata-delivery` (the sender's delivery id, for idempotency).
-//! The comparison is constant-time; a timestamp outside the tolerance is a replay.
+//! Signed inbound webhooks: HMAC-SHA256 over `"{timestamp}.{delivery id}.{raw body}"` with a
+//! secret from the environment, sent as `x-strata-signature: sha256=<hex>` with
+//! `x-strata-timestamp` (Unix seconds) and `x-strata-delivery` (the sender's delivery id,
+//! the idempotency key). The delivery id is signed, so a captured delivery replayed under
+//! a new id fails the check instead of starting a second run; replayed under its own id it
+//! is a duplicate. The comparison is constant-time; a timestamp outside the tolerance is a
+//! replay.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -25,20 +28,32 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// The signature header value for `body` at `timestamp` (what a sender computes).
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
+/// The MAC of one delivery: `"{timestamp}.{delivery}.{body}"`.
+fn mac(secret: &[u8], timestamp: i64, delivery: &str, body: &[u8]) -> Hmac<Sha256> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
+    mac.update(delivery.as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
-/// Checks a delivery's timestamp (against `now_secs` ± `tolerance_secs`) and signature.
+/// The signature header value for delivery `delivery` of `body` at `timestamp` (what a
+/// sender computes).
+pub fn sign(secret: &[u8], timestamp: i64, delivery: &str, body: &[u8]) -> String {
+    let tag = mac(secret, timestamp, delivery, body).finalize().into_bytes();
+    format!("sha256={}", hex::encode(tag))
+}
+
+/// Checks a delivery's timestamp (against `now_secs` ± `tolerance_secs`) and signature
+/// over its timestamp, delivery id and body.
+#[allow(clippy::too_many_arguments)]
 pub fn verify(
     secret: &[u8],
     timestamp: Option<&str>,
     signature: Option<&str>,
+    delivery: &str,
     body: &[u8],
     now_secs: i64,
     tolerance_secs: u64,
@@ -64,11 +79,8 @@ pub fn verify(
     if given.len() != 32 {
         return Err(SignatureError::BadFormat);
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&given)
+    mac(secret, ts, delivery, body)
+        .verify_slice(&given)
         .map_err(|_| SignatureError::Mismatch)?;
     Ok(ts)
 }
@@ -80,22 +92,27 @@ mod tests {
     #[test]
     fn a_signed_body_verifies_and_any_change_is_refused() {
         let body = br#"{"lead_id":"L1"}"#;
-        let sig = sign(b"s3cret", 1_000, body);
+        let sig = sign(b"s3cret", 1_000, "d-1", body);
         assert_eq!(
-            verify(b"s3cret", Some("1000"), Some(&sig), body, 1_010, 300),
+            verify(b"s3cret", Some("1000"), Some(&sig), "d-1", body, 1_010, 300),
             Ok(1000)
         );
         assert_eq!(
-            verify(b"s3cret", Some("1000"), Some(&sig), b"{}", 1_010, 300),
+            verify(b"s3cret", Some("1000"), Some(&sig), "d-1", b"{}", 1_010, 300),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(b"other", Some("1000"), Some(&sig), body, 1_010, 300),
+            verify(b"other", Some("1000"), Some(&sig), "d-1", body, 1_010, 300),
+            Err(SignatureError::Mismatch)
+        );
+        // The delivery id is signed: a replay under a new id is refused.
+        assert_eq!(
+            verify(b"s3cret", Some("1000"), Some(&sig), "d-2", body, 1_010, 300),
             Err(SignatureError::Mismatch)
         );
         // The timestamp is signed: moving it breaks the signature.
         assert_eq!(
-            verify(b"s3cret", Some("1001"), Some(&sig), body, 1_010, 300),
+            verify(b"s3cret", Some("1001"), Some(&sig), "d-1", body, 1_010, 300),
             Err(SignatureError::Mismatch)
         );
     }
@@ -103,28 +120,28 @@ mod tests {
     #[test]
     fn stale_missing_and_malformed_headers_are_named() {
         let body = b"{}";
-        let sig = sign(b"k", 1_000, body);
+        let sig = sign(b"k", 1_000, "d-1", body);
         assert!(matches!(
-            verify(b"k", Some("1000"), Some(&sig), body, 2_000, 300),
+            verify(b"k", Some("1000"), Some(&sig), "d-1", body, 2_000, 300),
             Err(SignatureError::Stale {
                 skew_secs: 1000,
                 ..
             })
         ));
         assert_eq!(
-            verify(b"k", None, Some(&sig), body, 1_000, 300),
+            verify(b"k", None, Some(&sig), "d-1", body, 1_000, 300),
             Err(SignatureError::Missing(TIMESTAMP_HEADER))
         );
         assert_eq!(
-            verify(b"k", Some("1000"), None, body, 1_000, 300),
+            verify(b"k", Some("1000"), None, "d-1", body, 1_000, 300),
             Err(SignatureError::Missing(SIGNATURE_HEADER))
         );
         assert_eq!(
-            verify(b"k", Some("1000"), Some("md5=abc"), body, 1_000, 300),
+            verify(b"k", Some("1000"), Some("md5=abc"), "d-1", body, 1_000, 300),
             Err(SignatureError::BadFormat)
         );
         assert_eq!(
-            verify(b"k", Some("soon"), Some(&sig), body, 1_000, 300),
+            verify(b"k", Some("soon"), Some(&sig), "d-1", body, 1_000, 300),
             Err(SignatureError::BadTimestamp)
         );
     }

@@ -271,10 +271,7 @@ pub async fn connect_with_retry(
     config: &Config,
     shutdown: &tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<Db> {
-    let opts = crate::db::DbOptions {
-        max_connections: config.database.max_connections,
-        ..Default::default()
-    };
+    let opts = config.database.db_options();
     let mut delay = Duration::from_millis(250);
     loop {
         match Db::connect(&config.database.url, &opts).await {

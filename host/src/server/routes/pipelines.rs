@@ -201,7 +201,7 @@ pub struct WebhookAccepted {
 
 /// A signed webhook delivery (no API key: the HMAC-SHA256 signature authenticates it).
 /// Headers: `x-strata-timestamp` (Unix seconds), `x-strata-signature: sha256=<hex of
-/// HMAC(secret, "{timestamp}.{body}")>`, `x-strata-delivery` (idempotency key). 202 once
+/// HMAC(secret, "{timestamp}.{delivery id}.{body}")>`, `x-strata-delivery` (idempotency key). 202 once
 /// the event is stored durably; 200 for a repeated delivery id (nothing done twice).
 #[utoipa::path(post, path = "/api/v1/webhooks/{name}", tag = "pipelines",
     params(("name" = String, Path, description = "webhook name in [webhooks]")),
@@ -242,11 +242,26 @@ pub async fn webhook(
         )));
     };
     let header = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
+    // Unsigned: 401 (below); signed but without a usable delivery id: 400.
+    let delivery = header(DELIVERY_HEADER)
+        .map(str::trim)
+        .filter(|d| !d.is_empty() && d.len() <= 200);
+    let signed = header(TIMESTAMP_HEADER).is_some() && header(SIGNATURE_HEADER).is_some();
+    let delivery_id = match (delivery, signed) {
+        (Some(d), _) => d.to_string(),
+        (None, true) => {
+            return Err(ApiError::bad_request(format!(
+                "missing or overlong {DELIVERY_HEADER} header"
+            )))
+        }
+        (None, false) => String::new(),
+    };
     let now = crate::domain::now_ms() / 1000;
     webhook::verify(
         secret.as_bytes(),
         header(TIMESTAMP_HEADER),
         header(SIGNATURE_HEADER),
+        &delivery_id,
         &body,
         now,
         def.tolerance_secs,
@@ -255,13 +270,6 @@ pub async fn webhook(
         tracing::warn!(webhook = %name, "webhook delivery refused: {e}");
         ApiError::unauthorized(format!("webhook signature check failed: {e}"))
     })?;
-    let delivery_id = header(DELIVERY_HEADER)
-        .map(str::trim)
-        .filter(|d| !d.is_empty() && d.len() <= 200)
-        .ok_or_else(|| {
-            ApiError::bad_request(format!("missing or overlong {DELIVERY_HEADER} header"))
-        })?
-        .to_string();
     let payload: Value = crate::server::json::parse(&body, st.config.server.json_depth_limit)?;
     let sha = crate::runtime::prepare::sha256_hex(&body);
     let outcome = st
