@@ -414,12 +414,6 @@ limits = {{ deadline_ms = 60000 }}
             host_toml(&url, &h.plugins_dir, &h.tmp.path().join("cache"))
         );
         let config: strata::config::Config = toml::from_str(&text).unwrap();
-        let job_a = h
-            .db
-            .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-A"})))
-            .await
-            .unwrap()
-            .id;
         // Job B: attempt 1 claimed and its execution opened by a worker that then died.
         let job_b = h
             .db
@@ -427,20 +421,21 @@ limits = {{ deadline_ms = 60000 }}
             .await
             .unwrap()
             .id;
-        let mut killed = None;
-        while let Some(j) = h.db.claim_job("killed-worker", 1, &[]).await.unwrap() {
-            if j.id == job_b {
-                let mut e = strata::db::NewExecution::new(
-                    "qualify-agent",
-                    "1.0.0",
-                    serde_json::json!({"lead_id": "L-B"}),
-                );
-                e.job_id = Some(job_b.clone());
-                killed = Some(h.db.insert_execution(&e).await.unwrap());
-                break;
-            }
-            h.db.release_job(&j.id, "killed-worker").await.unwrap();
-        }
+        let claimed = h.db.claim_job("killed-worker", 1, &[]).await.unwrap().unwrap();
+        assert_eq!(claimed.id, job_b);
+        let mut e = strata::db::NewExecution::new(
+            "qualify-agent",
+            "1.0.0",
+            serde_json::json!({"lead_id": "L-B"}),
+        );
+        e.job_id = Some(job_b.clone());
+        let killed = Some(h.db.insert_execution(&e).await.unwrap());
+        let job_a = h
+            .db
+            .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-A"})))
+            .await
+            .unwrap()
+            .id;
         let killed = killed.expect("job B claimed");
         tokio::time::sleep(Duration::from_millis(20)).await;
 
