@@ -803,3 +803,174 @@ async fn a_backup_under_write_load_restores_every_lead_committed_before_it() {
         "the kept database has every write"
     );
 }
+
+/// An execution row of `job` as an agent attempt opens it (`running`).
+async fn open_execution(db: &strata::db::Db, job: &str, lead: &str) -> String {
+    let mut e = NewExecution::new("qualify-agent", "1.0.0", json!({ "lead_id": lead }));
+    e.lead_id = Some(lead.into());
+    e.job_id = Some(job.into());
+    db.insert_execution(&e).await.unwrap()
+}
+
+/// Executions of `job` by status, e.g. `{"abandoned": 1, "succeeded": 1}`.
+async fn execution_statuses(db: &strata::db::Db, job: &str) -> HashMap<String, usize> {
+    let mut m = HashMap::new();
+    for e in db.executions_of_job(job).await.unwrap() {
+        *m.entry(e.status).or_insert(0) += 1;
+    }
+    m
+}
+
+fn finished_ok() -> ExecutionFinish {
+    ExecutionFinish {
+        status: "succeeded".into(),
+        output: Some(json!({"score": 80})),
+        finished_at: strata::domain::now_ms(),
+        ..Default::default()
+    }
+}
+
+fn job_score(lead: &str, job: &str, value: f64) -> strata::db::NewScore {
+    let mut s = strata::db::NewScore::new(
+        lead,
+        "qualify-agent@1.0.0",
+        strata::domain::Score {
+            value,
+            priority: strata::domain::Priority::High,
+            recommended_action: "call".into(),
+            reasoning: "r".into(),
+            confidence: 0.8,
+            factors: vec![],
+        },
+    );
+    s.job_id = Some(job.into());
+    s
+}
+
+/// Issue 19 item 5: a job run again after its completion was lost finds its score; a
+/// second attempt racing the first cannot store a second score; a new attempt closes
+/// the earlier attempt's `running` execution. Counts: 1 score per job, 0 running rows.
+#[tokio::test]
+async fn a_jobs_score_is_stored_once_and_a_new_attempt_closes_the_earlier_running_execution() {
+    both_backends(|db| async move {
+        db.upsert_lead(&strata::domain::Lead {
+            id: "L-j".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let job = db
+            .enqueue_job(&NewJob::new("qualify", json!({"lead_id": "L-j"})))
+            .await
+            .unwrap();
+        // Attempt 1 is killed mid-run: its execution stays `running`, no score.
+        let e1 = open_execution(&db, &job.id, "L-j").await;
+        // Attempt 2 opens its own execution: attempt 1's is closed first.
+        let e2 = open_execution(&db, &job.id, "L-j").await;
+        let first = db.get_execution(&e1).await.unwrap().unwrap();
+        assert_eq!(first.status, "abandoned");
+        assert!(first.error.unwrap().contains(&job.id));
+        assert!(first.finished_at.is_some());
+        assert_eq!(first.job_id.as_deref(), Some(job.id.as_str()));
+        let stored = db
+            .record_score_and_finish(&job_score("L-j", &job.id, 80.0), Some((&e2, &finished_ok())))
+            .await
+            .unwrap();
+        let strata::db::JobScore::Stored(score_id) = stored else {
+            panic!("{stored:?}")
+        };
+        assert_eq!(db.score_of_job(&job.id).await.unwrap().unwrap().id, score_id);
+        // Attempt 3 (its completion was lost, or a worker whose lease expired): its score
+        // is not stored, its execution is closed naming the stored score.
+        let e3 = open_execution(&db, &job.id, "L-j").await;
+        let again = db
+            .record_score_and_finish(&job_score("L-j", &job.id, 10.0), Some((&e3, &finished_ok())))
+            .await
+            .unwrap();
+        assert_eq!(again, strata::db::JobScore::AlreadyStored(score_id.clone()));
+        assert_eq!(db.count_scores().await.unwrap(), 1, "one score per job");
+        let third = db.get_execution(&e3).await.unwrap().unwrap();
+        assert_eq!(third.status, "abandoned");
+        assert!(third.error.unwrap().contains(&score_id));
+        assert_eq!(
+            execution_statuses(&db, &job.id).await,
+            HashMap::from([("abandoned".to_string(), 2), ("succeeded".to_string(), 1)])
+        );
+        // Scores without a job are not limited.
+        let mut free = job_score("L-j", "x", 50.0);
+        free.job_id = None;
+        db.insert_scores(&[free.clone(), free]).await.unwrap();
+        assert_eq!(db.count_scores().await.unwrap(), 3);
+    })
+    .await;
+}
+
+/// Issue 19 item 5: no execution stays `running` once its job is released on shutdown,
+/// failed, dead (by its last failure or by the reaper) or succeeded.
+#[tokio::test]
+async fn released_failed_dead_reaped_and_completed_jobs_leave_no_running_execution() {
+    both_backends(|db| async move {
+        let running = |db: strata::db::Db, job: String| async move {
+            execution_statuses(&db, &job)
+                .await
+                .get("running")
+                .copied()
+                .unwrap_or(0)
+        };
+        // Released on shutdown.
+        let job = db
+            .enqueue_job(&NewJob {
+                max_attempts: 2,
+                ..NewJob::new("qualify", json!({}))
+            })
+            .await
+            .unwrap();
+        db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
+        let e = open_execution(&db, &job.id, "L").await;
+        assert_eq!(running(db.clone(), job.id.clone()).await, 1);
+        assert!(db.release_job(&job.id, "w1").await.unwrap());
+        assert_eq!(running(db.clone(), job.id.clone()).await, 0, "released");
+        let closed = db.get_execution(&e).await.unwrap().unwrap();
+        assert_eq!(closed.status, "abandoned");
+        assert!(closed.error.unwrap().contains("shutdown"));
+        // Failed with attempts left, then dead on the last attempt.
+        db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
+        open_execution(&db, &job.id, "L").await;
+        let f = db.fail_job(&job.id, "w1", "boom", 0).await.unwrap().unwrap();
+        assert_eq!(f.status, JobStatus::Queued);
+        assert_eq!(running(db.clone(), job.id.clone()).await, 0, "failed, retry");
+        db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
+        open_execution(&db, &job.id, "L").await;
+        let f = db.fail_job(&job.id, "w1", "boom", 0).await.unwrap().unwrap();
+        assert_eq!(f.status, JobStatus::Dead);
+        assert_eq!(running(db.clone(), job.id.clone()).await, 0, "dead");
+        // Reaped: the worker died on the last attempt.
+        let job = db
+            .enqueue_job(&NewJob {
+                max_attempts: 1,
+                ..NewJob::new("qualify", json!({}))
+            })
+            .await
+            .unwrap();
+        db.claim_job("crashy", 1, &[]).await.unwrap().unwrap();
+        open_execution(&db, &job.id, "L").await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(db.reap_expired_jobs().await.unwrap(), 1);
+        assert_eq!(running(db.clone(), job.id.clone()).await, 0, "reaped");
+        // Completed without the execution finished (e.g. the stored result replayed).
+        let job = db.enqueue_job(&NewJob::new("qualify", json!({}))).await.unwrap();
+        db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
+        open_execution(&db, &job.id, "L").await;
+        assert!(db.complete_job(&job.id, "w1", &json!({})).await.unwrap());
+        assert_eq!(running(db.clone(), job.id.clone()).await, 0, "completed");
+        let all = db
+            .list_executions(&strata::db::ExecutionFilter {
+                status: Some("running".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert!(all.is_empty(), "{all:?}");
+    })
+    .await;
+}

@@ -348,3 +348,263 @@ async fn the_shipped_config_starts_with_its_documented_secret_variables_set() {
     let status = p.terminate();
     assert!(status.success(), "{status}");
 }
+
+/// Runs one statement on `url` over a connection of its own (what another process, or a
+/// lost update, would have left in the database).
+async fn execute_sql(url: &str, sql: &str) {
+    use sqlx::Connection;
+    match Backend::from_url(url).unwrap() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(sql).execute(&mut c).await.unwrap();
+        }
+    }
+}
+
+async fn wait_for_job(db: &Db, id: &str, attempts: i64) -> strata::db::JobRecord {
+    let start = Instant::now();
+    loop {
+        let job = db.get_job(id).await.unwrap().unwrap();
+        if job.status.is_final() && job.attempts >= attempts {
+            return job;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{job:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Issue 19 item 5, end to end through the real job worker and the qualify agent (no
+/// LLM: rule-based fallback; Strata's CRM as the builtin MCP server), on both engines:
+/// job A succeeds, then its completion is "lost" (the row is put back to `running` with
+/// an expired lease, as after a kill -9 between storing and completing): the re-run
+/// replays the stored score — 1 score, 1 succeeded execution, 0 running. Job B's first
+/// attempt was killed mid-run (claimed, execution opened, lease expired): the re-run
+/// closes that execution as `abandoned` and stores 1 score — 0 running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_qualify_job_run_again_stores_one_score_and_leaves_no_running_execution() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (url, _guard) = support::fresh_url(backend).await;
+        let h = host(&url, "").await;
+        install(&h.plugins_dir, "bant", "bant");
+        install(&h.plugins_dir, "qualify-agent", "qualify-agent");
+        h.db.upsert_leads(&[hot_lead("L-A"), hot_lead("L-B")])
+            .await
+            .unwrap();
+        let text = format!(
+            r#"{}
+[server]
+bind = "127.0.0.1:0"
+workers = 1
+[mcp.servers.crm]
+transport = "builtin"
+side_effect_tools = ["update_*", "qualify_*"]
+[qualify]
+agent = "qualify-agent"
+[grants.qualify-agent]
+capabilities = ["llm", "mcp", "scoring"]
+llm = {{ models = [] }}
+mcp = {{ tools = ["crm/get_lead", "crm/update_lead"] }}
+scoring = {{ strategies = ["bant"] }}
+limits = {{ deadline_ms = 60000 }}
+"#,
+            host_toml(&url, &h.plugins_dir, &h.tmp.path().join("cache"))
+        );
+        let config: strata::config::Config = toml::from_str(&text).unwrap();
+        // Job B: attempt 1 claimed and its execution opened by a worker that then died.
+        let job_b = h
+            .db
+            .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-B"})))
+            .await
+            .unwrap()
+            .id;
+        let claimed = h.db.claim_job("killed-worker", 1, &[]).await.unwrap().unwrap();
+        assert_eq!(claimed.id, job_b);
+        let mut e = strata::db::NewExecution::new(
+            "qualify-agent",
+            "1.0.0",
+            serde_json::json!({"lead_id": "L-B"}),
+        );
+        e.job_id = Some(job_b.clone());
+        let killed = Some(h.db.insert_execution(&e).await.unwrap());
+        let job_a = h
+            .db
+            .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-A"})))
+            .await
+            .unwrap()
+            .id;
+        let killed = killed.expect("job B claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        let server = common::server::TestServer::start(config).await;
+        let a = wait_for_job(&h.db, &job_a, 1).await;
+        assert_eq!(a.status, JobStatus::Succeeded, "[{backend}] {a:?}");
+        // The completion of A is lost.
+        execute_sql(
+            &url,
+            &format!(
+                "UPDATE jobs SET status = 'running', lease_owner = 'lost', lease_expires_at = 1, \
+                 result = NULL, finished_at = NULL WHERE id = '{job_a}'"
+            ),
+        )
+        .await;
+        let a = wait_for_job(&h.db, &job_a, 2).await;
+        assert_eq!((a.status, a.attempts), (JobStatus::Succeeded, 2), "[{backend}] {a:?}");
+        assert_eq!(a.result.as_ref().unwrap()["replayed"], true, "{a:?}");
+        let b = wait_for_job(&h.db, &job_b, 2).await;
+        assert_eq!(b.status, JobStatus::Succeeded, "[{backend}] {b:?}");
+        server.stop().await;
+
+        for (job, lead) in [(&job_a, "L-A"), (&job_b, "L-B")] {
+            let scores = h.db.latest_scores(lead, 100).await.unwrap();
+            assert_eq!(scores.len(), 1, "[{backend}] scores of {lead}: {scores:?}");
+            let execs = h.db.executions_of_job(job).await.unwrap();
+            let n = |s: &str| execs.iter().filter(|e| e.status == s).count();
+            assert_eq!(n("succeeded"), 1, "[{backend}] {execs:?}");
+            assert_eq!(n("running"), 0, "[{backend}] {execs:?}");
+        }
+        let k = h.db.get_execution(&killed).await.unwrap().unwrap();
+        assert_eq!(k.status, "abandoned", "[{backend}] {k:?}");
+        h.db.close().await;
+        if backend == Backend::Postgres {
+            support::pg::drop_database(&url).await;
+        }
+    }
+}
+
+/// Issue 19 item 6: a second server on a taken port exits at once with one line naming
+/// the address, before touching the database: a queued job stays queued (attempts 0),
+/// no audit record is written or lost — in process and as the binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_on_a_taken_port_exits_with_one_line_and_claims_no_job() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = sqlite_url(tmp.path());
+    let h = host(&url, "").await;
+    install(&h.plugins_dir, "bant", "bant");
+    h.db.upsert_lead(&hot_lead("L-1")).await.unwrap();
+    let job = h
+        .db
+        .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-1", "strategy": "bant"})))
+        .await
+        .unwrap();
+    let audit_before = support::scalar_i64(&url, "SELECT COUNT(*) FROM capability_audit").await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+
+    let mut config: strata::config::Config = toml::from_str(&host_toml(
+        &url,
+        &h.plugins_dir,
+        &h.tmp.path().join("cache"),
+    ))
+    .unwrap();
+    config.server.bind = addr.clone();
+    config.server.workers = 2;
+    let err = tokio::time::timeout(
+        Duration::from_secs(10),
+        strata::server::serve_until(config, None, std::future::pending()),
+    )
+    .await
+    .expect("exits at once")
+    .unwrap_err();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("address in use") && msg.contains(&addr), "{msg}");
+    assert!(!msg.contains('\n'), "{msg}");
+
+    let cfg = write_config(h.tmp.path(), &url, &h.plugins_dir, 2);
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["--config", cfg.to_str().unwrap(), "serve", "--bind", &addr])
+            .env("STRATA_LOG", "off")
+            .output()
+            .unwrap()
+    });
+    let out = tokio::time::timeout(Duration::from_secs(30), out)
+        .await
+        .expect("the binary exits at once")
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("address in use"), "{stderr}");
+
+    let j = h.db.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!((j.status, j.attempts), (JobStatus::Queued, 0), "{j:?}");
+    let audit_after = support::scalar_i64(&url, "SELECT COUNT(*) FROM capability_audit").await;
+    assert_eq!(audit_after, audit_before);
+    drop(taken);
+}
+
+/// Issue 19 item 12: clients on kept-alive connections send requests back to back while
+/// the server stops. Every request gets a response, or fails to connect (the listener is
+/// closed) before anything was sent — never "connection closed" after the request was
+/// written. Five rounds of four clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_on_kept_alive_connections_during_shutdown_get_answers_or_clean_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let url = sqlite_url(tmp.path());
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let mut closed_after_send = Vec::new();
+    let (mut answered, mut after_stop, mut refused, mut closing) = (0, 0, 0, 0);
+    for _round in 0..5 {
+        let mut config: strata::config::Config =
+            toml::from_str(&host_toml(&url, &plugins, &tmp.path().join("cache"))).unwrap();
+        config.server.bind = "127.0.0.1:0".into();
+        let server = common::server::TestServer::start(config).await;
+        let stopping = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                let url = server.url("/health");
+                let stopping = stopping.clone();
+                tokio::spawn(async move {
+                    let http = reqwest::Client::builder()
+                        .pool_idle_timeout(Duration::from_secs(60))
+                        .build()
+                        .unwrap();
+                    let mut seen = Vec::new();
+                    loop {
+                        let after = stopping.load(std::sync::atomic::Ordering::SeqCst);
+                        match http.get(&url).send().await {
+                            Ok(r) => {
+                                let close = r.headers().get("connection").map(|v| v == "close");
+                                // Any status is an answer (the per-IP rate limit may say 429).
+                                seen.push(Ok((after, close == Some(true))));
+                            }
+                            Err(e) => {
+                                seen.push(Err((e.is_connect(), format!("{e:?}"))));
+                                return seen;
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        server.stop().await;
+        for c in clients {
+            for r in c.await.unwrap() {
+                match r {
+                    Ok((after, close)) => {
+                        answered += 1;
+                        after_stop += after as usize;
+                        closing += close as usize;
+                    }
+                    Err((true, _)) => refused += 1,
+                    Err((false, e)) => closed_after_send.push(e),
+                }
+            }
+        }
+    }
+    eprintln!(
+        "answered {answered} (after stop began {after_stop}, with Connection: close {closing}), \
+         refused {refused}, closed after send {}",
+        closed_after_send.len()
+    );
+    assert!(closed_after_send.is_empty(), "{closed_after_send:#?}");
+    assert_eq!(refused, 20, "every client ends on a refused connection");
+    assert!(closing > 0, "responses during the drain say Connection: close");
+}

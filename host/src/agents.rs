@@ -3,8 +3,14 @@
 //! run on a blocking thread, its score validated and stored (strategy = agent@version,
 //! `fallback_used`), and an agent execution row with input, output, tokens, cost,
 //! duration, MCP tools used and the lead id.
+//!
+//! Run for a job ([`qualify_for_job`]), the effects are keyed by the job: a job that
+//! already stored its score (an attempt whose completion was lost) returns that score
+//! and runs nothing; an execution of an earlier attempt left `running` is closed as
+//! `abandoned` before the new one opens; the score and the finished execution are
+//! stored in one transaction, so a killed attempt leaves neither or both.
 
-use crate::db::{Db, DbError, ExecutionFinish, NewExecution, NewScore};
+use crate::db::{Db, DbError, ExecutionFinish, JobScore, NewExecution, NewScore};
 use crate::domain::{now_ms, Score};
 use crate::runtime::{CallError, LoadedPlugin};
 use serde::{Deserialize, Serialize};
@@ -97,11 +103,30 @@ pub async fn qualify_with_agent(
     lead_id: &str,
     request_id: Option<String>,
 ) -> Result<Value, AgentError> {
+    qualify_for_job(db, agent, settings, lead_id, request_id, None).await
+}
+
+/// [`qualify_with_agent`] as an attempt of job `job_id` (if given): the job's stored
+/// score, if it has one, is returned without running the agent (`"replayed": true`).
+pub async fn qualify_for_job(
+    db: &Db,
+    agent: Arc<LoadedPlugin>,
+    settings: &QualifySettings,
+    lead_id: &str,
+    request_id: Option<String>,
+    job_id: Option<&str>,
+) -> Result<Value, AgentError> {
+    if let Some(job) = job_id {
+        if let Some(v) = stored_result(db, job).await? {
+            return Ok(v);
+        }
+    }
     let task = settings.task(lead_id);
     let (name, version) = (agent.name().to_string(), agent.version().to_string());
     let mut exec = NewExecution::new(name, version, task.clone());
     exec.lead_id = Some(lead_id.to_string());
     exec.request_id = request_id.clone();
+    exec.job_id = job_id.map(str::to_string);
     let exec_id = db.insert_execution(&exec).await?;
 
     let started = Instant::now();
@@ -145,9 +170,26 @@ pub async fn qualify_with_agent(
                 NewScore::new(lead_id, agent.id(), o.score.clone()).with_sha256(&agent.sha256);
             row.fallback_used = o.fallback_used;
             row.request_id = request_id;
-            let score_id = db.insert_score(&row).await?;
-            db.finish_execution(&exec_id, &finish("succeeded", Some(v.clone()), None))
-                .await?;
+            row.job_id = job_id.map(str::to_string);
+            let done = finish("succeeded", Some(v.clone()), None);
+            let score_id = match db
+                .record_score_and_finish(&row, Some((&exec_id, &done)))
+                .await?
+            {
+                JobScore::Stored(id) => id,
+                JobScore::AlreadyStored(_) => {
+                    // Another attempt of the job stored its score first: that one stands.
+                    let job = job_id.unwrap_or_default();
+                    if let Some(v) = stored_result(db, job).await? {
+                        return Ok(v);
+                    }
+                    return Err(DbError::NotFound {
+                        op: "qualify_for_job",
+                        what: format!("the score of job {job}"),
+                    }
+                    .into());
+                }
+            };
             metrics::counter!("agent_runs_total", "agent" => agent.id().to_string(), "outcome" => if o.fallback_used { "fallback" } else { "llm" }).increment(1);
             Ok(json!({
                 "lead_id": lead_id,
@@ -171,4 +213,35 @@ pub async fn qualify_with_agent(
             Err(error)
         }
     }
+}
+
+/// The result of job `job_id` rebuilt from its stored score and the execution that
+/// stored it; `None` if the job has no score yet. Closes the job's executions still
+/// `running` (none should be: score and execution commit together).
+pub async fn stored_result(db: &Db, job_id: &str) -> Result<Option<Value>, DbError> {
+    let Some(score) = db.score_of_job(job_id).await? else {
+        return Ok(None);
+    };
+    db.close_running_executions_of_job(
+        job_id,
+        &format!("abandoned: job {job_id} already has score {}", score.id),
+    )
+    .await?;
+    let execs = db.executions_of_job(job_id).await?;
+    let exec = execs.iter().rev().find(|e| e.status == "succeeded");
+    tracing::info!(job_id, score_id = %score.id, "job already stored its score; not run again");
+    Ok(Some(json!({
+        "lead_id": score.lead_id,
+        "score_id": score.id,
+        "execution_id": exec.map(|e| e.id.clone()),
+        "strategy": score.strategy,
+        "fallback_used": score.fallback_used,
+        "score": score.score,
+        "agent_output": exec.and_then(|e| e.output.clone()),
+        "usage": exec.map(|e| json!({
+            "tokens_in": e.tokens_in, "tokens_out": e.tokens_out,
+            "cost_usd": e.cost, "mcp_tools": e.mcp_tools_used,
+        })),
+        "replayed": true,
+    })))
 }

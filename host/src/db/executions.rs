@@ -1,4 +1,9 @@
 //! Agent executions: one row per agent run (started, then finished).
+//!
+//! A run for a job carries the job's id: at most one execution of a job is `running`
+//! (a unique index); starting one closes the job's earlier `running` row as `abandoned`
+//! (its attempt died: kill -9, lost lease), and the job queue closes them too when the
+//! job is released, fails, goes dead or succeeds ([`CLOSE_RUNNING_OF_JOB`]).
 
 use crate::domain::now_ms;
 
@@ -17,6 +22,8 @@ pub struct NewExecution {
     pub customer_id: Option<String>,
     pub opportunity_id: Option<String>,
     pub request_id: Option<String>,
+    /// The job this run is an attempt of, if any.
+    pub job_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
 }
@@ -36,6 +43,7 @@ impl NewExecution {
             customer_id: None,
             opportunity_id: None,
             request_id: None,
+            job_id: None,
             created_at: now_ms(),
         }
     }
@@ -75,9 +83,67 @@ pub struct ExecutionRecord {
     pub mcp_tools_used: Vec<String>,
     pub error: Option<String>,
     pub request_id: Option<String>,
+    /// The job this run was an attempt of, if any.
+    pub job_id: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
 }
+
+/// Status of an execution closed because its attempt ended without finishing it.
+pub const ABANDONED: &str = "abandoned";
+
+/// Closes the `running` executions of a job (binds: error, finished_at, job id).
+pub(super) const CLOSE_RUNNING_OF_JOB: &str = "UPDATE agent_executions SET status = 'abandoned', \
+    error = $1, finished_at = $2 WHERE job_id = $3 AND status = 'running'";
+
+/// Records how an execution ended (binds: status, output, tokens_in, tokens_out, cost,
+/// duration_ms, mcp_tools_used, error, finished_at, id).
+pub(super) const FINISH: &str = "UPDATE agent_executions SET status = $1, output = $2, \
+    tokens_in = $3, tokens_out = $4, cost = $5, duration_ms = $6, mcp_tools_used = $7, \
+    error = $8, finished_at = $9 WHERE id = $10";
+
+/// Runs [`FINISH`] for execution `$id` with `$f` (an [`ExecutionFinish`]) through `$exec`;
+/// evaluates to the rows affected.
+macro_rules! finish_execution_row {
+    ($exec:expr, $id:expr, $f:expr, $op:expr) => {{
+        let f: &$crate::db::ExecutionFinish = $f;
+        let output = f.output.as_ref().map(|o| o.to_string());
+        let tools = serde_json::Value::from(f.mcp_tools_used.clone()).to_string();
+        let cost = if f.cost.is_finite() { f.cost } else { 0.0 };
+        sqlx::query($crate::db::executions::FINISH)
+            .bind(f.status.as_str())
+            .bind(output.as_deref())
+            .bind(f.tokens_in)
+            .bind(f.tokens_out)
+            .bind(cost)
+            .bind(f.duration_ms)
+            .bind(tools.as_str())
+            .bind(f.error.as_deref())
+            .bind(f.finished_at)
+            .bind($id)
+            .execute($exec)
+            .await
+            .map_err($crate::db::error::q($op))?
+            .rows_affected()
+    }};
+}
+pub(crate) use finish_execution_row;
+
+/// Runs [`CLOSE_RUNNING_OF_JOB`] for job `$job` with reason `$why` through `$exec`.
+macro_rules! close_running_of_job {
+    ($exec:expr, $job:expr, $why:expr, $now:expr, $op:expr) => {{
+        let why: &str = $why;
+        sqlx::query($crate::db::executions::CLOSE_RUNNING_OF_JOB)
+            .bind(why)
+            .bind($now)
+            .bind($job)
+            .execute($exec)
+            .await
+            .map_err($crate::db::error::q($op))?
+            .rows_affected()
+    }};
+}
+pub(crate) use close_running_of_job;
 
 /// Filter for [`Db::list_executions`]; empty fields match everything.
 #[derive(Debug, Clone, Default)]
@@ -93,7 +159,7 @@ pub struct ExecutionFilter {
 const COLUMNS: &str =
     "id, agent, agent_version, status, input, output, tokens_in, tokens_out, cost, \
     duration_ms, lead_id, customer_id, opportunity_id, mcp_tools_used, error, request_id, \
-    created_at, finished_at";
+    job_id, created_at, finished_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -113,6 +179,7 @@ struct Row {
     mcp_tools_used: String,
     error: Option<String>,
     request_id: Option<String>,
+    job_id: Option<String>,
     created_at: i64,
     finished_at: Option<i64>,
 }
@@ -147,6 +214,7 @@ impl Row {
             mcp_tools_used,
             error: self.error,
             request_id: self.request_id,
+            job_id: self.job_id,
             created_at: self.created_at,
             finished_at: self.finished_at,
         })
@@ -154,16 +222,32 @@ impl Row {
 }
 
 impl Db {
-    /// Record the start of an agent run; returns its id (uuid v7).
+    /// Record the start of an agent run; returns its id (uuid v7). A run for a job first
+    /// closes, in the same transaction, the job's executions still `running` (an earlier
+    /// attempt that died) as `abandoned`.
     pub async fn insert_execution(&self, e: &NewExecution) -> Result<String, DbError> {
         const OP: &str = "insert_execution";
         let id = new_id();
         let input = e.input.to_string();
+        let now = now_ms();
         on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(q(OP))?;
+            if let Some(job) = e.job_id.as_deref() {
+                let n = close_running_of_job!(
+                    &mut *tx,
+                    job,
+                    &format!("abandoned: an earlier attempt of job {job} ended without finishing this run (worker stopped or lease lost); execution {id} replaces it"),
+                    now,
+                    OP
+                );
+                if n > 0 {
+                    tracing::info!(job_id = job, closed = n, "earlier running execution of the job closed as abandoned");
+                }
+            }
             sqlx::query(
                 "INSERT INTO agent_executions (id, agent, agent_version, status, input, lead_id, \
-                 customer_id, opportunity_id, request_id, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                 customer_id, opportunity_id, request_id, job_id, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(id.as_str())
             .bind(e.agent.as_str())
@@ -174,10 +258,12 @@ impl Db {
             .bind(e.customer_id.as_deref())
             .bind(e.opportunity_id.as_deref())
             .bind(e.request_id.as_deref())
+            .bind(e.job_id.as_deref())
             .bind(e.created_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(q(OP))?;
+            tx.commit().await.map_err(q(OP))?;
         });
         Ok(id)
     }
@@ -185,30 +271,7 @@ impl Db {
     /// Record how an agent run ended. [`DbError::NotFound`] if the id is unknown.
     pub async fn finish_execution(&self, id: &str, f: &ExecutionFinish) -> Result<(), DbError> {
         const OP: &str = "finish_execution";
-        let output = f.output.as_ref().map(|o| o.to_string());
-        let tools = serde_json::Value::from(f.mcp_tools_used.clone()).to_string();
-        let cost = if f.cost.is_finite() { f.cost } else { 0.0 };
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE agent_executions SET status = $1, output = $2, tokens_in = $3, tokens_out = $4, \
-                 cost = $5, duration_ms = $6, mcp_tools_used = $7, error = $8, finished_at = $9 \
-                 WHERE id = $10",
-            )
-            .bind(f.status.as_str())
-            .bind(output.as_deref())
-            .bind(f.tokens_in)
-            .bind(f.tokens_out)
-            .bind(cost)
-            .bind(f.duration_ms)
-            .bind(tools.as_str())
-            .bind(f.error.as_deref())
-            .bind(f.finished_at)
-            .bind(id)
-            .execute(pool)
-            .await
-            .map_err(q(OP))?
-            .rows_affected()
-        });
+        let n = on_pool!(self, |pool| finish_execution_row!(pool, id, f, OP));
         if n == 0 {
             return Err(DbError::NotFound {
                 op: OP,
@@ -216,6 +279,36 @@ impl Db {
             });
         }
         Ok(())
+    }
+
+    /// Close the executions of job `job_id` still `running` as `abandoned` with `reason`;
+    /// returns how many.
+    pub async fn close_running_executions_of_job(
+        &self,
+        job_id: &str,
+        reason: &str,
+    ) -> Result<u64, DbError> {
+        const OP: &str = "close_running_executions_of_job";
+        let now = now_ms();
+        Ok(on_pool!(self, |pool| close_running_of_job!(
+            pool, job_id, reason, now, OP
+        )))
+    }
+
+    /// The executions of job `job_id`, oldest first.
+    pub async fn executions_of_job(&self, job_id: &str) -> Result<Vec<ExecutionRecord>, DbError> {
+        const OP: &str = "executions_of_job";
+        let sql = format!(
+            "SELECT {COLUMNS} FROM agent_executions WHERE job_id = $1 ORDER BY created_at, id"
+        );
+        let rows: Vec<Row> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(job_id)
+                .fetch_all(pool)
+                .await
+                .map_err(q(OP))?
+        });
+        rows.into_iter().map(|r| r.into_record(OP)).collect()
     }
 
     /// One agent run by id.

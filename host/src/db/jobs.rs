@@ -19,12 +19,16 @@
 //! * A job whose lease expired on its **last** attempt is not handed out again (a job that
 //!   kills its worker would otherwise loop forever): [`Db::reap_expired_jobs`] marks it
 //!   `dead`. [`Db::claim_job`] runs the reaper whenever it finds nothing to claim.
+//! * **No execution left `running`**: releasing, failing, completing and reaping a job
+//!   close, in the same transaction, its agent executions still `running` as
+//!   `abandoned` with the reason (see [`super::executions`]).
 //! * Times are the host's clock ([`now_ms`]); with several replicas, keep leases far
 //!   longer than the clock skew between hosts.
 
 use crate::domain::now_ms;
 
 use super::error::q;
+use super::executions::close_running_of_job;
 use super::{clamp_limit, new_id, Backend, Db, DbError};
 
 /// The kinds of job this host enqueues and its workers claim.
@@ -404,19 +408,32 @@ impl Db {
     pub async fn reap_expired_jobs(&self) -> Result<u64, DbError> {
         const OP: &str = "reap_expired_jobs";
         let now = now_ms();
-        let n = on_pool!(self, |pool| {
-            sqlx::query(
+        let reaped: Vec<String> = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let ids: Vec<String> = sqlx::query_scalar(
                 "UPDATE jobs SET status = 'dead', lease_expires_at = NULL, updated_at = $1, \
                  finished_at = $1, last_error = 'lease of worker ' || COALESCE(lease_owner, '?') \
                  || ' expired on the last attempt' || COALESCE(' (previous error: ' || last_error || ')', '') \
-                 WHERE status = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts",
+                 WHERE status = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts \
+                 RETURNING id",
             )
             .bind(now)
-            .execute(pool)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(q(OP))?
-            .rows_affected()
+            .map_err(q(OP))?;
+            for id in &ids {
+                close_running_of_job!(
+                    &mut *tx,
+                    id.as_str(),
+                    &format!("abandoned: job {id} is dead (its worker's lease expired on the last attempt)"),
+                    now,
+                    OP
+                );
+            }
+            tx.commit().await.map_err(q(OP))?;
+            ids
         });
+        let n = reaped.len() as u64;
         if n > 0 {
             tracing::warn!(jobs = n, "jobs dead: lease expired on the last attempt");
         }
@@ -433,20 +450,33 @@ impl Db {
     ) -> Result<bool, DbError> {
         const OP: &str = "complete_job";
         let result = result.to_string();
+        let now = now_ms();
         let n = on_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let n = sqlx::query(
                 "UPDATE jobs SET status = 'succeeded', result = $1, lease_expires_at = NULL, \
                  updated_at = $2, finished_at = $2 \
                  WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
             )
             .bind(result.as_str())
-            .bind(now_ms())
+            .bind(now)
             .bind(id)
             .bind(owner)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(q(OP))?
-            .rows_affected()
+            .rows_affected();
+            if n > 0 {
+                close_running_of_job!(
+                    &mut *tx,
+                    id,
+                    &format!("abandoned: job {id} succeeded without this run finishing"),
+                    now,
+                    OP
+                );
+            }
+            tx.commit().await.map_err(q(OP))?;
+            n
         });
         Ok(n > 0)
     }
@@ -475,15 +505,26 @@ impl Db {
              WHERE id = $4 AND lease_owner = $5 AND status = 'running' RETURNING {COLUMNS}"
         );
         let row: Option<Row> = on_pool!(self, |pool| {
-            sqlx::query_as(&sql)
+            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let row: Option<Row> = sqlx::query_as(&sql)
                 .bind(retry_at)
                 .bind(truncate_error(error))
                 .bind(now)
                 .bind(id)
                 .bind(owner)
-                .fetch_optional(pool)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(q(OP))?
+                .map_err(q(OP))?;
+            if let Some(r) = &row {
+                let why = format!(
+                    "abandoned: this attempt of job {id} failed ({}): {}",
+                    if r.status == "dead" { "job dead" } else { "will retry" },
+                    truncate_error(error)
+                );
+                close_running_of_job!(&mut *tx, id, &why, now, OP);
+            }
+            tx.commit().await.map_err(q(OP))?;
+            row
         });
         row.map(|r| r.into_record(OP)).transpose()
     }
@@ -493,20 +534,33 @@ impl Db {
     /// `running` and leased to `owner`.
     pub async fn release_job(&self, id: &str, owner: &str) -> Result<bool, DbError> {
         const OP: &str = "release_job";
+        let now = now_ms();
         let n = on_pool!(self, |pool| {
-            sqlx::query(
+            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let n = sqlx::query(
                 "UPDATE jobs SET status = 'queued', \
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
                  lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
                  WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
             )
-            .bind(now_ms())
+            .bind(now)
             .bind(id)
             .bind(owner)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(q(OP))?
-            .rows_affected()
+            .rows_affected();
+            if n > 0 {
+                close_running_of_job!(
+                    &mut *tx,
+                    id,
+                    &format!("abandoned: job {id} was handed back to the queue on shutdown; it runs again"),
+                    now,
+                    OP
+                );
+            }
+            tx.commit().await.map_err(q(OP))?;
+            n
         });
         Ok(n > 0)
     }

@@ -105,7 +105,7 @@ pub use pipelines::{
     StateEntry, WebhookOutcome,
 };
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
-pub use scores::{NewScore, OverrideTarget, ScoreFilter, ScoreSort};
+pub use scores::{JobScore, NewScore, OverrideTarget, ScoreFilter, ScoreSort};
 pub use stats::ExecutionStats;
 
 use error::q;

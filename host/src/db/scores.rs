@@ -23,6 +23,8 @@ pub struct NewScore {
     pub score: Score,
     pub fallback_used: bool,
     pub request_id: Option<String>,
+    /// The job that produced the score, if any: at most one score per job.
+    pub job_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
 }
@@ -36,6 +38,7 @@ impl NewScore {
             score,
             fallback_used: false,
             request_id: None,
+            job_id: None,
             created_at: now_ms(),
         }
     }
@@ -44,6 +47,25 @@ impl NewScore {
     pub fn with_sha256(mut self, sha256: impl Into<String>) -> NewScore {
         self.strategy_sha256 = Some(sha256.into());
         self
+    }
+}
+
+/// What [`Db::record_score_and_finish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobScore {
+    /// The score was stored with this id (and the execution finished as given).
+    Stored(String),
+    /// The job already had this score (another attempt stored it): nothing was stored,
+    /// and the execution was closed as `abandoned`.
+    AlreadyStored(String),
+}
+
+impl JobScore {
+    /// The id of the job's score, whoever stored it.
+    pub fn id(&self) -> &str {
+        match self {
+            JobScore::Stored(id) | JobScore::AlreadyStored(id) => id,
+        }
     }
 }
 
@@ -100,8 +122,8 @@ const FACTOR_COLUMNS: [&str; 5] = ["budget", "timeline", "complexity", "authorit
 pub(crate) const INSERT_COLUMNS: &str =
     "id, lead_id, strategy, score, priority, recommended_action, \
     reasoning, confidence, factors, budget_score, timeline_score, complexity_score, \
-    authority_score, fit_score, fallback_used, request_id, created_at, strategy_sha256";
-pub(crate) const N_INSERT_COLUMNS: usize = 18;
+    authority_score, fit_score, fallback_used, request_id, created_at, strategy_sha256, job_id";
+pub(crate) const N_INSERT_COLUMNS: usize = 19;
 
 const SELECT_COLUMNS: &str =
     "id, lead_id, strategy, strategy_sha256, score, priority, recommended_action, \
@@ -192,7 +214,8 @@ macro_rules! insert_score_rows {
                     .push_bind(s.fallback_used)
                     .push_bind(s.request_id.as_deref())
                     .push_bind(s.created_at)
-                    .push_bind(s.strategy_sha256.as_deref());
+                    .push_bind(s.strategy_sha256.as_deref())
+                    .push_bind(s.job_id.as_deref());
             });
             qb.build()
                 .persistent(false)
@@ -299,6 +322,107 @@ impl Db {
             tx.commit().await.map_err(q(op))?;
         });
         Ok(rows.into_iter().map(|r| r.id).collect())
+    }
+
+    /// Store one score and, in the same transaction, finish execution `execution` (id,
+    /// outcome) if given: both or neither. A score of a job (`job_id` set) is stored
+    /// only if the job has none yet; otherwise nothing is stored, the execution is closed
+    /// as `abandoned` naming the stored score, and [`JobScore::AlreadyStored`] says which.
+    pub async fn record_score_and_finish(
+        &self,
+        score: &NewScore,
+        execution: Option<(&str, &super::ExecutionFinish)>,
+    ) -> Result<JobScore, DbError> {
+        const OP: &str = "record_score_and_finish";
+        let rows = prepare(OP, std::slice::from_ref(score))?;
+        let v = &rows[0];
+        let placeholders: Vec<String> = (1..=N_INSERT_COLUMNS).map(|i| format!("${i}")).collect();
+        let insert = format!(
+            "INSERT INTO lead_scores ({INSERT_COLUMNS}) VALUES ({}) \
+             ON CONFLICT (job_id) DO NOTHING",
+            placeholders.join(", ")
+        );
+        let outcome = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let s = v.new;
+            let n = sqlx::query(&insert)
+                .bind(v.id.as_str())
+                .bind(s.lead_id.as_str())
+                .bind(s.strategy.as_str())
+                .bind(s.score.value)
+                .bind(s.score.priority.as_str())
+                .bind(s.score.recommended_action.as_str())
+                .bind(s.score.reasoning.as_str())
+                .bind(s.score.confidence)
+                .bind(v.factors.as_str())
+                .bind(v.factor_cols[0])
+                .bind(v.factor_cols[1])
+                .bind(v.factor_cols[2])
+                .bind(v.factor_cols[3])
+                .bind(v.factor_cols[4])
+                .bind(s.fallback_used)
+                .bind(s.request_id.as_deref())
+                .bind(s.created_at)
+                .bind(s.strategy_sha256.as_deref())
+                .bind(s.job_id.as_deref())
+                .execute(&mut *tx)
+                .await
+                .map_err(q(OP))?
+                .rows_affected();
+            let outcome = if n > 0 {
+                JobScore::Stored(v.id.clone())
+            } else {
+                let existing: String =
+                    sqlx::query_scalar("SELECT id FROM lead_scores WHERE job_id = $1")
+                        .bind(s.job_id.as_deref())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .map_err(q(OP))?;
+                JobScore::AlreadyStored(existing)
+            };
+            if let Some((exec_id, finish)) = execution {
+                let closed;
+                let finish = match &outcome {
+                    JobScore::Stored(_) => finish,
+                    JobScore::AlreadyStored(existing) => {
+                        closed = super::ExecutionFinish {
+                            status: super::executions::ABANDONED.into(),
+                            output: finish.output.clone(),
+                            error: Some(format!(
+                                "abandoned: job {} already has score {existing} (stored by another attempt); this run's score was not stored",
+                                s.job_id.as_deref().unwrap_or("?")
+                            )),
+                            ..finish.clone()
+                        };
+                        &closed
+                    }
+                };
+                let n = super::executions::finish_execution_row!(&mut *tx, exec_id, finish, OP);
+                if n == 0 {
+                    return Err(DbError::NotFound {
+                        op: OP,
+                        what: format!("agent execution {exec_id}"),
+                    });
+                }
+            }
+            tx.commit().await.map_err(q(OP))?;
+            outcome
+        });
+        Ok(outcome)
+    }
+
+    /// The score stored by job `job_id`, if any.
+    pub async fn score_of_job(&self, job_id: &str) -> Result<Option<StoredScore>, DbError> {
+        const OP: &str = "score_of_job";
+        let sql = format!("SELECT {SELECT_COLUMNS} FROM lead_scores WHERE job_id = $1");
+        let row: Option<ScoreRow> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql)
+                .bind(job_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(q(OP))?
+        });
+        row.map(|r| r.into_stored(OP)).transpose()
     }
 
     /// Upsert `leads` and insert `scores` in one transaction (the path for scoring

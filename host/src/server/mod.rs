@@ -21,6 +21,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
+use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -330,8 +331,21 @@ pub async fn serve_with(
     serve_with_routes(config, source, ready, shutdown, Router::new()).await
 }
 
+/// How long a stopping server keeps answering on the connections it has (each response
+/// with `Connection: close`) before it closes the idle ones. New connections are refused
+/// from the start of the drain. A request already in a connection's socket when shutdown
+/// begins is read and answered, not dropped with the connection (hyper closes a
+/// connection it thinks idle at once on a graceful shutdown, unread bytes included).
+pub const DRAIN_GRACE: Duration = Duration::from_millis(300);
+
 /// [`serve_with`] with `extra` operator routes (see [`router_with`]): the bench harness's
 /// server. `strata serve` adds none.
+///
+/// Order: bind the port first (a taken port fails here, before the database is touched or
+/// a job claimed), then database, plugins, state; job workers start only once the server
+/// is serving. On shutdown: stop accepting, drain (see [`DRAIN_GRACE`]), close idle
+/// connections and finish in-flight requests, workers hand their jobs back; the audit is
+/// flushed on every exit once the host was built, also when serving failed.
 pub async fn serve_with_routes(
     config: Config,
     source: ConfigSource,
@@ -339,14 +353,54 @@ pub async fn serve_with_routes(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     extra: Router<AppState>,
 ) -> anyhow::Result<()> {
+    let listener = bind(&config.server.bind).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let signal = tokio::spawn(async move {
-        shutdown.await;
+    let stop_tx = Arc::new(stop_tx);
+    let signal = {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+    };
+    let result = async {
+        let db = connect_with_retry(&config, &stop_rx).await?;
+        db.migrate().await?;
+        let app = crate::app::App::with_db(config, db)?;
+        let served = serve_app(&app, source, ready, listener, stop_rx.clone(), extra).await;
+        // Whatever happened, stop the workers (if any started) and flush the audit.
         let _ = stop_tx.send(true);
-    });
-    let db = connect_with_retry(&config, &stop_rx).await?;
-    db.migrate().await?;
-    let app = crate::app::App::with_db(config, db)?;
+        app.shutdown().await;
+        served
+    }
+    .await;
+    signal.abort();
+    if result.is_ok() {
+        tracing::info!("stopped");
+    }
+    result
+}
+
+/// Binds `addr`; a taken port is one line naming it.
+async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            anyhow::anyhow!("cannot bind {addr}: address in use (is another server running there?)")
+        } else {
+            anyhow::anyhow!("cannot bind {addr}: {e}")
+        }
+    })
+}
+
+/// The part of [`serve_with_routes`] between building the host and shutting it down.
+async fn serve_app(
+    app: &crate::app::App,
+    source: ConfigSource,
+    ready: Option<tokio::sync::oneshot::Sender<std::net::SocketAddr>>,
+    listener: tokio::net::TcpListener,
+    stop_rx: tokio::sync::watch::Receiver<bool>,
+    extra: Router<AppState>,
+) -> anyhow::Result<()> {
     app.connect_mcp();
     let (config, db, audit, manager) = (
         app.config.clone(),
@@ -372,10 +426,10 @@ pub async fn serve_with_routes(
     let state = AppState(Arc::new(Shared {
         mcp: app.mcp.clone(),
         llm: app.llm.clone(),
-        db: db.clone(),
+        db,
         manager,
         config: config.clone(),
-        audit: audit.clone(),
+        audit,
         metrics: metrics::handle(),
         keys: Arc::new(auth::KeyCache::new(Duration::from_millis(
             config.server.key_cache_ms,
@@ -389,34 +443,119 @@ pub async fn serve_with_routes(
         ConfigSource::Cli(_) => Some(reload_on_sighup(state.clone())?),
         ConfigSource::Fixed => None,
     };
-    let workers = worker::spawn(state.clone(), stop_rx.clone());
 
-    let listener = tokio::net::TcpListener::bind(&config.server.bind)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", config.server.bind))?;
     let addr = listener.local_addr()?;
+    // Shutdown in two steps: `draining` stops accepting and marks responses
+    // `Connection: close`; `DRAIN_GRACE` later the idle connections are closed.
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut stop = stop_rx.clone();
+    let drain_started = {
+        let draining = draining.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+            draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let (drain_tx, drain_rx) = tokio::sync::watch::channel(false);
+    let drain_timer = tokio::spawn(async move {
+        drain_started.await;
+        let _ = drain_tx.send(true);
+        tokio::time::sleep(DRAIN_GRACE).await;
+    });
+    let listener = axum::serve::ListenerExt::tap_io(
+        DrainingListener {
+            inner: Some(listener),
+            addr,
+            draining: drain_rx,
+        },
+        |_| {},
+    );
+    let closing = draining.clone();
+    let app_router = router_with(state.clone(), extra).layer(middleware::from_fn(
+        move |req: Request, next: Next| {
+            let closing = closing.clone();
+            async move {
+                let mut res = next.run(req).await;
+                if closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    res.headers_mut().insert(
+                        axum::http::header::CONNECTION,
+                        HeaderValue::from_static("close"),
+                    );
+                }
+                res
+            }
+        },
+    ));
+    let server = axum::serve(
+        listener,
+        app_router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = drain_timer.await;
+    });
+    let server = server.into_future();
+    // Serving from here on (connections are accepted once `server` is polled); the
+    // workers start now, so a process that cannot serve never claims a job.
     tracing::info!(%addr, "strata serving");
+    let workers = worker::spawn(state, stop_rx);
     if let Some(tx) = ready {
         let _ = tx.send(addr);
     }
-    let mut stop = stop_rx.clone();
-    axum::serve(
-        listener,
-        router_with(state, extra).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        let _ = stop.wait_for(|s| *s).await;
-    })
-    .await?;
+    let served = server.await;
     for w in workers {
         let _ = w.await;
     }
     if let Some(r) = reloader {
         r.abort();
     }
-    drop((audit, db));
-    app.shutdown().await;
-    signal.abort();
-    tracing::info!("stopped");
-    Ok(())
+    Ok(served?)
+}
+
+/// The bound listener of [`serve_app`]: accepts until the drain starts, then closes the
+/// socket (new connections are refused, not left in a backlog) and accepts nothing more.
+struct DrainingListener {
+    inner: Option<tokio::net::TcpListener>,
+    addr: std::net::SocketAddr,
+    draining: tokio::sync::watch::Receiver<bool>,
+}
+
+impl axum::serve::Listener for DrainingListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Some(listener) = &self.inner else {
+                return std::future::pending().await;
+            };
+            let draining = &mut self.draining;
+            let drain = async move {
+                // The guard `wait_for` returns is not `Send`: drop it here.
+                let _ = draining.wait_for(|d| *d).await.map(|_| ());
+            };
+            tokio::select! {
+                biased;
+                _ = drain => {}
+                r = listener.accept() => match r {
+                    Ok(conn) => return conn,
+                    Err(e) if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionRefused
+                            | std::io::ErrorKind::ConnectionAborted
+                            | std::io::ErrorKind::ConnectionReset
+                    ) => continue,
+                    Err(e) => {
+                        tracing::error!(error = %e, "accept error");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            }
+            self.inner = None;
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.addr)
+    }
 }

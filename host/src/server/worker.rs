@@ -157,17 +157,22 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, Jo
     let plugin = st.manager.registry().get(&strategy)?;
     if plugin.kind() == crate::manifest::PluginKind::Agent {
         let started = Instant::now();
-        let r = crate::agents::qualify_with_agent(
+        let r = crate::agents::qualify_for_job(
             &st.db,
             plugin,
             &st.config.qualify,
             &lead_id,
             job.request_id.clone(),
+            Some(&job.id),
         )
         .await;
         metrics::histogram!("plugin_call_duration_seconds", "plugin" => strategy.clone())
             .record(started.elapsed().as_secs_f64());
         return Ok(r?);
+    }
+    // A job that already stored its score (its completion was lost) is not run again.
+    if let Some(v) = crate::agents::stored_result(&st.db, &job.id).await? {
+        return Ok(v);
     }
     let lead = st
         .db
@@ -183,6 +188,15 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, Jo
     let mut row =
         NewScore::new(lead_id.clone(), plugin.id(), score.clone()).with_sha256(&plugin.sha256);
     row.request_id = job.request_id.clone();
-    let id = st.db.insert_score(&row).await?;
+    row.job_id = Some(job.id.clone());
+    let id = match st.db.record_score_and_finish(&row, None).await? {
+        crate::db::JobScore::Stored(id) => id,
+        crate::db::JobScore::AlreadyStored(_) => {
+            if let Some(v) = crate::agents::stored_result(&st.db, &job.id).await? {
+                return Ok(v);
+            }
+            return Err(JobError::LeadGone(lead_id));
+        }
+    };
     Ok(json!({ "lead_id": lead_id, "score_id": id, "strategy": plugin.id(), "score": score }))
 }
