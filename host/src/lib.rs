@@ -17,5 +17,6 @@ pub mod native;
 pub mod pipelines;
 pub mod plugins;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod wit;
