@@ -1414,10 +1414,20 @@ limits = {{ deadline_ms = 120000 }}
             assert!(used.cost_usd <= 0.063 + 1e-9, "{used:?} exceeds the budget");
             assert!(by_llm >= 1, "no call went through");
             let requests = h.llm.request_count() as f64;
-            assert!((used.cost_usd - requests * CALL_COST).abs() < 1e-9, "{used:?}");
-            let refused: Vec<_> = llm_audit(&h).await.into_iter().filter(|r| !r.allowed).collect();
+            assert!(
+                (used.cost_usd - requests * CALL_COST).abs() < 1e-9,
+                "{used:?}"
+            );
+            let refused: Vec<_> = llm_audit(&h)
+                .await
+                .into_iter()
+                .filter(|r| !r.allowed)
+                .collect();
             let d = refused[0].detail.as_deref().unwrap();
-            assert!(d.contains("daily cost budget") && d.contains("$0.063000"), "{d}");
+            assert!(
+                d.contains("daily cost budget") && d.contains("$0.063000"),
+                "{d}"
+            );
             let h = std::sync::Arc::into_inner(h).expect("no other owner");
             h.app.shutdown().await;
         })
@@ -1440,7 +1450,10 @@ limits = {{ deadline_ms = 120000 }}
                 }
             }
             let used = h.app.db.llm_usage(AGENT, &today()).await.unwrap();
-            eprintln!("sequential calls, token budget 10000: {} tokens in {by_llm} calls", used.tokens());
+            eprintln!(
+                "sequential calls, token budget 10000: {} tokens in {by_llm} calls",
+                used.tokens()
+            );
             assert!(used.tokens() <= 10_000, "{used:?} exceeds the budget");
             assert!(by_llm >= 4, "only {by_llm} calls fitted 10,000 tokens");
             assert_eq!(h.llm.request_count(), by_llm);
@@ -1465,20 +1478,42 @@ limits = {{ deadline_ms = 120000 }}
                 expires_at,
             };
             // 1,000 tokens, $0.001: 900 fit, another 200 do not (tokens and cost alike).
-            assert!(db.reserve_llm(&r("a", 900, now + 1000), Some(1000), None, now).await.unwrap());
-            assert!(!db.reserve_llm(&r("b", 200, now + 1000), Some(1000), None, now).await.unwrap());
-            assert!(!db.reserve_llm(&r("b", 200, now + 1000), None, Some(0.001), now).await.unwrap());
+            assert!(db
+                .reserve_llm(&r("a", 900, now + 1000), Some(1000), None, now)
+                .await
+                .unwrap());
+            assert!(!db
+                .reserve_llm(&r("b", 200, now + 1000), Some(1000), None, now)
+                .await
+                .unwrap());
+            assert!(!db
+                .reserve_llm(&r("b", 200, now + 1000), None, Some(0.001), now)
+                .await
+                .unwrap());
             let s = db.llm_budget_state("p", "2026-12-02", now).await.unwrap();
             assert_eq!((s.used.tokens(), s.reserved_tokens), (0, 900));
             // "a" crashed: after its expiry it no longer counts and is deleted.
             let later = now + 2000;
-            assert!(db.reserve_llm(&r("b", 200, later + 1000), Some(1000), None, later).await.unwrap());
-            assert_eq!(support::scalar_i64(&url, "SELECT COUNT(*) FROM llm_reservations").await, 1);
+            assert!(db
+                .reserve_llm(&r("b", 200, later + 1000), Some(1000), None, later)
+                .await
+                .unwrap());
+            assert_eq!(
+                support::scalar_i64(&url, "SELECT COUNT(*) FROM llm_reservations").await,
+                1
+            );
             // Settling "b" to its actual usage; settling the lapsed "a" is harmless.
-            db.settle_llm("b", "p", "2026-12-02", 120, 30, 0.00015).await.unwrap();
-            db.settle_llm("a", "p", "2026-12-02", 0, 0, 0.0).await.unwrap();
+            db.settle_llm("b", "p", "2026-12-02", 120, 30, 0.00015)
+                .await
+                .unwrap();
+            db.settle_llm("a", "p", "2026-12-02", 0, 0, 0.0)
+                .await
+                .unwrap();
             let s = db.llm_budget_state("p", "2026-12-02", later).await.unwrap();
-            assert_eq!((s.used.tokens(), s.used.calls, s.reserved_tokens), (150, 1, 0));
+            assert_eq!(
+                (s.used.tokens(), s.used.calls, s.reserved_tokens),
+                (150, 1, 0)
+            );
             // 40 reservations at once of 100 tokens against 1,000 − 150: exactly 8 fit.
             let mut tasks = tokio::task::JoinSet::new();
             for i in 0..40 {
@@ -1492,7 +1527,9 @@ limits = {{ deadline_ms = 120000 }}
                         cost_usd: 0.0,
                         expires_at: later + 60_000,
                     };
-                    db.reserve_llm(&r, Some(1000), Some(1.0), later).await.unwrap()
+                    db.reserve_llm(&r, Some(1000), Some(1.0), later)
+                        .await
+                        .unwrap()
                 });
             }
             let mut fitted = 0;
@@ -1552,4 +1589,58 @@ async fn a_key_echoed_by_the_provider_is_stored_nowhere() {
         h.app.shutdown().await;
     })
     .await;
+}
+
+/// The broker never starts an attempt its allowance (the call's budget reservation) might
+/// not cover: a schema-violating answer is retried without one, not with one that covers
+/// a single attempt.
+#[tokio::test]
+async fn allowance_stops_retries_past_the_reservation() {
+    let mock = MockLlm::start().await;
+    let b = broker(&format!(
+        "{}{}{}",
+        anthropic("claude", &mock.url()),
+        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[]),
+        retry(3, 5)
+    ));
+    let req = request().with_schema(score_schema());
+    let one_attempt = req.tokens_upper_bound();
+    mock.push(Behaviour::SchemaViolating);
+    mock.push(Behaviour::json(valid_score()));
+    let c = b
+        .complete("qualifier", &req)
+        .await
+        .expect("retried without an allowance");
+    assert_eq!(c.attempts.len(), 2);
+
+    mock.push(Behaviour::SchemaViolating);
+    mock.push(Behaviour::json(valid_score()));
+    let before = mock.request_count();
+    let allowance = strata::llm::Allowance {
+        tokens: Some(one_attempt),
+        cost_usd: None,
+    };
+    let e = b
+        .complete_within("qualifier", &req, allowance)
+        .await
+        .expect_err("no second attempt fits");
+    assert_eq!(mock.request_count() - before, 1);
+    assert_eq!(mock.pending(), 1, "the valid answer was never asked for");
+    assert_eq!(e.attempts().len(), 1);
+    assert_eq!(e.kind(), LlmErrorKind::InvalidOutput, "{e}");
+    // A cost allowance of one attempt's price lets exactly that attempt through.
+    let price = (one_attempt - u64::from(req.max_tokens)) as f64 * 3.0 / 1e6
+        + f64::from(req.max_tokens) * 15.0 / 1e6;
+    // (The valid answer still queued answers it.)
+    let before = mock.request_count();
+    let allowance = strata::llm::Allowance {
+        tokens: None,
+        cost_usd: Some(price),
+    };
+    let c = b
+        .complete_within("qualifier", &req, allowance)
+        .await
+        .expect("the first attempt fits");
+    assert_eq!(mock.request_count() - before, 1);
+    assert_eq!(c.attempts.len(), 1);
 }

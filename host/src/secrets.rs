@@ -147,7 +147,10 @@ mod tests {
         assert!(matches!(s.redact("nothing here"), Cow::Borrowed(_)));
         let mut v = json!({"a": ["sk-live-0123456789!"], "sk-live-0123456789": {"b": "Bearer tok-ABCDEFGH"}});
         s.redact_json(&mut v);
-        assert_eq!(v, json!({"a": ["[redacted]!"], "[redacted]": {"b": "[redacted]"}}));
+        assert_eq!(
+            v,
+            json!({"a": ["[redacted]!"], "[redacted]": {"b": "[redacted]"}})
+        );
         assert!(!format!("{s:?}").contains("sk-live"));
     }
 

@@ -107,8 +107,9 @@ fn plan(
         }
         max_tokens = max_tokens.min((left - input).min(u32::MAX as u64) as u32);
     }
-    let (price_in, price_out) =
-        prices.map_or((0.0, 0.0), |m| (m.input_usd_per_mtok, m.output_usd_per_mtok));
+    let (price_in, price_out) = prices.map_or((0.0, 0.0), |m| {
+        (m.input_usd_per_mtok, m.output_usd_per_mtok)
+    });
     if let Some(limit) = scope.daily_cost_usd {
         let committed = state.committed_cost_usd();
         let left = limit - committed;
@@ -246,14 +247,21 @@ impl CallState {
                 Outcome::refused(target.clone(), true, GuestError::Unavailable, m)
             };
             for _ in 0..RESERVE_TRIES {
-                let state = match self
-                    .services
-                    .block_on(db.llm_budget_state(&self.plugin.name, &day, now))
-                {
-                    Ok(s) => s,
-                    Err(e) => return unavailable(e),
-                };
-                let p = match plan(&scope, &state, input, request.max_tokens, broker.model(&alias)) {
+                let state =
+                    match self
+                        .services
+                        .block_on(db.llm_budget_state(&self.plugin.name, &day, now))
+                    {
+                        Ok(s) => s,
+                        Err(e) => return unavailable(e),
+                    };
+                let p = match plan(
+                    &scope,
+                    &state,
+                    input,
+                    request.max_tokens,
+                    broker.model(&alias),
+                ) {
                     Ok(p) => p,
                     Err(m) => return Outcome::refused(target, false, GuestError::OverBudget, m),
                 };
@@ -266,10 +274,12 @@ impl CallState {
                     expires_at: now.saturating_add(ttl),
                 };
                 let limit_tokens = scope.daily_tokens.map(|l| l.min(i64::MAX as u64) as i64);
-                match self
-                    .services
-                    .block_on(db.reserve_llm(&r, limit_tokens, scope.daily_cost_usd, now))
-                {
+                match self.services.block_on(db.reserve_llm(
+                    &r,
+                    limit_tokens,
+                    scope.daily_cost_usd,
+                    now,
+                )) {
                     Ok(true) => {
                         request.max_tokens = p.max_tokens;
                         reservation = Some(r);
@@ -444,7 +454,10 @@ mod tests {
         let p = plan(&scope, &state(300, 100, 0.1), 100, 256, None).unwrap();
         assert_eq!((p.max_tokens, p.tokens), (256, 356));
         let e = plan(&scope, &state(900, 50, 0.1), 100, 256, None).unwrap_err();
-        assert!(e.contains("token budget") && e.contains("50 of 1000") && e.contains("50 reserved"), "{e}");
+        assert!(
+            e.contains("token budget") && e.contains("50 of 1000") && e.contains("50 reserved"),
+            "{e}"
+        );
         assert!(plan(&scope, &state(1000, 0, 0.1), 0, 1, None)
             .unwrap_err()
             .contains("token budget"));

@@ -91,7 +91,8 @@ const RESERVE: &str = "INSERT INTO llm_reservations \
           FROM llm_reservations r WHERE r.plugin = $2 AND r.day = $3 AND r.expires_at > $7) <= $8) \
      AND ($9 IS NULL OR u.cost_usd + $5 + (SELECT COALESCE(SUM(r.cost_usd), 0) \
           FROM llm_reservations r WHERE r.plugin = $2 AND r.day = $3 AND r.expires_at > $7) <= $9)";
-const ADD_USAGE: &str = "INSERT INTO llm_usage (plugin, day, calls, tokens_in, tokens_out, cost_usd) \
+const ADD_USAGE: &str =
+    "INSERT INTO llm_usage (plugin, day, calls, tokens_in, tokens_out, cost_usd) \
      VALUES ($1, $2, 1, $3, $4, $5) \
      ON CONFLICT (plugin, day) DO UPDATE SET calls = llm_usage.calls + 1, \
      tokens_in = llm_usage.tokens_in + excluded.tokens_in, \
@@ -264,13 +265,13 @@ impl Db {
         on_pool!(self, |pool| {
             sqlx::query(ADD_USAGE)
                 .bind(plugin)
-            .bind(day)
-            .bind(tokens_in)
-            .bind(tokens_out)
-            .bind(cost_usd)
-            .execute(pool)
-            .await
-            .map_err(q(OP))?;
+                .bind(day)
+                .bind(tokens_in)
+                .bind(tokens_out)
+                .bind(cost_usd)
+                .execute(pool)
+                .await
+                .map_err(q(OP))?;
         });
         Ok(())
     }

@@ -63,7 +63,10 @@ impl Allowance {
     /// prompt) fits after `attempts`.
     fn covers(&self, attempts: &[Attempt], input: u64, output: u32, model: &ModelSettings) -> bool {
         let (spent_tokens, spent_cost) = attempts.iter().fold((0u64, 0.0), |(t, c), a| {
-            (t + u64::from(a.input_tokens) + u64::from(a.output_tokens), c + a.cost_usd)
+            (
+                t + u64::from(a.input_tokens) + u64::from(a.output_tokens),
+                c + a.cost_usd,
+            )
         });
         let tokens_ok = self
             .tokens
@@ -199,7 +202,11 @@ impl LlmBroker {
             let input_bound = req.input_tokens_upper_bound();
             for number in 1..=self.retry.max_attempts {
                 if !allowance.covers(&attempts, input_bound, req.max_tokens, model) {
-                    tracing::info!(alias = name, attempts = attempts.len(), "llm call stops: its budget reservation does not cover another attempt");
+                    tracing::info!(
+                        alias = name,
+                        attempts = attempts.len(),
+                        "llm call stops: its budget reservation does not cover another attempt"
+                    );
                     last.get_or_insert_with(|| {
                         LlmError::Config(format!(
                             "the budget reserved for this call does not cover an attempt on alias {name:?}"
