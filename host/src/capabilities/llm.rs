@@ -137,6 +137,25 @@ fn plan(
     })
 }
 
+/// The budgets and what is spent and reserved against them, for a refusal's detail.
+fn budget_numbers(scope: &LlmScope, state: &crate::db::LlmBudgetState) -> String {
+    let mut parts = Vec::new();
+    if let Some(limit) = scope.daily_tokens {
+        parts.push(format!(
+            "daily token budget: {} used + {} reserved of {limit}",
+            state.used.tokens(),
+            state.reserved_tokens
+        ));
+    }
+    if let Some(limit) = scope.daily_cost_usd {
+        parts.push(format!(
+            "daily cost budget: ${:.6} used + ${:.6} reserved of ${limit:.6}",
+            state.used.cost_usd, state.reserved_cost_usd
+        ));
+    }
+    parts.join("; ")
+}
+
 /// Tokens in, tokens out and cost of a call's attempts.
 fn spent(attempts: &[crate::llm::Attempt]) -> (u64, u64, f64) {
     attempts.iter().fold((0, 0, 0.0), |(i, o, c), a| {
@@ -246,6 +265,7 @@ impl CallState {
                 let m = format!("cannot reserve against the LLM budget: {e}");
                 Outcome::refused(target.clone(), true, GuestError::Unavailable, m)
             };
+            let mut raced = None;
             for _ in 0..RESERVE_TRIES {
                 let state =
                     match self
@@ -286,12 +306,18 @@ impl CallState {
                         break;
                     }
                     // Another call reserved in between: plan again on the new numbers.
-                    Ok(false) => continue,
+                    Ok(false) => raced = Some((state, p)),
                     Err(e) => return unavailable(e),
                 }
             }
-            if reservation.is_none() {
-                let m = "daily LLM budget: concurrent calls reserved what was left before this one could".to_string();
+            if let (None, Some((state, p))) = (&reservation, raced) {
+                let m = format!(
+                    "calls in flight reserved what was left before this call's estimate \
+                     ({} tokens, ${:.6}) could be: {}",
+                    p.tokens,
+                    p.cost_usd,
+                    budget_numbers(&scope, &state)
+                );
                 return Outcome::refused(target, false, GuestError::OverBudget, m);
             }
         }
