@@ -232,13 +232,15 @@ async fn schema_violating_answers_fall_back_to_rules() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exhausted_token_budget_is_denied_audited_and_falls_back() {
-    let s = setup(", daily_tokens = 300", TOOLS).await;
+    // The first call's reservation (the prompt's byte bound + max_tokens) fits 3,000.
+    let s = setup(", daily_tokens = 3000", TOOLS).await;
     s.llm
-        .set_default(Behaviour::json(answer(70.0)).with_tokens(280, 40));
+        .set_default(Behaviour::json(answer(70.0)).with_tokens(2500, 300));
     let first = qualify(&s, "L-1").await.unwrap();
     assert_eq!(first["fallback_used"], false, "{first}");
     let before = s.llm.request_count();
-    // 320 tokens used of 300: the next call is refused before reaching the provider.
+    // 2,800 tokens used of 3,000: what is left cannot hold the next prompt, so the call
+    // is refused before reaching the provider.
     let second = qualify(&s, "L-1").await.unwrap();
     assert_eq!(second["fallback_used"], true, "{second}");
     assert!(second["agent_output"]["fallback_reason"]

@@ -1000,3 +1000,439 @@ fn settings_validate_names_the_bad_key() {
         "{err}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Budgets under concurrency and secrets echoed by a provider (issue 19, items 13 and 11):
+// the `llm` capability as a plugin meets it — the qualification agent (Wasm) asking the
+// mock provider through the broker, the ledger and reservations on SQLite and PostgreSQL.
+// Self-contained: nothing above is used but the mock and the key constants.
+
+mod common;
+mod support;
+
+mod budgets {
+    use super::llm_mock::{Behaviour, MockLlm};
+    use super::{common, support, OPENAI_KEY_VAR};
+    use serde_json::{json, Value};
+    use strata::app::App;
+    use strata::config::Config;
+    use strata::db::{AuditFilter, Db, LlmReservation};
+
+    const AGENT: &str = "qualify-agent";
+    /// 1,500 tokens a call, as in the issue: 1,200 in + 300 out.
+    const TOKENS_IN: u32 = 1200;
+    const TOKENS_OUT: u32 = 300;
+    /// $5 / $15 per Mtok: $0.0105 a call.
+    const PRICES: (f64, f64) = (5.0, 15.0);
+    const CALL_COST: f64 = (1200.0 * 5.0 + 300.0 * 15.0) / 1e6;
+
+    pub(super) fn answer(reasoning: &str) -> Value {
+        json!({
+            "score": 80.0, "priority": "high",
+            "recommended_action": "Call the CFO this week",
+            "reasoning": reasoning,
+            "confidence": 0.8,
+            "factors": {"budget": 90, "authority": 85, "fit": 80, "timeline": 75, "complexity": 60}
+        })
+    }
+
+    pub(super) struct Host {
+        pub app: App,
+        pub llm: MockLlm,
+        _tmp: tempfile::TempDir,
+    }
+
+    /// A host on `db`: the agent and BANT, the mock behind alias `qualifier` (OpenAI
+    /// protocol, keyed with `OPENAI_KEY`), Strata's MCP server built in, and `llm_grant`
+    /// appended to the agent's `llm` grant.
+    pub(super) async fn host(db: Db, llm_grant: &str) -> Host {
+        super::set_keys();
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        common::install(&plugins, "bant", "bant");
+        common::install(&plugins, "qualify-agent", AGENT);
+        let llm = MockLlm::start().await;
+        let text = format!(
+            r#"
+[plugins]
+dir = "{plugins}"
+watch = false
+[runtime]
+cache_dir = "{cache}"
+pool_instances = 96
+[llm.providers.mock]
+kind = "openai"
+base_url = "{llm_url}"
+api_key_env = "{OPENAI_KEY_VAR}"
+timeout_ms = 10000
+structured_output = "json_schema"
+[llm.models.qualifier]
+provider = "mock"
+model = "mock-model"
+input_usd_per_mtok = {pin:?}
+output_usd_per_mtok = {pout:?}
+[llm.retry]
+max_attempts = 2
+base_delay_ms = 1
+max_delay_ms = 5
+[mcp.servers.crm]
+transport = "builtin"
+side_effect_tools = ["update_*", "qualify_*"]
+[qualify]
+agent = "{AGENT}"
+[grants.bant]
+capabilities = []
+[grants.{AGENT}]
+capabilities = ["llm", "mcp", "scoring"]
+llm = {{ models = ["qualifier"]{llm_grant} }}
+mcp = {{ tools = ["crm/get_lead", "crm/update_lead"] }}
+scoring = {{ strategies = ["bant"] }}
+limits = {{ deadline_ms = 120000 }}
+"#,
+            plugins = plugins.display(),
+            cache = tmp.path().join("cache").display(),
+            llm_url = llm.url(),
+            pin = PRICES.0,
+            pout = PRICES.1,
+        );
+        let config: Config = toml::from_str(&text).expect("test config");
+        config.validate().expect("valid config");
+        db.upsert_lead(&common::hot_lead("L-1")).await.unwrap();
+        let app = App::with_db(config, db).unwrap();
+        let report = app.manager.load_all().await;
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        Host {
+            app,
+            llm,
+            _tmp: tmp,
+        }
+    }
+
+    pub(super) async fn qualify(h: &Host) -> Value {
+        let agent = h.app.manager.registry().get(AGENT).unwrap();
+        strata::agents::qualify_with_agent(&h.app.db, agent, &h.app.config.qualify, "L-1", None)
+            .await
+            .expect("qualified (by the LLM or the BANT fallback)")
+    }
+
+    /// `n` qualifications at once; how many the LLM answered (the others fell back).
+    async fn qualify_concurrently(h: &std::sync::Arc<Host>, n: usize) -> usize {
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let h = h.clone();
+            tasks.spawn(async move { qualify(&h).await });
+        }
+        let mut by_llm = 0;
+        while let Some(v) = tasks.join_next().await {
+            if v.unwrap()["fallback_used"] == false {
+                by_llm += 1;
+            }
+        }
+        by_llm
+    }
+
+    pub(super) async fn llm_audit(h: &Host) -> Vec<strata::db::AuditRecord> {
+        h.app.audit.flush().await;
+        h.app
+            .db
+            .list_audit(&AuditFilter {
+                plugin: Some(AGENT.into()),
+                capability: Some("llm".into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|a| a.record)
+            .collect()
+    }
+
+    fn today() -> String {
+        strata::db::llm_usage::utc_day(strata::domain::now_ms())
+    }
+
+    /// The issue's case: 10,000 tokens a day (six calls of 1,500), 40 qualifications at
+    /// once. Before reservations all 40 went through (60,000 tokens). Now the ledger ends
+    /// within the budget, every LLM answer is in it, and no reservation is left behind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forty_concurrent_calls_never_exceed_the_token_budget() {
+        support::both_backends_with_url(|db, url| async move {
+            let h = std::sync::Arc::new(host(db, ", daily_tokens = 10000").await);
+            h.llm.set_default(
+                Behaviour::json(answer("Budget approved")).with_tokens(TOKENS_IN, TOKENS_OUT),
+            );
+            let by_llm = qualify_concurrently(&h, 40).await;
+            let used = h.app.db.llm_usage(AGENT, &today()).await.unwrap();
+            eprintln!(
+                "40 concurrent calls, token budget 10000: {} tokens spent in {} LLM answers, {} provider requests",
+                used.tokens(),
+                by_llm,
+                h.llm.request_count()
+            );
+            assert!(used.tokens() <= 10_000, "{used:?} exceeds the budget");
+            assert!(by_llm >= 1, "no call went through");
+            assert_eq!(used.tokens(), (h.llm.request_count() * 1500) as i64);
+            assert_eq!(
+                support::scalar_i64(&url, "SELECT COUNT(*) FROM llm_reservations").await,
+                0,
+                "a reservation outlived its call"
+            );
+            let refused: Vec<_> = llm_audit(&h).await.into_iter().filter(|r| !r.allowed).collect();
+            assert!(!refused.is_empty(), "nothing was refused");
+            let d = refused[0].detail.as_deref().unwrap();
+            assert!(d.contains("daily token budget") && d.contains("of 10000"), "{d}");
+            let h = std::sync::Arc::into_inner(h).expect("no other owner");
+            h.app.shutdown().await;
+        })
+        .await;
+    }
+
+    /// The cost side: $0.063 a day (six calls of $0.0105), 40 at once — before: 6.7× over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn forty_concurrent_calls_never_exceed_the_cost_budget() {
+        support::both_backends(|db| async move {
+            let h = std::sync::Arc::new(host(db, ", daily_cost_usd = 0.063").await);
+            h.llm.set_default(
+                Behaviour::json(answer("Budget approved")).with_tokens(TOKENS_IN, TOKENS_OUT),
+            );
+            let by_llm = qualify_concurrently(&h, 40).await;
+            let used = h.app.db.llm_usage(AGENT, &today()).await.unwrap();
+            eprintln!(
+                "40 concurrent calls, cost budget $0.063: ${:.6} spent in {} LLM answers",
+                used.cost_usd, by_llm
+            );
+            assert!(used.cost_usd <= 0.063 + 1e-9, "{used:?} exceeds the budget");
+            assert!(by_llm >= 1, "no call went through");
+            let requests = h.llm.request_count() as f64;
+            assert!(
+                (used.cost_usd - requests * CALL_COST).abs() < 1e-9,
+                "{used:?}"
+            );
+            let refused: Vec<_> = llm_audit(&h)
+                .await
+                .into_iter()
+                .filter(|r| !r.allowed)
+                .collect();
+            let d = refused[0].detail.as_deref().unwrap();
+            assert!(
+                d.contains("daily cost budget") && d.contains("$0.063000"),
+                "{d}"
+            );
+            let h = std::sync::Arc::into_inner(h).expect("no other owner");
+            h.app.shutdown().await;
+        })
+        .await;
+    }
+
+    /// One call at a time until refused: the ledger ends within the budget (before: 7 calls,
+    /// 10,500 tokens — 500 over), and the refusal reached no provider.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_call_at_a_time_ends_within_the_token_budget() {
+        support::both_backends(|db| async move {
+            let h = host(db, ", daily_tokens = 10000").await;
+            h.llm.set_default(
+                Behaviour::json(answer("Budget approved")).with_tokens(TOKENS_IN, TOKENS_OUT),
+            );
+            let mut by_llm = 0;
+            for _ in 0..12 {
+                if qualify(&h).await["fallback_used"] == false {
+                    by_llm += 1;
+                }
+            }
+            let used = h.app.db.llm_usage(AGENT, &today()).await.unwrap();
+            eprintln!(
+                "sequential calls, token budget 10000: {} tokens in {by_llm} calls",
+                used.tokens()
+            );
+            assert!(used.tokens() <= 10_000, "{used:?} exceeds the budget");
+            assert!(by_llm >= 4, "only {by_llm} calls fitted 10,000 tokens");
+            assert_eq!(h.llm.request_count(), by_llm);
+            h.app.shutdown().await;
+        })
+        .await;
+    }
+
+    /// A reservation is atomic against the others, counts until it expires (a crashed
+    /// call's), is cleaned up by the next reservation after that, and settling replaces
+    /// it by the actual usage.
+    #[tokio::test]
+    async fn reservations_fit_expire_and_settle() {
+        support::both_backends_with_url(|db, url| async move {
+            let now = strata::domain::now_ms();
+            let r = |id: &str, tokens: i64, expires_at: i64| LlmReservation {
+                id: id.into(),
+                plugin: "p".into(),
+                day: "2026-12-02".into(),
+                tokens,
+                cost_usd: tokens as f64 / 1e6,
+                expires_at,
+            };
+            // 1,000 tokens, $0.001: 900 fit, another 200 do not (tokens and cost alike).
+            assert!(db
+                .reserve_llm(&r("a", 900, now + 1000), Some(1000), None, now)
+                .await
+                .unwrap());
+            assert!(!db
+                .reserve_llm(&r("b", 200, now + 1000), Some(1000), None, now)
+                .await
+                .unwrap());
+            assert!(!db
+                .reserve_llm(&r("b", 200, now + 1000), None, Some(0.001), now)
+                .await
+                .unwrap());
+            let s = db.llm_budget_state("p", "2026-12-02", now).await.unwrap();
+            assert_eq!((s.used.tokens(), s.reserved_tokens), (0, 900));
+            // "a" crashed: after its expiry it no longer counts and is deleted.
+            let later = now + 2000;
+            assert!(db
+                .reserve_llm(&r("b", 200, later + 1000), Some(1000), None, later)
+                .await
+                .unwrap());
+            assert_eq!(
+                support::scalar_i64(&url, "SELECT COUNT(*) FROM llm_reservations").await,
+                1
+            );
+            // Settling "b" to its actual usage; settling the lapsed "a" is harmless.
+            db.settle_llm("b", "p", "2026-12-02", 120, 30, 0.00015)
+                .await
+                .unwrap();
+            db.settle_llm("a", "p", "2026-12-02", 0, 0, 0.0)
+                .await
+                .unwrap();
+            let s = db.llm_budget_state("p", "2026-12-02", later).await.unwrap();
+            assert_eq!(
+                (s.used.tokens(), s.used.calls, s.reserved_tokens),
+                (150, 1, 0)
+            );
+            // 40 reservations at once of 100 tokens against 1,000 − 150: exactly 8 fit.
+            let mut tasks = tokio::task::JoinSet::new();
+            for i in 0..40 {
+                let db = db.clone();
+                tasks.spawn(async move {
+                    let r = LlmReservation {
+                        id: format!("c{i}"),
+                        plugin: "p".into(),
+                        day: "2026-12-02".into(),
+                        tokens: 100,
+                        cost_usd: 0.0,
+                        expires_at: later + 60_000,
+                    };
+                    db.reserve_llm(&r, Some(1000), Some(1.0), later)
+                        .await
+                        .unwrap()
+                });
+            }
+            let mut fitted = 0;
+            while let Some(ok) = tasks.join_next().await {
+                fitted += ok.unwrap() as i32;
+            }
+            assert_eq!(fitted, 8);
+        })
+        .await;
+    }
+}
+
+/// Issue 19 item 11: a provider answering 200 with the API key in its text. Neither the
+/// plugin's output (the agent execution row, the stored score, the lead written back
+/// through MCP) nor the audit log contains the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_echoed_by_the_provider_is_stored_nowhere() {
+    support::both_backends(|db| async move {
+        let h = budgets::host(db, "").await;
+        let echoed = format!("Budget approved; my key is {OPENAI_KEY}, header Bearer {OPENAI_KEY}");
+        h.llm.set_default(Behaviour::json(budgets::answer(&echoed)));
+        let v = budgets::qualify(&h).await;
+        assert_eq!(v["fallback_used"], false, "{v}");
+        // The answer arrived (redacted), so the redaction did not just drop it.
+        assert!(v.to_string().contains("my key is [redacted]"), "{v}");
+        let mut stored = vec![v.to_string()];
+        for e in h
+            .app
+            .db
+            .list_executions(&strata::db::ExecutionFilter::default())
+            .await
+            .unwrap()
+        {
+            stored.push(format!("{:?} {:?}", e.output, e.error));
+        }
+        for s in h.app.db.latest_scores("L-1", 5).await.unwrap() {
+            stored.push(format!("{:?}", s.score));
+        }
+        let lead = h.app.db.get_lead("L-1").await.unwrap().unwrap();
+        stored.push(format!("{:?}", lead.attributes));
+        h.app.audit.flush().await;
+        for a in h
+            .app
+            .db
+            .list_audit(&strata::db::AuditFilter {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+        {
+            stored.push(format!("{:?}", a.record));
+        }
+        for s in &stored {
+            assert!(!s.contains(OPENAI_KEY), "the key was stored: {s}");
+        }
+        h.app.shutdown().await;
+    })
+    .await;
+}
+
+/// The broker never starts an attempt its allowance (the call's budget reservation) might
+/// not cover: a schema-violating answer is retried without one, not with one that covers
+/// a single attempt.
+#[tokio::test]
+async fn allowance_stops_retries_past_the_reservation() {
+    let mock = MockLlm::start().await;
+    let b = broker(&format!(
+        "{}{}{}",
+        anthropic("claude", &mock.url()),
+        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[]),
+        retry(3, 5)
+    ));
+    let req = request().with_schema(score_schema());
+    let one_attempt = req.tokens_upper_bound();
+    mock.push(Behaviour::SchemaViolating);
+    mock.push(Behaviour::json(valid_score()));
+    let c = b
+        .complete("qualifier", &req)
+        .await
+        .expect("retried without an allowance");
+    assert_eq!(c.attempts.len(), 2);
+
+    mock.push(Behaviour::SchemaViolating);
+    mock.push(Behaviour::json(valid_score()));
+    let before = mock.request_count();
+    let allowance = strata::llm::Allowance {
+        tokens: Some(one_attempt),
+        cost_usd: None,
+    };
+    let e = b
+        .complete_within("qualifier", &req, allowance)
+        .await
+        .expect_err("no second attempt fits");
+    assert_eq!(mock.request_count() - before, 1);
+    assert_eq!(mock.pending(), 1, "the valid answer was never asked for");
+    assert_eq!(e.attempts().len(), 1);
+    assert_eq!(e.kind(), LlmErrorKind::InvalidOutput, "{e}");
+    // A cost allowance of one attempt's price lets exactly that attempt through.
+    let price = (one_attempt - u64::from(req.max_tokens)) as f64 * 3.0 / 1e6
+        + f64::from(req.max_tokens) * 15.0 / 1e6;
+    // (The valid answer still queued answers it.)
+    let before = mock.request_count();
+    let allowance = strata::llm::Allowance {
+        tokens: None,
+        cost_usd: Some(price),
+    };
+    let c = b
+        .complete_within("qualifier", &req, allowance)
+        .await
+        .expect("the first attempt fits");
+    assert_eq!(mock.request_count() - before, 1);
+    assert_eq!(c.attempts.len(), 1);
+}

@@ -49,6 +49,7 @@ impl App {
             llm: llm.clone(),
             mcp: (!mcp.servers().is_empty()).then(|| mcp.clone()),
             scorers: Arc::downgrade(&registry),
+            secrets: crate::secrets::Secrets::from_config(&config),
             ..HostServices::basic(Some(db.clone()), audit.clone())
         };
         let runtime = Runtime::new(config.runtime.clone(), services)?;

@@ -16,5 +16,6 @@ pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
 pub mod runtime;
+pub mod secrets;
 pub mod server;
 pub mod wit;

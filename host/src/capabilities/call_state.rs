@@ -26,6 +26,9 @@ pub struct HostServices {
     /// The plugins `scoring` may call. Weak: the registry owns the plugins, whose runtime
     /// owns these services.
     pub scorers: std::sync::Weak<crate::plugins::Registry>,
+    /// The configured secret values: redacted from what `llm` and `mcp` hand a plugin and
+    /// from every audit detail ([`crate::secrets`]).
+    pub secrets: crate::secrets::Secrets,
 }
 
 impl HostServices {
@@ -38,6 +41,7 @@ impl HostServices {
             llm: None,
             mcp: None,
             scorers: std::sync::Weak::new(),
+            secrets: Default::default(),
         }
     }
 }
@@ -223,6 +227,15 @@ impl CallState {
         note: Option<String>,
         r: Result<T, CapabilityError>,
     ) -> Result<T, CapabilityError> {
+        // A backing service's message may quote a configured secret.
+        let secrets = &self.services.secrets;
+        let r = r.map_err(|e| match e {
+            CapabilityError::Denied(m) => CapabilityError::Denied(secrets.redact_string(m)),
+            CapabilityError::Invalid(m) => CapabilityError::Invalid(secrets.redact_string(m)),
+            CapabilityError::Unavailable(m) => {
+                CapabilityError::Unavailable(secrets.redact_string(m))
+            }
+        });
         let (allowed, detail) = match &r {
             Ok(_) => (true, note),
             Err(CapabilityError::Denied(m)) | Err(CapabilityError::Invalid(m)) => {
@@ -270,6 +283,7 @@ impl CallState {
     ) {
         let duration_us = started.elapsed().as_micros() as i64;
         let capability = capability.interface();
+        let detail = detail.map(|d| self.services.secrets.redact_string(d));
         let record = || AuditRecord {
             at: crate::domain::now_ms(),
             plugin: self.plugin.name.clone(),

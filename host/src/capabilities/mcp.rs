@@ -154,10 +154,15 @@ impl wit::Host for CallState {
                 .block_on(mgr.call_tool(&server, &tool, args))
                 .map_err(unavailable)?;
             self.usage.mcp_tools.push(format!("{server}/{tool}"));
+            // An upstream server may echo a configured secret: the plugin never sees it.
+            let secrets = &self.services.secrets;
             Ok(wit::ToolResult {
                 is_error: out.is_error,
-                text: out.text,
-                structured: out.structured.map(|v| v.to_string()),
+                text: secrets.redact_string(out.text),
+                structured: out.structured.map(|mut v| {
+                    secrets.redact_json(&mut v);
+                    v.to_string()
+                }),
             })
         })();
         let note = r.as_ref().ok().and_then(|o| {

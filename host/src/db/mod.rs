@@ -98,7 +98,7 @@ pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecu
 pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
 pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};
 pub use leads::{LeadFilter, LeadRecord};
-pub use llm_usage::LlmUsage;
+pub use llm_usage::{LlmBudgetState, LlmReservation, LlmUsage};
 pub use pipelines::{
     CommitOutcome, ContainerCounts, CreatedRun, LayerRunCommit, LayerRunRecord, LayerRunResult,
     LayerRunStatus, NewRun, PendingDelivery, RunDetail, RunProgress, RunRecord, RunStatus,

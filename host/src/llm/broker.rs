@@ -47,6 +47,43 @@ const _: () = {
     send_sync::<LlmBroker>();
 };
 
+/// How much one call may consume in all its attempts (`None`: no bound). The `llm`
+/// capability passes what it reserved against the plugin's budgets: before each attempt
+/// the broker checks that what the call consumed so far plus the attempt's upper bound
+/// (prompt bound + `max_tokens`, priced with the attempt's alias) still fits, and stops
+/// the chain otherwise — so retries and fallbacks never spend past the reservation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Allowance {
+    pub tokens: Option<u64>,
+    pub cost_usd: Option<f64>,
+}
+
+impl Allowance {
+    /// Whether one more attempt on `model` (at most `tokens` tokens, `input` of them
+    /// prompt) fits after `attempts`.
+    fn covers(&self, attempts: &[Attempt], input: u64, output: u32, model: &ModelSettings) -> bool {
+        let (spent_tokens, spent_cost) = attempts.iter().fold((0u64, 0.0), |(t, c), a| {
+            (
+                t + u64::from(a.input_tokens) + u64::from(a.output_tokens),
+                c + a.cost_usd,
+            )
+        });
+        let tokens_ok = self
+            .tokens
+            .is_none_or(|limit| spent_tokens + input + u64::from(output) <= limit);
+        let cost_ok = self.cost_usd.is_none_or(|limit| {
+            spent_cost + price(model, input, u64::from(output)) <= limit + 1e-9
+        });
+        tokens_ok && cost_ok
+    }
+}
+
+/// The price of `input` + `output` tokens with `model`'s table.
+pub fn price(model: &ModelSettings, input: u64, output: u64) -> f64 {
+    (input as f64 * model.input_usd_per_mtok + output as f64 * model.output_usd_per_mtok)
+        / 1_000_000.0
+}
+
 /// What to do after a failed attempt.
 enum Next {
     Retry(Duration),
@@ -99,6 +136,26 @@ impl LlmBroker {
         self.providers.values().map(Provider::status).collect()
     }
 
+    /// The settings of `alias` (prices, fallbacks).
+    pub fn model(&self, alias: &str) -> Option<&ModelSettings> {
+        self.models.get(alias)
+    }
+
+    /// The longest a call of `alias` can take: per alias of its chain, `max_attempts` ×
+    /// (the provider's timeout + the longest retry delay).
+    pub fn max_call_duration(&self, alias: &str) -> Duration {
+        let Some(first) = self.models.get(alias) else {
+            return Duration::ZERO;
+        };
+        let per_attempt_delay = Duration::from_millis(self.retry.max_delay_ms);
+        std::iter::once(alias)
+            .chain(first.fallback.iter().map(String::as_str))
+            .filter_map(|name| self.models.get(name))
+            .filter_map(|m| self.providers.get(&m.provider))
+            .map(|p| (p.settings.timeout() + per_attempt_delay) * self.retry.max_attempts.max(1))
+            .sum()
+    }
+
     /// Completes `req` with `alias`, falling back along its chain. See the module docs for
     /// retry and fallback rules. Errors after at least one attempt are
     /// [`LlmError::Exhausted`]; [`LlmError::kind`] gives the plugin-facing category.
@@ -106,6 +163,17 @@ impl LlmBroker {
         &self,
         alias: &str,
         req: &CompletionRequest,
+    ) -> Result<Completion, LlmError> {
+        self.complete_within(alias, req, Allowance::default()).await
+    }
+
+    /// [`Self::complete`] consuming at most `allowance` over all attempts: an attempt
+    /// that might pass it is not made (the chain ends with the errors so far).
+    pub async fn complete_within(
+        &self,
+        alias: &str,
+        req: &CompletionRequest,
+        allowance: Allowance,
     ) -> Result<Completion, LlmError> {
         let started = Instant::now();
         let first = self
@@ -131,7 +199,21 @@ impl LlmBroker {
                 continue;
             };
             let mut invalid_outputs = 0u32;
+            let input_bound = req.input_tokens_upper_bound();
             for number in 1..=self.retry.max_attempts {
+                if !allowance.covers(&attempts, input_bound, req.max_tokens, model) {
+                    tracing::info!(
+                        alias = name,
+                        attempts = attempts.len(),
+                        "llm call stops: its budget reservation does not cover another attempt"
+                    );
+                    last.get_or_insert_with(|| {
+                        LlmError::Config(format!(
+                            "the budget reserved for this call does not cover an attempt on alias {name:?}"
+                        ))
+                    });
+                    break 'chain;
+                }
                 let Some(permit) = provider.breaker.try_acquire() else {
                     provider.record_short_circuit();
                     let err = LlmError::CircuitOpen {

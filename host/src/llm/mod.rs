@@ -31,7 +31,7 @@ mod transport;
 
 pub use anthropic::TOOL_NAME as ANTHROPIC_TOOL_NAME;
 pub use breaker::BreakerState;
-pub use broker::LlmBroker;
+pub use broker::{Allowance, LlmBroker};
 pub use completion::{Attempt, Completion};
 pub use error::{LlmError, LlmErrorKind, EXCERPT_CHARS};
 pub use openai::SCHEMA_NAME as OPENAI_SCHEMA_NAME;

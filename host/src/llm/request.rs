@@ -40,7 +40,41 @@ impl CompletionRequest {
         self.json_schema = Some(schema);
         self
     }
+
+    /// A conservative upper bound on the input tokens one attempt of this request can be
+    /// billed, without a tokenizer: the UTF-8 bytes of the system prompt, the messages and
+    /// the schema (byte-level BPE tokenizers, which the supported providers use, never
+    /// make more tokens than bytes), plus [`TOKENS_PER_MESSAGE`] per message,
+    /// [`TOKENS_PER_REQUEST`] for the request and [`TOKENS_FOR_SCHEMA`] for the tool or
+    /// format wrapping of a schema. Typical English text is ~4 bytes per token, so this
+    /// over-reserves about 4× on the prompt; the reservation is settled to the actual
+    /// usage once the call is done.
+    pub fn input_tokens_upper_bound(&self) -> u64 {
+        let text: usize = self.system.as_deref().map_or(0, str::len)
+            + self.messages.iter().map(|m| m.content.len()).sum::<usize>();
+        let schema = self
+            .json_schema
+            .as_ref()
+            .map_or(0, |s| s.to_string().len() as u64 + TOKENS_FOR_SCHEMA);
+        text as u64
+            + schema
+            + TOKENS_PER_MESSAGE * (self.messages.len() as u64 + 1)
+            + TOKENS_PER_REQUEST
+    }
+
+    /// [`Self::input_tokens_upper_bound`] + `max_tokens`: the most one attempt can use.
+    pub fn tokens_upper_bound(&self) -> u64 {
+        self.input_tokens_upper_bound() + u64::from(self.max_tokens)
+    }
 }
+
+/// Framing tokens counted per message (the system prompt counts as one) in
+/// [`CompletionRequest::input_tokens_upper_bound`].
+pub const TOKENS_PER_MESSAGE: u64 = 8;
+/// Framing tokens counted per request.
+pub const TOKENS_PER_REQUEST: u64 = 16;
+/// Tokens counted for a schema's wrapping (tool definition, format instructions).
+pub const TOKENS_FOR_SCHEMA: u64 = 256;
 
 /// One turn of the conversation.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
