@@ -439,6 +439,9 @@ fn schemathesis_args(port: u16, key: &str, report: &Path) -> Vec<String> {
         // JSON Schema cannot say for each string; the refusal is tested in tests/api.rs.
         "--generation-allow-x00",
         "false",
+        // No example database in the working directory (host/.schemathesis).
+        "--generation-database",
+        "none",
         "--header",
         &format!("Authorization: Bearer {key}"),
         "--report-dir",
