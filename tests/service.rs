@@ -385,6 +385,8 @@ async fn schemathesis_finds_no_failures_against_the_openapi_document() {
         let report = tmp.path().join("schemathesis");
         move || {
             Command::new(bin)
+                // Its caches (.schemathesis/) go to the temporary directory, not the tree.
+                .current_dir(report.parent().unwrap())
                 .args(schemathesis_args(port, &key, &report))
                 .env("NO_COLOR", "1")
                 .env(
