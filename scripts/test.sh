@@ -37,6 +37,17 @@ if [ "$(cat "$PEERS_STAMP" 2>/dev/null)" != "$(sha256sum "$PEERS/package-lock.js
     sha256sum "$PEERS/package-lock.json" | cut -d' ' -f1 > "$PEERS_STAMP"
 fi
 
+# schemathesis (pinned, in a venv outside the clone) for the OpenAPI conformance test in
+# tests/service.rs; the test fails, naming this script, when it is missing.
+if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
+    echo "== installing python3-venv (needed by the schemathesis test)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
+fi
+echo "== installing schemathesis (scripts/schemathesis-venv.sh)"
+bash scripts/schemathesis-venv.sh >/dev/null
+
 # CI: share one target directory outside the clone between runs on the same machine
 # (a cold build also passes, it just takes longer).
 if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then

@@ -735,9 +735,62 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     for (body, ct, want, detail) in cases {
         let r = post(body, ct).await.unwrap();
         assert_eq!(r.status(), want, "{detail}");
+        assert_problem(&r);
         let text = r.text().await.unwrap();
         assert!(text.contains(detail), "{want}: {text}");
     }
+    // Errors made below the handlers are problem+json too: a query axum cannot parse,
+    // an unknown method, the body limit on a route reading raw bytes.
+    for (method, path, ct, body, want) in [
+        (Method::GET, "/api/v1/leads?limit=abc", "", String::new(), StatusCode::BAD_REQUEST),
+        (Method::DELETE, "/api/v1/leads", "", String::new(), StatusCode::METHOD_NOT_ALLOWED),
+        (Method::POST, "/api/v1/leads/bulk", "text/csv", format!("id\n{}", "x".repeat(1500)),
+            StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let mut r = s.req(method.clone(), path, Some(op));
+        if !ct.is_empty() {
+            r = r.header("content-type", ct).body(body);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), want, "{method} {path}");
+        assert_problem(&r);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], want.as_u16(), "{v}");
+        assert!(!v["detail"].as_str().unwrap().is_empty(), "{v}");
+    }
+    // CSV: an unclosed quote would fold the following rows into one name; refused, with
+    // the line. A bulk validation error names the line and the field.
+    for (csv, line, what) in [
+        ("id,name\nqq-1,\"Ann\nqq-2,Bob\nqq-3,Cy\n", "line 2", "never closed"),
+        ("id,name\nqq-1,Ann\nqq-2,Bob,x\n", "line 3", "fields"),
+        ("id,budget\nok,1\nbad,-3\n", "line 3", "budget"),
+    ] {
+        let r = s
+            .req(Method::POST, "/api/v1/leads/bulk", Some(op))
+            .header("content-type", "text/csv")
+            .body(csv)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{csv:?}: {}", r.status());
+        assert_problem(&r);
+        let text = r.text().await.unwrap();
+        assert!(text.contains(line) && text.contains(what), "{csv:?}: {text}");
+    }
+    // /api/v1/score checks a lead by the same rule as /api/v1/leads.
+    for lead in [json!({"id": ""}), json!({"id": "  "}), json!({"id": "x", "budget": -1})] {
+        let (st, v) = s
+            .json(Method::POST, "/api/v1/score", op, Some(json!({ "lead": lead })))
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{lead}: {v}");
+        let (st, v) = s.json(Method::POST, "/api/v1/leads", op, Some(lead.clone())).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{lead}: {v}");
+    }
+    // employees is an unsigned 32-bit count, as the OpenAPI document says.
+    let (st, v) = s
+        .json(Method::POST, "/api/v1/score", op, Some(json!({"lead": {"id": "x", "employees": 4294967296u64}})))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let r = s
         .req(Method::POST, "/api/v1/leads/bulk", Some(op))
         .header("content-type", "text/csv")
@@ -764,6 +817,79 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     s.stop().await;
 }
 
+fn assert_problem(r: &reqwest::Response) {
+    assert_eq!(
+        r.headers().get("content-type").map(|v| v.to_str().unwrap()),
+        Some("application/problem+json"),
+        "{} {}",
+        r.url(),
+        r.status()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_refused_naming_the_field_on_both_engines() {
+    // PostgreSQL cannot store or compare a NUL in text: once a 503 "invalid byte
+    // sequence". Both engines now answer 400 (or 404 for a lead that cannot exist).
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (url, _guard) = support::fresh_url(backend).await;
+        let s = Server::start(&url, "", |_| {}).await;
+        let op = &s.operator;
+        let r = s.req(Method::GET, "/api/v1/leads/a%00b", Some(op)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{backend:?}");
+        assert_problem(&r);
+        assert!(r.text().await.unwrap().contains("path"));
+        for path in [
+            "/api/v1/leads?q=a%00b",
+            "/api/v1/leads?source=%00",
+            "/api/v1/audit?plugin=x%00",
+            "/api/v1/pipelines/runs/r%00",
+        ] {
+            let r = s.req(Method::GET, path, Some(op)).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{backend:?} {path}");
+            assert_problem(&r);
+            let text = r.text().await.unwrap();
+            assert!(text.contains("NUL"), "{path}: {text}");
+            if let Some(q) = path.split('?').nth(1) {
+                let name = q.split('=').next().unwrap();
+                assert!(text.contains(&format!("\\\"{name}\\\"")), "{path}: {text}");
+            }
+        }
+        let (st, v) = s
+            .json(Method::POST, "/api/v1/leads", op, Some(json!({"id": "a", "name": "A\u{0}n"})))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?} {v}");
+        assert!(v["detail"].as_str().unwrap().contains("`name`"), "{v}");
+        let (st, v) = s
+            .json(Method::POST, "/api/v1/score", op, Some(json!({"lead": {"id": "a\u{0}"}})))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?} {v}");
+        assert!(v["detail"].as_str().unwrap().contains("`lead.id`"), "{v}");
+        for (ct, body, field) in [
+            ("application/x-ndjson", "{\"id\":\"ok\"}\n{\"id\":\"b\",\"notes\":\"x\\u0000\"}\n", "notes"),
+            ("text/csv", "id,company\nok,A\nb,C\0D\n", "company"),
+        ] {
+            let r = s
+                .req(Method::POST, "/api/v1/leads/bulk", Some(op))
+                .header("content-type", ct)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{backend:?} {ct}: {}", r.status());
+            assert_problem(&r);
+            let text = r.text().await.unwrap();
+            assert!(text.contains("line 2") || text.contains("line 3"), "{ct}: {text}");
+            assert!(text.contains(field) && text.contains("NUL"), "{ct}: {text}");
+        }
+        // The MCP door and the CLI share the rule (crm::validate_lead); get_lead too.
+        let crm = strata::crm::Crm::new(s.host.db.clone());
+        assert!(matches!(crm.lead("a\0b").await, Err(strata::crm::CrmError::NotFound(_))));
+        assert_eq!(s.host.db.count_leads(&Default::default()).await.unwrap(), 0, "{backend:?}");
+        s.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_answers_429_with_retry_after_per_key() {
     let tmp = tempfile::tempdir().unwrap();
@@ -780,7 +906,13 @@ async fn rate_limit_answers_429_with_retry_after_per_key() {
             .await
             .unwrap();
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            assert!(r.headers().contains_key("retry-after"));
+            let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(after >= 1, "Retry-After: {after}");
+            assert_problem(&r);
+            let v: Value = r.json().await.unwrap();
+            assert!(v["detail"].as_str().unwrap().contains(&format!("retry after {after} s")), "{v}");
+            statuses.push(StatusCode::TOO_MANY_REQUESTS);
+            continue;
         }
         statuses.push(r.status());
     }

@@ -1007,7 +1007,6 @@ fn settings_validate_names_the_bad_key() {
 // mock provider through the broker, the ledger and reservations on SQLite and PostgreSQL.
 // Self-contained: nothing above is used but the mock and the key constants.
 
-mod common;
 mod support;
 
 mod budgets {
@@ -1389,12 +1388,9 @@ async fn a_key_echoed_by_the_provider_is_stored_nowhere() {
 #[tokio::test]
 async fn allowance_stops_retries_past_the_reservation() {
     let mock = MockLlm::start().await;
-    let b = broker(&format!(
-        "{}{}{}",
-        anthropic("claude", &mock.url()),
-        model("qualifier", "claude", "claude-sonnet-4-5", (3.0, 15.0), &[]),
-        retry(3, 5)
-    ));
+    let b = LlmToml::claude_qualifier(&mock.url(), "")
+        .retry(3, 5)
+        .broker();
     let req = request().with_schema(score_schema());
     let one_attempt = req.tokens_upper_bound();
     mock.push(Behaviour::SchemaViolating);

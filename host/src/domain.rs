@@ -99,6 +99,8 @@ pub struct UnknownVariant {
 )]
 #[serde(deny_unknown_fields)]
 pub struct Lead {
+    /// 1–200 characters, not only whitespace, no NUL (`crm::validate_lead`).
+    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00]*[^\x00\t\n\x0b\x0c\r ][^\x00]*$")]
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,
@@ -110,11 +112,15 @@ pub struct Lead {
     pub title: Option<String>,
     #[serde(default)]
     pub industry: Option<String>,
-    #[serde(default)]
+    /// 0 to 4294967295 (an unsigned 32-bit count; stored as BIGINT).
+    #[serde(default, deserialize_with = "whole_count")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 4294967295_i64)]
     pub employees: Option<u32>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub annual_revenue: Option<f64>,
     #[serde(default)]
+    #[schema(minimum = 0)]
     pub budget: Option<f64>,
     #[serde(default)]
     pub timeline: Option<String>,
@@ -126,6 +132,21 @@ pub struct Lead {
     pub notes: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
+}
+
+/// An optional `u32` count that also accepts a JSON number with a zero fraction (`12.0`),
+/// as JSON Schema's `integer` does.
+fn whole_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(x) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if x.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&x) {
+        Ok(Some(x as u32))
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "must be a whole number from 0 to 4294967295, got {x}"
+        )))
+    }
 }
 
 /// One named factor of a score, 0–100.

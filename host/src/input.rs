@@ -119,8 +119,74 @@ fn typed_field(normalised: &str) -> Option<Field> {
     })
 }
 
+/// Checks the quoting of a CSV file the way RFC 4180 writes it, which the `csv` crate
+/// (lenient by design) does not: a quoted field must be closed, and its closing quote
+/// followed by a comma, a line break or the end. An unclosed quote would otherwise
+/// swallow every following line into one field, silently merging records. A quoted field
+/// may still span lines (legal CSV); each record must also have as many fields as the
+/// header (checked while reading). Returns the line of the offending quote and why.
+fn check_quoting(bytes: &[u8]) -> Result<(), (u64, String)> {
+    let (mut line, mut i, mut field_start) = (1u64, 0usize, true);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if field_start && b == b'"' {
+            let opened = line;
+            i += 1;
+            loop {
+                match bytes.get(i) {
+                    None => {
+                        return Err((
+                            opened,
+                            "quoted field is never closed (an unmatched \" swallows the rest of the file)".into(),
+                        ))
+                    }
+                    Some(b'"') if bytes.get(i + 1) == Some(&b'"') => i += 2,
+                    Some(b'"') => {
+                        i += 1;
+                        match bytes.get(i) {
+                            None | Some(b',' | b'\n' | b'\r') => break,
+                            Some(_) => {
+                                return Err((
+                                    line,
+                                    format!(
+                                        "text after the closing quote of a field opened on line {opened} \
+                                         (a quote inside a quoted field is written \"\")"
+                                    ),
+                                ))
+                            }
+                        }
+                    }
+                    Some(b'\n') => {
+                        line += 1;
+                        i += 1;
+                    }
+                    Some(_) => i += 1,
+                }
+            }
+            field_start = false;
+            continue;
+        }
+        match b {
+            b',' => field_start = true,
+            b'\n' => {
+                line += 1;
+                field_start = true;
+            }
+            b'\r' => field_start = true,
+            _ => field_start = false,
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
 fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, InputError> {
     let p = origin.to_string();
+    check_quoting(bytes).map_err(|(line, message)| InputError::Record {
+        path: p.clone(),
+        line,
+        message,
+    })?;
     let mut rdr = csv::ReaderBuilder::new().flexible(true).from_reader(bytes);
     let headers = rdr
         .headers()
@@ -172,6 +238,13 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
             line,
             message,
         };
+        if rec.len() != headers.len() {
+            return Err(err(format!(
+                "record has {} fields, the header has {}",
+                rec.len(),
+                headers.len()
+            )));
+        }
         let mut lead = Lead::default();
         let mut attributes = BTreeMap::new();
         for (idx, value) in rec.iter().enumerate() {
@@ -274,4 +347,47 @@ fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, 
         out.leads.push(lead);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv(text: &str) -> Result<Leads, InputError> {
+        parse(text.as_bytes(), "body", InputFormat::Csv, &ReadOptions::default())
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_refused_naming_its_line() {
+        let e = csv("id,name\nqq-0,Zed\nqq-1,\"Ann\nqq-2,Bob\nqq-3,Cy\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("never closed"), "{e}");
+    }
+
+    #[test]
+    fn text_after_a_closing_quote_is_refused() {
+        let e = csv("id,name\nqq-1,\"Ann\nqq-2,Bob\nqq-3,\"Cy\"\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("line 4") && e.contains("opened on line 2"), "{e}");
+    }
+
+    #[test]
+    fn a_record_with_another_field_count_is_refused() {
+        let e = csv("id,name\nqq-1,Ann\nqq-2,Bob,extra\n").err().unwrap().to_string();
+        assert!(e.contains("line 3") && e.contains("3 fields"), "{e}");
+    }
+
+    #[test]
+    fn quoted_fields_may_span_lines_and_hold_quotes() {
+        let l = csv("id,name,notes\nqq-1,\"Ann \"\"A\"\"\",\"two\r\nlines\"\nqq-2,Bob,\"\"\n")
+            .unwrap();
+        assert_eq!(l.leads.len(), 2);
+        assert_eq!(l.leads[0].name.as_deref(), Some("Ann \"A\""));
+        assert_eq!(l.leads[0].notes.as_deref(), Some("two\r\nlines"));
+        assert_eq!(l.lines, vec![2, 4]);
+    }
 }

@@ -18,21 +18,50 @@ use crate::db::leads::{CompanyFacts, LeadUpdate};
 use crate::db::{Db, JobRecord, LeadFilter, NewJob};
 use crate::domain::{Lead, StoredScore};
 
-/// Longest lead id, in bytes.
-pub const MAX_LEAD_ID_BYTES: usize = 200;
+/// Longest lead id, in characters (Unicode scalar values, as JSON Schema counts them).
+pub const MAX_LEAD_ID_CHARS: usize = 200;
 
-/// Checks a lead before it is stored: id of 1–200 characters, money fields finite and
-/// not negative. The one rule for every door (single, bulk, MCP).
+/// Checks a lead before it is stored: id of 1–200 characters, not only blanks (space,
+/// tab, line breaks), money fields finite and not negative, and no NUL character in any
+/// text (PostgreSQL cannot store one; refused on SQLite alike). The one rule for every
+/// door (single, bulk, MCP, `/api/v1/score`); the OpenAPI schema of `Lead` says the same.
 pub fn validate_lead(l: &Lead) -> Result<(), CrmError> {
-    if l.id.trim().is_empty() || l.id.len() > MAX_LEAD_ID_BYTES {
+    let blank = |c: char| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c');
+    if l.id.chars().all(blank) || l.id.chars().count() > MAX_LEAD_ID_CHARS {
         return Err(CrmError::invalid(format!(
-            "lead id must be 1-{MAX_LEAD_ID_BYTES} characters"
+            "lead id must be 1-{MAX_LEAD_ID_CHARS} characters, not only blanks"
         )));
     }
     for (what, v) in [("budget", l.budget), ("annual_revenue", l.annual_revenue)] {
         if v.is_some_and(|v| !v.is_finite() || v < 0.0) {
             return Err(CrmError::invalid(format!(
                 "{what} must be a non-negative number"
+            )));
+        }
+    }
+    let texts = [
+        ("id", Some(&l.id)),
+        ("name", l.name.as_ref()),
+        ("email", l.email.as_ref()),
+        ("company", l.company.as_ref()),
+        ("title", l.title.as_ref()),
+        ("industry", l.industry.as_ref()),
+        ("timeline", l.timeline.as_ref()),
+        ("source", l.source.as_ref()),
+        ("notes", l.notes.as_ref()),
+    ];
+    for (what, v) in texts {
+        if v.is_some_and(|v| v.contains('\0')) {
+            return Err(CrmError::invalid(format!(
+                "{what} must not contain a NUL character"
+            )));
+        }
+    }
+    for (k, v) in &l.attributes {
+        if k.contains('\0') || v.contains('\0') {
+            return Err(CrmError::invalid(format!(
+                "attribute {:?} must not contain a NUL character",
+                k.replace('\0', "\\0")
             )));
         }
     }
@@ -68,6 +97,10 @@ impl Crm {
 
     /// The stored lead, or [`CrmError::NotFound`].
     pub async fn lead(&self, id: &str) -> Result<Lead, CrmError> {
+        if id.contains('\0') {
+            // No stored lead has one (validate_lead); PostgreSQL could not even compare it.
+            return Err(CrmError::no_lead(id));
+        }
         self.db
             .get_lead(id)
             .await?

@@ -139,3 +139,63 @@ impl From<crate::runtime::CallError> for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Middleware: every error answer is problem+json. Errors produced below the handlers
+/// (the body limit's 413, the rate limiter's 429, axum's path/query rejections, 405, the
+/// timeout's 408) come as text/plain or empty; they are rewritten here with their status
+/// and headers kept and their text as the detail. A 429's `Retry-After` is at least 1 s
+/// (the limiter rounds the wait down, to 0). JSON answers (MCP's JSON-RPC errors) and
+/// event streams are left as they are.
+pub async fn problem_errors(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    if !(res.status().is_client_error() || res.status().is_server_error()) {
+        return res;
+    }
+    let ct = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ct.starts_with("application/problem+json")
+        || ct.starts_with("application/json")
+        || ct.starts_with("text/event-stream")
+    {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let status = parts.status;
+    let mut err = ApiError::new(status, text);
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let wait = parts
+            .headers
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1)
+            .max(1);
+        err.detail = format!("rate limit exceeded: retry after {wait} s");
+        err.headers
+            .push((header::RETRY_AFTER, HeaderValue::from(wait)));
+    } else if err.detail.is_empty() {
+        err.detail = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed on this route".into(),
+            StatusCode::REQUEST_TIMEOUT => "request timed out".into(),
+            StatusCode::PAYLOAD_TOO_LARGE => "request body too large".into(),
+            s => s.canonical_reason().unwrap_or("error").to_ascii_lowercase(),
+        };
+    }
+    let mut out = err.into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH && !out.headers().contains_key(k) {
+            out.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    out
+}

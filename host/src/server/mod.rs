@@ -228,6 +228,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(with_role(operator, &state, Role::Operator))
         .merge(with_role(admin, &state, Role::Admin))
         .split_for_parts();
+    let mut doc = doc;
+    openapi::problem_responses(&mut doc);
     let doc = Arc::new(doc);
 
     let cors = if sv.cors_origins.is_empty() {
@@ -252,6 +254,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 next.run(req).await
             },
         ))
+        .layer(middleware::from_fn(json::no_nul_in_uri))
         .layer(rate_limit::layer(
             sv.rate_limit_per_second,
             sv.rate_limit_burst,
@@ -262,6 +265,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(sv.request_timeout_ms),
         ))
+        .layer(middleware::from_fn(error::problem_errors))
         .layer(cors)
         .layer(middleware::from_fn(request_id))
         .with_state(state)

@@ -33,8 +33,11 @@ pub struct BulkResult {
 /// Bulk upsert: a JSON Lines body (`application/x-ndjson`) or CSV (`text/csv`). All or
 /// nothing: one bad record rejects the whole request, naming its line.
 #[utoipa::path(post, path = "/api/v1/leads/bulk", tag = "leads",
-    request_body(content = String, content_type = "application/x-ndjson"),
-    responses((status = 201, body = BulkResult), (status = 400, body = crate::server::error::Problem)),
+    request_body(content = Lead, content_type = "application/x-ndjson",
+        description = "JSON Lines: one `Lead` object per line (the schema is a line's). \
+                       Or `text/csv`: a header row, then one lead per record."),
+    responses((status = 201, body = BulkResult), (status = 400, body = crate::server::error::Problem),
+              (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn bulk(
     State(st): State<AppState>,

@@ -161,7 +161,8 @@ fn optional_body<T: Default + serde::de::DeserializeOwned>(
     st: &AppState,
     body: &[u8],
 ) -> ApiResult<T> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // No body, or JSON `null` (the document says the body is optional: nullable).
+    if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
         Ok(T::default())
     } else {
         crate::server::json::parse(body, st.config.server.json_depth_limit)

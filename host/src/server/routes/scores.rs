@@ -17,6 +17,7 @@ pub struct ScoresQuery {
     /// Exact `plugin@version`.
     pub strategy: Option<String>,
     /// newest (default), oldest, highest, lowest.
+    #[param(pattern = "^(newest|oldest|highest|lowest)$")]
     pub sort: Option<String>,
     pub limit: Option<i64>,
     pub offset: Option<i64>,
@@ -104,7 +105,8 @@ pub struct OverrideRequest {
     /// Corrected score, 0–100.
     pub score: Option<f64>,
     pub priority: Option<Priority>,
-    /// Why; required.
+    /// Why; required: not only blanks (space, tab, line breaks).
+    #[schema(pattern = r"[^\t\n\x0b\x0c\r ]")]
     pub reason: String,
 }
 
@@ -121,7 +123,11 @@ pub async fn set_override(
     Extension(caller): Extension<Caller>,
     ApiJson(req): ApiJson<OverrideRequest>,
 ) -> ApiResult<Json<StoredScore>> {
-    if req.reason.trim().is_empty() {
+    if req
+        .reason
+        .chars()
+        .all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+    {
         return Err(ApiError::unprocessable("reason is required"));
     }
     if req.score.is_none() && req.priority.is_none() {

@@ -42,6 +42,8 @@ pub async fn score(
     Extension(rid): Extension<RequestId>,
     ApiJson(req): ApiJson<ScoreRequest>,
 ) -> ApiResult<Json<ScoreResponse>> {
+    // The one rule for a lead, whichever door it comes through.
+    crate::crm::validate_lead(&req.lead)?;
     let name = st.config.scoring_strategy(req.strategy.as_deref());
     let plugin = st.manager.registry().get(&name)?;
     let started = Instant::now();
@@ -104,7 +106,8 @@ pub async fn qualify(
     Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    let req: QualifyRequest = if body.is_empty() {
+    // No body, or JSON `null` (the document says the body is optional: nullable).
+    let req: QualifyRequest = if body.trim_ascii().is_empty() || body.trim_ascii() == b"null" {
         QualifyRequest::default()
     } else {
         crate::server::json::parse(&body, st.config.server.json_depth_limit)?
