@@ -607,6 +607,7 @@ async fn requests_on_kept_alive_connections_during_shutdown_get_answers_or_clean
     assert!(closed_after_send.is_empty(), "{closed_after_send:#?}");
     assert_eq!(refused, 20, "every client ends on a refused connection");
     assert!(closing > 0, "responses during the drain say Connection: close");
+}
 
 /// Where scripts/schemathesis-venv.sh puts the pinned schemathesis.
 fn schemathesis_bin() -> std::path::PathBuf {
