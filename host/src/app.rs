@@ -49,7 +49,9 @@ impl App {
             llm: llm.clone(),
             mcp: (!mcp.servers().is_empty()).then(|| mcp.clone()),
             scorers: Arc::downgrade(&registry),
-            secrets: crate::secrets::Secrets::from_config(&config),
+            secrets: crate::secrets::Secrets::from_env_vars(config.secret_env_vars(), |v| {
+                std::env::var(v).ok()
+            }),
             ..HostServices::basic(Some(db.clone()), audit.clone())
         };
         let runtime = Runtime::new(config.runtime.clone(), services)?;

@@ -292,6 +292,23 @@ impl Config {
     }
 
     /// The operator's grant for a plugin name, if any.
+    /// The environment variables holding secrets, as the `*_env` keys name them (LLM API
+    /// keys, MCP auth headers, webhook secrets): what [`crate::secrets::Secrets`] redacts.
+    pub fn secret_env_vars(&self) -> Vec<String> {
+        self.llm
+            .providers
+            .values()
+            .filter_map(|p| p.api_key_env.clone())
+            .chain(
+                self.mcp
+                    .servers
+                    .values()
+                    .filter_map(|s| s.auth_header_env.clone()),
+            )
+            .chain(self.webhooks.values().map(|w| w.secret_env.clone()))
+            .collect()
+    }
+
     pub fn grant(&self, plugin: &str) -> Option<&Grant> {
         self.grants.get(plugin)
     }
@@ -325,5 +342,32 @@ mod tests {
         assert_eq!(c.qualify_strategy(None), "qualify-agent");
         assert_eq!(c.qualify_strategy(Some("x")), "x");
         assert_eq!(c.scoring_strategy(None), "bant");
+    }
+
+    #[test]
+    fn secrets_are_read_from_the_variables_every_env_key_names() {
+        let config: Config = toml::from_str(
+            r#"
+[llm.providers.p]
+kind = "openai"
+base_url = "http://127.0.0.1:1"
+api_key_env = "K_LLM"
+[mcp.servers.m]
+transport = "http"
+url = "http://127.0.0.1:2/mcp"
+auth_header_env = "K_MCP"
+[webhooks.w]
+pipeline = "x"
+layer = "l"
+topic = "t"
+secret_env = "K_HOOK"
+"#,
+        )
+        .unwrap();
+        let s = crate::secrets::Secrets::from_env_vars(config.secret_env_vars(), |v| {
+            Some(format!("value-of-{v}"))
+        });
+        let text = "value-of-K_LLM value-of-K_MCP value-of-K_HOOK";
+        assert_eq!(s.redact(text), "[redacted] [redacted] [redacted]");
     }
 }

@@ -15,7 +15,6 @@
 //! text. An `Authorization`-style value (`Bearer <token>`) is redacted whole and by its
 //! token.
 
-use crate::config::Config;
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -54,26 +53,13 @@ impl Secrets {
         Secrets(Arc::new(all))
     }
 
-    /// The values of the variables `config`'s `*_env` keys name (unset ones skipped).
-    pub fn from_config(config: &Config) -> Self {
-        Self::from_env_vars(config, |var| std::env::var(var).ok())
-    }
-
-    fn from_env_vars(config: &Config, env: impl Fn(&str) -> Option<String>) -> Self {
-        let vars = config
-            .llm
-            .providers
-            .values()
-            .filter_map(|p| p.api_key_env.clone())
-            .chain(
-                config
-                    .mcp
-                    .servers
-                    .values()
-                    .filter_map(|s| s.auth_header_env.clone()),
-            )
-            .chain(config.webhooks.values().map(|w| w.secret_env.clone()));
-        Self::new(vars.filter_map(|v| env(&v)))
+    /// The values of the environment variables named `vars` (e.g.
+    /// [`crate::config::Config::secret_env_vars`]); unset ones are skipped.
+    pub fn from_env_vars(
+        vars: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Self {
+        Self::new(vars.into_iter().filter_map(|v| env(&v)))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -152,30 +138,5 @@ mod tests {
             json!({"a": ["[redacted]!"], "[redacted]": {"b": "[redacted]"}})
         );
         assert!(!format!("{s:?}").contains("sk-live"));
-    }
-
-    #[test]
-    fn reads_the_variables_every_env_key_names() {
-        let config: Config = toml::from_str(
-            r#"
-[llm.providers.p]
-kind = "openai"
-base_url = "http://127.0.0.1:1"
-api_key_env = "K_LLM"
-[mcp.servers.m]
-transport = "http"
-url = "http://127.0.0.1:2/mcp"
-auth_header_env = "K_MCP"
-[webhooks.w]
-pipeline = "x"
-layer = "l"
-topic = "t"
-secret_env = "K_HOOK"
-"#,
-        )
-        .unwrap();
-        let s = Secrets::from_env_vars(&config, |v| Some(format!("value-of-{v}")));
-        let text = "value-of-K_LLM value-of-K_MCP value-of-K_HOOK";
-        assert_eq!(s.redact(text), "[redacted] [redacted] [redacted]");
     }
 }
