@@ -281,7 +281,11 @@ async fn keys_are_revoked_by_full_id_only_and_a_key_revoked_elsewhere_loses_admi
     // Prefixes of ids or secrets name no key: 404 problem+json, nothing revoked.
     for needle in ["strata_0", "s", &victim_id[..victim_id.len() - 1]] {
         let r = s
-            .req(Method::DELETE, &format!("/api/v1/keys/{needle}"), Some(&s.admin))
+            .req(
+                Method::DELETE,
+                &format!("/api/v1/keys/{needle}"),
+                Some(&s.admin),
+            )
             .send()
             .await
             .unwrap();
@@ -742,10 +746,27 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     // Errors made below the handlers are problem+json too: a query axum cannot parse,
     // an unknown method, the body limit on a route reading raw bytes.
     for (method, path, ct, body, want) in [
-        (Method::GET, "/api/v1/leads?limit=abc", "", String::new(), StatusCode::BAD_REQUEST),
-        (Method::DELETE, "/api/v1/leads", "", String::new(), StatusCode::METHOD_NOT_ALLOWED),
-        (Method::POST, "/api/v1/leads/bulk", "text/csv", format!("id\n{}", "x".repeat(1500)),
-            StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            Method::GET,
+            "/api/v1/leads?limit=abc",
+            "",
+            String::new(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/leads",
+            "",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            Method::POST,
+            "/api/v1/leads/bulk",
+            "text/csv",
+            format!("id\n{}", "x".repeat(1500)),
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
     ] {
         let mut r = s.req(method.clone(), path, Some(op));
         if !ct.is_empty() {
@@ -761,7 +782,11 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
     // CSV: an unclosed quote would fold the following rows into one name; refused, with
     // the line. A bulk validation error names the line and the field.
     for (csv, line, what) in [
-        ("id,name\nqq-1,\"Ann\nqq-2,Bob\nqq-3,Cy\n", "line 2", "never closed"),
+        (
+            "id,name\nqq-1,\"Ann\nqq-2,Bob\nqq-3,Cy\n",
+            "line 2",
+            "never closed",
+        ),
         ("id,name\nqq-1,Ann\nqq-2,Bob,x\n", "line 3", "fields"),
         ("id,budget\nok,1\nbad,-3\n", "line 3", "budget"),
     ] {
@@ -775,20 +800,39 @@ async fn bad_input_gets_a_clear_4xx_and_stores_nothing() {
         assert!(r.status().is_client_error(), "{csv:?}: {}", r.status());
         assert_problem(&r);
         let text = r.text().await.unwrap();
-        assert!(text.contains(line) && text.contains(what), "{csv:?}: {text}");
+        assert!(
+            text.contains(line) && text.contains(what),
+            "{csv:?}: {text}"
+        );
     }
     // /api/v1/score checks a lead by the same rule as /api/v1/leads.
-    for lead in [json!({"id": ""}), json!({"id": "  "}), json!({"id": "x", "budget": -1})] {
+    for lead in [
+        json!({"id": ""}),
+        json!({"id": "  "}),
+        json!({"id": "x", "budget": -1}),
+    ] {
         let (st, v) = s
-            .json(Method::POST, "/api/v1/score", op, Some(json!({ "lead": lead })))
+            .json(
+                Method::POST,
+                "/api/v1/score",
+                op,
+                Some(json!({ "lead": lead })),
+            )
             .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{lead}: {v}");
-        let (st, v) = s.json(Method::POST, "/api/v1/leads", op, Some(lead.clone())).await;
+        let (st, v) = s
+            .json(Method::POST, "/api/v1/leads", op, Some(lead.clone()))
+            .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{lead}: {v}");
     }
     // employees is an unsigned 32-bit count, as the OpenAPI document says.
     let (st, v) = s
-        .json(Method::POST, "/api/v1/score", op, Some(json!({"lead": {"id": "x", "employees": 4294967296u64}})))
+        .json(
+            Method::POST,
+            "/api/v1/score",
+            op,
+            Some(json!({"lead": {"id": "x", "employees": 4294967296u64}})),
+        )
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let r = s
@@ -835,7 +879,11 @@ async fn nul_characters_are_refused_naming_the_field_on_both_engines() {
         let (url, _guard) = support::fresh_url(backend).await;
         let s = Server::start(&url, "", |_| {}).await;
         let op = &s.operator;
-        let r = s.req(Method::GET, "/api/v1/leads/a%00b", Some(op)).send().await.unwrap();
+        let r = s
+            .req(Method::GET, "/api/v1/leads/a%00b", Some(op))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{backend:?}");
         assert_problem(&r);
         assert!(r.text().await.unwrap().contains("path"));
@@ -856,17 +904,31 @@ async fn nul_characters_are_refused_naming_the_field_on_both_engines() {
             }
         }
         let (st, v) = s
-            .json(Method::POST, "/api/v1/leads", op, Some(json!({"id": "a", "name": "A\u{0}n"})))
+            .json(
+                Method::POST,
+                "/api/v1/leads",
+                op,
+                Some(json!({"id": "a", "name": "A\u{0}n"})),
+            )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?} {v}");
         assert!(v["detail"].as_str().unwrap().contains("`name`"), "{v}");
         let (st, v) = s
-            .json(Method::POST, "/api/v1/score", op, Some(json!({"lead": {"id": "a\u{0}"}})))
+            .json(
+                Method::POST,
+                "/api/v1/score",
+                op,
+                Some(json!({"lead": {"id": "a\u{0}"}})),
+            )
             .await;
         assert_eq!(st, StatusCode::BAD_REQUEST, "{backend:?} {v}");
         assert!(v["detail"].as_str().unwrap().contains("`lead.id`"), "{v}");
         for (ct, body, field) in [
-            ("application/x-ndjson", "{\"id\":\"ok\"}\n{\"id\":\"b\",\"notes\":\"x\\u0000\"}\n", "notes"),
+            (
+                "application/x-ndjson",
+                "{\"id\":\"ok\"}\n{\"id\":\"b\",\"notes\":\"x\\u0000\"}\n",
+                "notes",
+            ),
             ("text/csv", "id,company\nok,A\nb,C\0D\n", "company"),
         ] {
             let r = s
@@ -876,16 +938,30 @@ async fn nul_characters_are_refused_naming_the_field_on_both_engines() {
                 .send()
                 .await
                 .unwrap();
-            assert!(r.status().is_client_error(), "{backend:?} {ct}: {}", r.status());
+            assert!(
+                r.status().is_client_error(),
+                "{backend:?} {ct}: {}",
+                r.status()
+            );
             assert_problem(&r);
             let text = r.text().await.unwrap();
-            assert!(text.contains("line 2") || text.contains("line 3"), "{ct}: {text}");
+            assert!(
+                text.contains("line 2") || text.contains("line 3"),
+                "{ct}: {text}"
+            );
             assert!(text.contains(field) && text.contains("NUL"), "{ct}: {text}");
         }
         // The MCP door and the CLI share the rule (crm::validate_lead); get_lead too.
         let crm = strata::crm::Crm::new(s.host.db.clone());
-        assert!(matches!(crm.lead("a\0b").await, Err(strata::crm::CrmError::NotFound(_))));
-        assert_eq!(s.host.db.count_leads(&Default::default()).await.unwrap(), 0, "{backend:?}");
+        assert!(matches!(
+            crm.lead("a\0b").await,
+            Err(strata::crm::CrmError::NotFound(_))
+        ));
+        assert_eq!(
+            s.host.db.count_leads(&Default::default()).await.unwrap(),
+            0,
+            "{backend:?}"
+        );
         s.stop().await;
     }
 }
@@ -906,11 +982,21 @@ async fn rate_limit_answers_429_with_retry_after_per_key() {
             .await
             .unwrap();
         if r.status() == StatusCode::TOO_MANY_REQUESTS {
-            let after: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+            let after: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
             assert!(after >= 1, "Retry-After: {after}");
             assert_problem(&r);
             let v: Value = r.json().await.unwrap();
-            assert!(v["detail"].as_str().unwrap().contains(&format!("retry after {after} s")), "{v}");
+            assert!(
+                v["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains(&format!("retry after {after} s")),
+                "{v}"
+            );
             statuses.push(StatusCode::TOO_MANY_REQUESTS);
             continue;
         }
@@ -1356,14 +1442,12 @@ impl Relay {
 async fn database_outage_fails_fast_reports_not_ready_and_keeps_pure_scoring_for_known_keys() {
     let real = support::pg::fresh_database_url().await;
     let parsed = reqwest::Url::parse(&real).unwrap();
-    let upstream = tokio::net::lookup_host((
-        parsed.host_str().unwrap(),
-        parsed.port().unwrap_or(5432),
-    ))
-    .await
-    .unwrap()
-    .next()
-    .unwrap();
+    let upstream =
+        tokio::net::lookup_host((parsed.host_str().unwrap(), parsed.port().unwrap_or(5432)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap();
     let relay = Relay::to(upstream).await;
     let mut via = parsed.clone();
     via.set_host(Some("127.0.0.1")).unwrap();
@@ -1415,7 +1499,12 @@ async fn database_outage_fails_fast_reports_not_ready_and_keeps_pure_scoring_for
     relay.cut.send(false).unwrap();
     let mut ready = StatusCode::SERVICE_UNAVAILABLE;
     for _ in 0..100 {
-        ready = s.req(Method::GET, "/ready", None).send().await.unwrap().status();
+        ready = s
+            .req(Method::GET, "/ready", None)
+            .send()
+            .await
+            .unwrap()
+            .status();
         if ready == StatusCode::OK {
             break;
         }

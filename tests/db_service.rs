@@ -873,18 +873,27 @@ async fn a_jobs_score_is_stored_once_and_a_new_attempt_closes_the_earlier_runnin
         assert!(first.finished_at.is_some());
         assert_eq!(first.job_id.as_deref(), Some(job.id.as_str()));
         let stored = db
-            .record_score_and_finish(&job_score("L-j", &job.id, 80.0), Some((&e2, &finished_ok())))
+            .record_score_and_finish(
+                &job_score("L-j", &job.id, 80.0),
+                Some((&e2, &finished_ok())),
+            )
             .await
             .unwrap();
         let strata::db::JobScore::Stored(score_id) = stored else {
             panic!("{stored:?}")
         };
-        assert_eq!(db.score_of_job(&job.id).await.unwrap().unwrap().id, score_id);
+        assert_eq!(
+            db.score_of_job(&job.id).await.unwrap().unwrap().id,
+            score_id
+        );
         // Attempt 3 (its completion was lost, or a worker whose lease expired): its score
         // is not stored, its execution is closed naming the stored score.
         let e3 = open_execution(&db, &job.id, "L-j").await;
         let again = db
-            .record_score_and_finish(&job_score("L-j", &job.id, 10.0), Some((&e3, &finished_ok())))
+            .record_score_and_finish(
+                &job_score("L-j", &job.id, 10.0),
+                Some((&e3, &finished_ok())),
+            )
             .await
             .unwrap();
         assert_eq!(again, strata::db::JobScore::AlreadyStored(score_id.clone()));
@@ -936,12 +945,24 @@ async fn released_failed_dead_reaped_and_completed_jobs_leave_no_running_executi
         // Failed with attempts left, then dead on the last attempt.
         db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
         open_execution(&db, &job.id, "L").await;
-        let f = db.fail_job(&job.id, "w1", "boom", 0).await.unwrap().unwrap();
+        let f = db
+            .fail_job(&job.id, "w1", "boom", 0)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(f.status, JobStatus::Queued);
-        assert_eq!(running(db.clone(), job.id.clone()).await, 0, "failed, retry");
+        assert_eq!(
+            running(db.clone(), job.id.clone()).await,
+            0,
+            "failed, retry"
+        );
         db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
         open_execution(&db, &job.id, "L").await;
-        let f = db.fail_job(&job.id, "w1", "boom", 0).await.unwrap().unwrap();
+        let f = db
+            .fail_job(&job.id, "w1", "boom", 0)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(f.status, JobStatus::Dead);
         assert_eq!(running(db.clone(), job.id.clone()).await, 0, "dead");
         // Reaped: the worker died on the last attempt.
@@ -958,7 +979,10 @@ async fn released_failed_dead_reaped_and_completed_jobs_leave_no_running_executi
         assert_eq!(db.reap_expired_jobs().await.unwrap(), 1);
         assert_eq!(running(db.clone(), job.id.clone()).await, 0, "reaped");
         // Completed without the execution finished (e.g. the stored result replayed).
-        let job = db.enqueue_job(&NewJob::new("qualify", json!({}))).await.unwrap();
+        let job = db
+            .enqueue_job(&NewJob::new("qualify", json!({})))
+            .await
+            .unwrap();
         db.claim_job("w1", 60_000, &[]).await.unwrap().unwrap();
         open_execution(&db, &job.id, "L").await;
         assert!(db.complete_job(&job.id, "w1", &json!({})).await.unwrap());

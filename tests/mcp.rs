@@ -824,11 +824,12 @@ async fn strata_mcp_server_over_http_in_process_needs_an_operator_key() {
     std::env::set_var(KEY_VAR, format!("Bearer {operator}"));
     std::env::set_var(READER_VAR, format!("Bearer {reader}"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = strata::server::mcp_http::serve_http(db.clone(), "127.0.0.1:0".parse().unwrap(), async {
-        let _ = stop_rx.await;
-    })
-    .await
-    .unwrap();
+    let addr =
+        strata::server::mcp_http::serve_http(db.clone(), "127.0.0.1:0".parse().unwrap(), async {
+            let _ = stop_rx.await;
+        })
+        .await
+        .unwrap();
     assert_ne!(addr.port(), 0);
     let url = format!("http://{addr}/mcp");
     let mut crm = McpServerSettings::http(&url);

@@ -710,7 +710,11 @@ async fn signed_booking_webhook_runs_once_per_delivery_and_rejects_bad_signature
         .unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.text().await.unwrap().contains("signature does not match"));
-    assert_eq!(db.list_runs(None, 10).await.unwrap().len(), 1, "no second run");
+    assert_eq!(
+        db.list_runs(None, 10).await.unwrap().len(),
+        1,
+        "no second run"
+    );
 
     // The job runs it: booking → proposal → pricing → kickoff, invoicing, forecast.
     let run_id = first["run_id"].as_str().unwrap().to_string();

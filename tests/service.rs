@@ -415,13 +415,19 @@ limits = {{ deadline_ms = 60000 }}
         );
         let config: strata::config::Config = toml::from_str(&text).unwrap();
         // Job B: attempt 1 claimed and its execution opened by a worker that then died.
-        let job_b = h
-            .db
-            .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-B"})))
+        let job_b =
+            h.db.enqueue_job(&NewJob::new(
+                "qualify",
+                serde_json::json!({"lead_id": "L-B"}),
+            ))
             .await
             .unwrap()
             .id;
-        let claimed = h.db.claim_job("killed-worker", 1, &[]).await.unwrap().unwrap();
+        let claimed =
+            h.db.claim_job("killed-worker", 1, &[])
+                .await
+                .unwrap()
+                .unwrap();
         assert_eq!(claimed.id, job_b);
         let mut e = strata::db::NewExecution::new(
             "qualify-agent",
@@ -430,9 +436,11 @@ limits = {{ deadline_ms = 60000 }}
         );
         e.job_id = Some(job_b.clone());
         let killed = Some(h.db.insert_execution(&e).await.unwrap());
-        let job_a = h
-            .db
-            .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-A"})))
+        let job_a =
+            h.db.enqueue_job(&NewJob::new(
+                "qualify",
+                serde_json::json!({"lead_id": "L-A"}),
+            ))
             .await
             .unwrap()
             .id;
@@ -452,7 +460,11 @@ limits = {{ deadline_ms = 60000 }}
         )
         .await;
         let a = wait_for_job(&h.db, &job_a, 2).await;
-        assert_eq!((a.status, a.attempts), (JobStatus::Succeeded, 2), "[{backend}] {a:?}");
+        assert_eq!(
+            (a.status, a.attempts),
+            (JobStatus::Succeeded, 2),
+            "[{backend}] {a:?}"
+        );
         assert_eq!(a.result.as_ref().unwrap()["replayed"], true, "{a:?}");
         let b = wait_for_job(&h.db, &job_b, 2).await;
         assert_eq!(b.status, JobStatus::Succeeded, "[{backend}] {b:?}");
@@ -485,9 +497,11 @@ async fn a_server_on_a_taken_port_exits_with_one_line_and_claims_no_job() {
     let h = host(&url, "").await;
     install(&h.plugins_dir, "bant", "bant");
     h.db.upsert_lead(&hot_lead("L-1")).await.unwrap();
-    let job = h
-        .db
-        .enqueue_job(&NewJob::new("qualify", serde_json::json!({"lead_id": "L-1", "strategy": "bant"})))
+    let job =
+        h.db.enqueue_job(&NewJob::new(
+            "qualify",
+            serde_json::json!({"lead_id": "L-1", "strategy": "bant"}),
+        ))
         .await
         .unwrap();
     let audit_before = support::scalar_i64(&url, "SELECT COUNT(*) FROM capability_audit").await;
@@ -510,7 +524,10 @@ async fn a_server_on_a_taken_port_exits_with_one_line_and_claims_no_job() {
     .expect("exits at once")
     .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("address in use") && msg.contains(&addr), "{msg}");
+    assert!(
+        msg.contains("address in use") && msg.contains(&addr),
+        "{msg}"
+    );
     assert!(!msg.contains('\n'), "{msg}");
 
     let cfg = write_config(h.tmp.path(), &url, &h.plugins_dir, 2);
@@ -606,7 +623,10 @@ async fn requests_on_kept_alive_connections_during_shutdown_get_answers_or_clean
     );
     assert!(closed_after_send.is_empty(), "{closed_after_send:#?}");
     assert_eq!(refused, 20, "every client ends on a refused connection");
-    assert!(closing > 0, "responses during the drain say Connection: close");
+    assert!(
+        closing > 0,
+        "responses during the drain say Connection: close"
+    );
 }
 
 /// Where scripts/schemathesis-venv.sh puts the pinned schemathesis.

@@ -137,9 +137,8 @@ pub async fn qualify_for_job(
         tokio::task::spawn_blocking(move || a.run_agent_with_usage(&input, rid)).await?;
     let duration_ms = started.elapsed().as_millis() as i64;
 
-    let parsed: Result<(Value, AgentOutput), AgentError> = result
-        .map_err(AgentError::from)
-        .and_then(|out| {
+    let parsed: Result<(Value, AgentOutput), AgentError> =
+        result.map_err(AgentError::from).and_then(|out| {
             let v: Value =
                 serde_json::from_str(&out).map_err(|source| AgentError::InvalidJson {
                     agent: agent.id().to_string(),

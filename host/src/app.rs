@@ -41,8 +41,10 @@ impl App {
         } else {
             Some(Arc::new(LlmBroker::new(&config.llm)?))
         };
-        let crm =
-            crate::mcp::BuiltinCrm::new(db.clone(), crate::crm::mcp::ServeOptions::from_config(&config));
+        let crm = crate::mcp::BuiltinCrm::new(
+            db.clone(),
+            crate::crm::mcp::ServeOptions::from_config(&config),
+        );
         let mcp = McpManager::with_builtin(&config.mcp, Some(crm));
         let registry = Arc::new(Registry::new());
         let services = HostServices {

@@ -100,7 +100,11 @@ pub struct UnknownVariant {
 #[serde(deny_unknown_fields)]
 pub struct Lead {
     /// 1–200 characters, not only whitespace, no NUL (`crm::validate_lead`).
-    #[schema(min_length = 1, max_length = 200, pattern = r"^[^\x00]*[^\x00\t\n\x0b\x0c\r ][^\x00]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00]*[^\x00\t\n\x0b\x0c\r ][^\x00]*$"
+    )]
     pub id: String,
     #[serde(default)]
     pub name: Option<String>,

@@ -354,7 +354,12 @@ mod tests {
     use super::*;
 
     fn csv(text: &str) -> Result<Leads, InputError> {
-        parse(text.as_bytes(), "body", InputFormat::Csv, &ReadOptions::default())
+        parse(
+            text.as_bytes(),
+            "body",
+            InputFormat::Csv,
+            &ReadOptions::default(),
+        )
     }
 
     #[test]
@@ -372,19 +377,25 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("line 4") && e.contains("opened on line 2"), "{e}");
+        assert!(
+            e.contains("line 4") && e.contains("opened on line 2"),
+            "{e}"
+        );
     }
 
     #[test]
     fn a_record_with_another_field_count_is_refused() {
-        let e = csv("id,name\nqq-1,Ann\nqq-2,Bob,extra\n").err().unwrap().to_string();
+        let e = csv("id,name\nqq-1,Ann\nqq-2,Bob,extra\n")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("line 3") && e.contains("3 fields"), "{e}");
     }
 
     #[test]
     fn quoted_fields_may_span_lines_and_hold_quotes() {
-        let l = csv("id,name,notes\nqq-1,\"Ann \"\"A\"\"\",\"two\r\nlines\"\nqq-2,Bob,\"\"\n")
-            .unwrap();
+        let l =
+            csv("id,name,notes\nqq-1,\"Ann \"\"A\"\"\",\"two\r\nlines\"\nqq-2,Bob,\"\"\n").unwrap();
         assert_eq!(l.leads.len(), 2);
         assert_eq!(l.leads[0].name.as_deref(), Some("Ann \"A\""));
         assert_eq!(l.leads[0].notes.as_deref(), Some("two\r\nlines"));

@@ -47,7 +47,6 @@ impl CallState {
             .crm
             .ok_or_else(|| CapabilityError::Denied("crm is not granted".into()))
     }
-
 }
 
 impl wit::Host for CallState {
@@ -70,7 +69,14 @@ impl wit::Host for CallState {
                 .map_err(unavailable)?;
             Ok(lead.as_ref().map(types::Lead::from))
         })();
-        self.audited(Capability::Crm, "get-lead", &format!("lead:{id}"), started, None, r)
+        self.audited(
+            Capability::Crm,
+            "get-lead",
+            &format!("lead:{id}"),
+            started,
+            None,
+            r,
+        )
     }
 
     fn list_scores(

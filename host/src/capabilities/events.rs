@@ -101,7 +101,6 @@ impl CallState {
             .ok_or_else(|| CapabilityError::Denied("events is not granted".into()))
     }
 
-
     fn events_publish(&mut self, topic: &str, payload: &str) -> Result<String, CapabilityError> {
         check_topic(topic)?;
         if !self.events_scope()?.may_publish(topic) {
@@ -198,7 +197,14 @@ impl wit::Host for CallState {
             (Ok(id), false) => Some(format!("event {id}")),
             _ => None,
         };
-        self.audited(Capability::Events, "publish", &topic_target(&topic), started, note, r)
+        self.audited(
+            Capability::Events,
+            "publish",
+            &topic_target(&topic),
+            started,
+            note,
+            r,
+        )
     }
 
     fn read(
@@ -210,7 +216,14 @@ impl wit::Host for CallState {
         let started = Instant::now();
         let r = self.events_read(&topic, after.as_deref(), limit);
         let note = r.as_ref().ok().map(|v| format!("{} event(s)", v.len()));
-        self.audited(Capability::Events, "read", &topic_target(&topic), started, note, r)
+        self.audited(
+            Capability::Events,
+            "read",
+            &topic_target(&topic),
+            started,
+            note,
+            r,
+        )
     }
 }
 

@@ -70,7 +70,6 @@ impl CallState {
             .clone()
             .ok_or_else(|| CapabilityError::Unavailable("no MCP servers configured".into()))
     }
-
 }
 
 fn unavailable(e: crate::mcp::McpError) -> CapabilityError {
@@ -102,7 +101,14 @@ impl wit::Host for CallState {
                 })
                 .collect::<Vec<_>>())
         })();
-        self.audited(Capability::Mcp, "list-tools", &format!("mcp:{server}"), started, None, r)
+        self.audited(
+            Capability::Mcp,
+            "list-tools",
+            &format!("mcp:{server}"),
+            started,
+            None,
+            r,
+        )
     }
 
     fn call_tool(

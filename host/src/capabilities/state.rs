@@ -129,7 +129,6 @@ impl CallState {
             .clone()
             .ok_or_else(|| CapabilityError::Unavailable("no database configured".into()))
     }
-
 }
 
 fn unavailable(e: impl std::fmt::Display) -> CapabilityError {

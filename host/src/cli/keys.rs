@@ -53,7 +53,9 @@ pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
             if db.revoke_api_key(&id).await? {
                 println!("revoked {id}");
             } else {
-                anyhow::bail!("no active key with id {id:?} (give the full id `strata keys list` shows)");
+                anyhow::bail!(
+                    "no active key with id {id:?} (give the full id `strata keys list` shows)"
+                );
             }
         }
     }

@@ -86,7 +86,8 @@ async fn manager(
     }
     let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
     db.migrate().await?;
-    let crm = crate::mcp::BuiltinCrm::new(db.clone(), crate::crm::mcp::ServeOptions::from_config(cfg));
+    let crm =
+        crate::mcp::BuiltinCrm::new(db.clone(), crate::crm::mcp::ServeOptions::from_config(cfg));
     Ok((
         crate::mcp::McpManager::with_builtin(&cfg.mcp, Some(crm)),
         Some(db),
@@ -100,10 +101,11 @@ async fn serve(args: ServeArgs, cfg: crate::config::Config) -> anyhow::Result<()
     let result = match args.transport.as_str() {
         "http" => {
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            let (addr, task) = crate::server::mcp_http::serve_http_with(db.clone(), opts, args.bind, async {
-                let _ = rx.await;
-            })
-            .await?;
+            let (addr, task) =
+                crate::server::mcp_http::serve_http_with(db.clone(), opts, args.bind, async {
+                    let _ = rx.await;
+                })
+                .await?;
             eprintln!(
                 "Strata MCP server at http://{addr}/mcp (streamable HTTP); clients send \
                  `Authorization: Bearer <key>` with an operator key \

@@ -108,10 +108,7 @@ impl JsonSchema for UpsertLeadArgs {
 
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
         let mut schema = Lead::json_schema(generator);
-        if let Some(props) = schema
-            .get_mut("properties")
-            .and_then(|p| p.as_object_mut())
-        {
+        if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
             props.remove("status");
             props.remove("attributes");
         }
@@ -386,4 +383,3 @@ pub async fn serve_stdio_with(db: Db, opts: ServeOptions) -> anyhow::Result<()> 
     tracing::info!(?reason, "MCP stdio session ended");
     Ok(())
 }
-

@@ -241,7 +241,11 @@ impl Db {
                     OP
                 );
                 if n > 0 {
-                    tracing::info!(job_id = job, closed = n, "earlier running execution of the job closed as abandoned");
+                    tracing::info!(
+                        job_id = job,
+                        closed = n,
+                        "earlier running execution of the job closed as abandoned"
+                    );
                 }
             }
             sqlx::query(

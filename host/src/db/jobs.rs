@@ -518,7 +518,11 @@ impl Db {
             if let Some(r) = &row {
                 let why = format!(
                     "abandoned: this attempt of job {id} failed ({}): {}",
-                    if r.status == "dead" { "job dead" } else { "will retry" },
+                    if r.status == "dead" {
+                        "job dead"
+                    } else {
+                        "will retry"
+                    },
                     truncate_error(error)
                 );
                 close_running_of_job!(&mut *tx, id, &why, now, OP);

@@ -2,8 +2,8 @@
 //! HTTP session, or Strata's own server in process (`builtin.rs`). The host owns the child process itself (not rmcp) so it knows the pid,
 //! sees the exit at once, forwards stderr to the log and kills the child on drop.
 
-use super::settings::{McpServerSettings, McpTransport};
 use super::error::ConnectError;
+use super::settings::{McpServerSettings, McpTransport};
 use super::ToolInfo;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
 use rmcp::service::RunningService;

@@ -22,8 +22,8 @@ use super::builtin::BuiltinCrm;
 use super::error::McpError;
 use super::settings::McpSettings;
 pub use super::tools::{ToolInfo, ToolOutput};
-pub use super::upstream::ServerStatus;
 use super::upstream::Server;
+pub use super::upstream::ServerStatus;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -57,7 +57,10 @@ impl McpManager {
             .servers
             .iter()
             .map(|(name, cfg)| {
-                (name.clone(), Arc::new(Server::new(name, cfg, settings, builtin.as_ref())))
+                (
+                    name.clone(),
+                    Arc::new(Server::new(name, cfg, settings, builtin.as_ref())),
+                )
             })
             .collect();
         Arc::new(McpManager { servers })

@@ -20,9 +20,9 @@ mod builtin;
 mod connect;
 pub mod error;
 pub mod manager;
+pub mod settings;
 mod tools;
 mod upstream;
-pub mod settings;
 
 pub use breaker::BreakerState;
 pub use builtin::BuiltinCrm;

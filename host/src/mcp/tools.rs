@@ -74,4 +74,3 @@ pub(super) fn json_kind(v: &serde_json::Value) -> &'static str {
         serde_json::Value::Object(_) => "an object",
     }
 }
-

@@ -175,7 +175,9 @@ impl Server {
     }
 
     /// [`Server::connection`], and whether it was opened just now.
-    pub(super) async fn connection_fresh(self: &Arc<Self>) -> Result<(Arc<Connection>, bool), McpError> {
+    pub(super) async fn connection_fresh(
+        self: &Arc<Self>,
+    ) -> Result<(Arc<Connection>, bool), McpError> {
         let mut slot = self.slot.lock().await;
         if self.closed.load(Ordering::SeqCst) {
             return Err(self.unavailable("the MCP client manager has shut down"));
@@ -358,7 +360,13 @@ impl Server {
     }
 
     /// A request that outlived its deadline: a failure for the breaker.
-    pub(super) fn timed_out(&self, permit: Permit<'_>, tool: &str, what: &str, timeout: Duration) -> McpError {
+    pub(super) fn timed_out(
+        &self,
+        permit: Permit<'_>,
+        tool: &str,
+        what: &str,
+        timeout: Duration,
+    ) -> McpError {
         let ms = timeout.as_millis() as u64;
         permit.failure(Some(&format!("{what} timed out after {ms} ms")));
         McpError::Timeout {
@@ -479,4 +487,3 @@ impl Server {
         }
     }
 }
-

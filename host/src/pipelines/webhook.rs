@@ -42,7 +42,9 @@ fn mac(secret: &[u8], timestamp: i64, delivery: &str, body: &[u8]) -> Hmac<Sha25
 /// The signature header value for delivery `delivery` of `body` at `timestamp` (what a
 /// sender computes).
 pub fn sign(secret: &[u8], timestamp: i64, delivery: &str, body: &[u8]) -> String {
-    let tag = mac(secret, timestamp, delivery, body).finalize().into_bytes();
+    let tag = mac(secret, timestamp, delivery, body)
+        .finalize()
+        .into_bytes();
     format!("sha256={}", hex::encode(tag))
 }
 
@@ -98,7 +100,15 @@ mod tests {
             Ok(1000)
         );
         assert_eq!(
-            verify(b"s3cret", Some("1000"), Some(&sig), "d-1", b"{}", 1_010, 300),
+            verify(
+                b"s3cret",
+                Some("1000"),
+                Some(&sig),
+                "d-1",
+                b"{}",
+                1_010,
+                300
+            ),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(

@@ -59,4 +59,3 @@ impl RuntimeSettings {
         Duration::from_millis(EPOCH_TICK_MS)
     }
 }
-

@@ -103,7 +103,9 @@ impl KeyCache {
         }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Option<ApiKeyRecord>, Instant)>> {
+    fn entries(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (Option<ApiKeyRecord>, Instant)>> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -146,10 +146,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// and headers kept and their text as the detail. A 429's `Retry-After` is at least 1 s
 /// (the limiter rounds the wait down, to 0). JSON answers (MCP's JSON-RPC errors) and
 /// event streams are left as they are.
-pub async fn problem_errors(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+pub async fn problem_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let res = next.run(req).await;
     if !(res.status().is_client_error() || res.status().is_server_error()) {
         return res;
@@ -193,7 +190,10 @@ pub async fn problem_errors(
     }
     let mut out = err.into_response();
     for (k, v) in parts.headers.iter() {
-        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH && !out.headers().contains_key(k) {
+        if k != header::CONTENT_TYPE
+            && k != header::CONTENT_LENGTH
+            && !out.headers().contains_key(k)
+        {
             out.headers_mut().insert(k.clone(), v.clone());
         }
     }

@@ -96,7 +96,13 @@ fn has_escaped_nul(bytes: &[u8]) -> bool {
 
 /// Where the first NUL is (`lead.name`, `items[2]`, a key: `attributes.<key>`).
 fn nul_path(v: &serde_json::Value, at: String) -> Option<String> {
-    let join = |k: &str| if at.is_empty() { k.to_string() } else { format!("{at}.{k}") };
+    let join = |k: &str| {
+        if at.is_empty() {
+            k.to_string()
+        } else {
+            format!("{at}.{k}")
+        }
+    };
     match v {
         serde_json::Value::String(s) => s.contains('\0').then_some(at),
         serde_json::Value::Array(a) => a
@@ -183,9 +189,12 @@ mod tests {
     fn escaped_nul_is_found_and_named() {
         assert!(super::has_escaped_nul(br#"{"a":"x\u0000"}"#));
         assert!(!super::has_escaped_nul(br#"{"a":"x\\u0000"}"#));
-        let e = super::parse::<serde_json::Value>(br#"{"lead":{"id":"a","attributes":{"k":"\u0000"}}}"#, 32)
-            .err()
-            .unwrap();
+        let e = super::parse::<serde_json::Value>(
+            br#"{"lead":{"id":"a","attributes":{"k":"\u0000"}}}"#,
+            32,
+        )
+        .err()
+        .unwrap();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(e.detail.contains("`lead.attributes.k`"), "{}", e.detail);
     }

@@ -80,17 +80,14 @@ async fn require_key(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use crate::db::Role;
     use super::error::ApiError;
+    use crate::db::Role;
     use axum::response::IntoResponse;
     let Some(key) = super::auth::presented_key(req.headers()) else {
         return ApiError::unauthorized("missing API key: send `Authorization: Bearer <key>`")
             .into_response();
     };
-    match db
-        .find_active_api_key(&super::auth::hash_key(key))
-        .await
-    {
+    match db.find_active_api_key(&super::auth::hash_key(key)).await {
         Ok(Some(rec)) if rec.role.allows(Role::Operator) => next.run(req).await,
         Ok(Some(rec)) => ApiError::forbidden(format!(
             "the MCP server needs the operator role; key {:?} has {}",

@@ -54,34 +54,43 @@ pub fn problem_responses(doc: &mut utoipa::openapi::OpenApi) {
         .flatten()
         {
             for (status, resp) in op.responses.responses.iter_mut() {
-                let utoipa::openapi::RefOr::T(r) = resp else { continue };
+                let utoipa::openapi::RefOr::T(r) = resp else {
+                    continue;
+                };
                 let is_error = status.starts_with('4') || status.starts_with('5');
                 if let Some(c) = r.content.shift_remove("application/json") {
-                    let key = if is_error { PROBLEM } else { "application/json" };
+                    let key = if is_error {
+                        PROBLEM
+                    } else {
+                        "application/json"
+                    };
                     r.content.insert(key.to_string(), c);
                 }
             }
-            op.responses.responses.entry("default".into()).or_insert_with(|| {
-                uses_problem = true;
-                ResponseBuilder::new()
-                    .description("An error, as RFC 9457 problem details")
-                    .content(
-                        PROBLEM,
-                        ContentBuilder::new().schema(Some(Ref::new(problem_ref))).build(),
-                    )
-                    .build()
-                    .into()
-            });
+            op.responses
+                .responses
+                .entry("default".into())
+                .or_insert_with(|| {
+                    uses_problem = true;
+                    ResponseBuilder::new()
+                        .description("An error, as RFC 9457 problem details")
+                        .content(
+                            PROBLEM,
+                            ContentBuilder::new()
+                                .schema(Some(Ref::new(problem_ref)))
+                                .build(),
+                        )
+                        .build()
+                        .into()
+                });
         }
     }
     if uses_problem {
         let c = doc.components.get_or_insert_with(Default::default);
         if !c.schemas.contains_key("Problem") {
             use utoipa::PartialSchema;
-            c.schemas.insert(
-                "Problem".into(),
-                crate::server::error::Problem::schema(),
-            );
+            c.schemas
+                .insert("Problem".into(), crate::server::error::Problem::schema());
         }
     }
 }

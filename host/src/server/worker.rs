@@ -4,8 +4,8 @@
 //! its running job back to the queue.
 
 use super::AppState;
-use crate::db::{JobRecord, NewScore};
 use crate::db::jobs::kinds;
+use crate::db::{JobRecord, NewScore};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,11 +33,7 @@ fn hostname() -> String {
 async fn run(st: AppState, owner: String, mut stop: watch::Receiver<bool>) {
     let lease = st.config.server.job_lease_ms;
     while !*stop.borrow() {
-        let job = match st
-            .db
-            .claim_job(&owner, lease, kinds::ALL)
-            .await
-        {
+        let job = match st.db.claim_job(&owner, lease, kinds::ALL).await {
             Ok(Some(job)) => job,
             Ok(None) => {
                 tokio::select! {
