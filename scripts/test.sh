@@ -40,13 +40,20 @@ fi
 # schemathesis (pinned, in a venv outside the clone) for the OpenAPI conformance test in
 # tests/service.rs; the test fails, naming this script, when it is missing.
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then
-    echo "== installing python3-venv (needed by the schemathesis test)"
+    echo "== installing python3-venv (needed by the schemathesis and Frappe tests)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3 python3-venv >/dev/null
 fi
 echo "== installing schemathesis (scripts/schemathesis-venv.sh)"
 bash scripts/schemathesis-venv.sh >/dev/null
+
+# frappe-crm-mcp 0.0.6 (pinned with its dependencies, in a venv outside the clone) for the
+# Frappe CRM integration test (tests/frappe_mcp.rs): it runs the real server as a stdio
+# child against the Frappe REST double; the test reads the executable's path from here.
+echo "== installing frappe-crm-mcp (scripts/frappe-crm-mcp-venv.sh)"
+STRATA_FRAPPE_MCP="$(bash scripts/frappe-crm-mcp-venv.sh)"
+export STRATA_FRAPPE_MCP
 
 # CI: share one target directory outside the clone between runs on the same machine
 # (a cold build also passes, it just takes longer).
