@@ -36,6 +36,20 @@ struct Setup {
 /// A host with the agent and BANT loaded, the mock LLM as provider `mock` behind alias
 /// `qualifier`, Strata's MCP server as `crm`, and `grant_extra` appended to the agent's grant.
 async fn setup(llm_grant: &str, mcp_tools: &str) -> Setup {
+    setup_with(llm_grant, mcp_tools, "").await
+}
+
+/// `[qualify.crm]` writing a lead status Strata's server refuses.
+const REFUSED_WRITE_BACK: &str = r#"
+[qualify.crm]
+status_by_priority = { immediate = "promising", high = "promising", medium = "promising", low = "promising" }
+[[qualify.crm.write_back]]
+tool = "update_lead"
+arguments = { id = "{lead_id}", status = "{crm_status}" }
+"#;
+
+/// [`setup`] with `qualify_extra` appended under `[qualify]` (e.g. a `[qualify.crm]`).
+async fn setup_with(llm_grant: &str, mcp_tools: &str, qualify_extra: &str) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
@@ -76,6 +90,7 @@ env = {{ STRATA_DATABASE__URL = "{url}", STRATA_LOG = "warn" }}
 side_effect_tools = ["update_*", "qualify_*"]
 [qualify]
 agent = "{AGENT}"
+{qualify_extra}
 [grants.bant]
 capabilities = []
 [grants.{AGENT}]
@@ -110,23 +125,24 @@ const TOOLS: &str = r#""crm/get_lead", "crm/update_lead""#;
 
 async fn qualify(s: &Setup, lead: &str) -> Result<Value, String> {
     let agent = s.app.manager.registry().get(AGENT).unwrap();
-    strata::agents::qualify_with_agent(
-        &s.app.db,
-        agent,
-        &s.app.config.qualify,
-        lead,
-        Some("rid-agent".into()),
-    )
-    .await
-    .map_err(|e| e.to_string())
+    s.app
+        .qualify
+        .run(agent, lead, Some("rid-agent".into()))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn audit(s: &Setup, capability: &str) -> Vec<strata::db::AuditRecord> {
+    audit_of(s, AGENT, capability).await
+}
+
+/// The audit rows of `plugin` (`host` for the host's own CRM calls) for `capability`.
+async fn audit_of(s: &Setup, plugin: &str, capability: &str) -> Vec<strata::db::AuditRecord> {
     s.app.audit.flush().await;
     s.app
         .db
         .list_audit(&AuditFilter {
-            plugin: Some(AGENT.into()),
+            plugin: Some(plugin.into()),
             capability: Some(capability.into()),
             ..Default::default()
         })
@@ -192,7 +208,18 @@ async fn agent_qualifies_through_mcp_and_the_llm_and_stores_score_and_execution(
     assert!(llm_rows[0].allowed);
     assert_eq!(llm_rows[0].tokens_in, Some(321));
     assert_eq!(llm_rows[0].request_id.as_deref(), Some("rid-agent"));
-    assert_eq!(audit(&s, "mcp").await.len(), 2);
+    // The CRM calls are the host's (the agent holds no CRM power), audited as `host`.
+    assert!(audit(&s, "mcp").await.is_empty());
+    let crm_rows = audit_of(&s, "host", "mcp").await;
+    let targets: Vec<_> = crm_rows
+        .iter()
+        .filter_map(|r| r.target.as_deref())
+        .collect();
+    assert_eq!(targets, ["mcp:crm/get_lead", "mcp:crm/update_lead"]);
+    assert!(crm_rows
+        .iter()
+        .all(|r| r.request_id.as_deref() == Some("rid-agent")));
+    assert_eq!(v["written_back"], true, "{v}");
     s.app.shutdown().await;
 }
 
@@ -256,25 +283,57 @@ async fn exhausted_token_budget_is_denied_audited_and_falls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_ungranted_mcp_tool_is_denied_and_audited() {
-    // get_lead only: the write-back is refused; the score is still stored, the output says so.
-    let s = setup("", r#""crm/get_lead""#).await;
-    s.llm.push(Behaviour::json(answer(60.0)));
-    let v = qualify(&s, "L-1").await.unwrap();
-    assert_eq!(v["agent_output"]["written_back"], false, "{v}");
-    assert!(v["agent_output"]["write_back_error"]
-        .as_str()
-        .unwrap()
-        .contains("not granted"));
-    let denied: Vec<_> = audit(&s, "mcp")
+async fn a_write_back_the_crm_refuses_fails_the_qualification_and_is_recorded() {
+    // A mapping whose write-back the server rejects (no lead status "promising"): the
+    // score is stored, the execution says `failed` with the tool's error, the caller gets
+    // an error naming the write-back.
+    let s = setup_with("", TOOLS, REFUSED_WRITE_BACK).await;
+    s.llm.push(Behaviour::json(answer(70.0)));
+    let e = qualify(&s, "L-1").await.unwrap_err();
+    assert!(
+        e.contains("write-back to the CRM failed") && e.contains("update_lead"),
+        "{e}"
+    );
+    let scores = s.app.db.latest_scores("L-1", 5).await.unwrap();
+    assert_eq!(scores.len(), 1);
+    let execs = s
+        .app
+        .db
+        .list_executions(&ExecutionFilter::default())
         .await
-        .into_iter()
-        .filter(|r| !r.allowed)
-        .collect();
-    assert_eq!(denied.len(), 1);
-    assert_eq!(denied[0].target.as_deref(), Some("mcp:crm/update_lead"));
-    let lead = s.app.db.get_lead("L-1").await.unwrap().unwrap();
-    assert!(!lead.attributes.contains_key("strata_score"));
+        .unwrap();
+    assert_eq!(execs[0].status, "failed");
+    assert!(
+        execs[0].error.as_deref().unwrap().contains("write-back"),
+        "{:?}",
+        execs[0].error
+    );
+    let out = execs[0].output.as_ref().unwrap();
+    assert_eq!(out["written_back"], false, "{out}");
+    assert_eq!(out["write_back"][0]["status"], "failed", "{out}");
+    s.app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_agent_run_closes_its_execution_and_an_unknown_lead_opens_none() {
+    // The LLM fails and the fallback scorer is not granted: the agent run fails, and its
+    // execution is `failed`, not left `running`. A lead neither Strata nor the CRM has
+    // fails before any execution opens.
+    let s = setup_with("", TOOLS, r#"fallback_strategy = "ungranted""#).await;
+    s.llm.set_default(Behaviour::status(500));
+    let e = qualify(&s, "L-1").await.unwrap_err();
+    assert!(e.contains("ungranted"), "{e}");
+    let e = qualify(&s, "nope").await.unwrap_err();
+    assert!(e.contains("get_lead") && e.contains("nope"), "{e}");
+    let execs = s
+        .app
+        .db
+        .list_executions(&ExecutionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(execs.len(), 1, "{execs:?}");
+    assert_eq!(execs[0].status, "failed");
+    assert!(execs[0].error.as_deref().unwrap().contains("ungranted"));
     s.app.shutdown().await;
 }
 
@@ -299,7 +358,9 @@ async fn e2e_real_local_model_qualifies_a_lead() {
     let app = App::with_db(config, db).unwrap();
     assert!(app.manager.load_all().await.failed.is_empty());
     let agent = app.manager.registry().get(AGENT).unwrap();
-    let v = strata::agents::qualify_with_agent(&app.db, agent, &app.config.qualify, "L-1", None)
+    let v = app
+        .qualify
+        .run(agent, "L-1", None)
         .await
         .expect("qualified");
     eprintln!("{}", serde_json::to_string_pretty(&v).unwrap());

@@ -8,6 +8,8 @@
 //! fail.
 
 mod common;
+#[path = "support/llm_mock.rs"]
+mod llm_mock;
 
 use common::frappe::{FrappeDouble, Logged, API_KEY, API_SECRET, LEAD_STATUSES};
 use serde_json::{json, Value};
@@ -549,4 +551,288 @@ async fn the_frappe_double_answers_like_frappe_v15() {
     assert!(log
         .iter()
         .any(|l| l.method == "PUT" && l.body == Some(json!({ "status": "Junk" }))));
+}
+
+// --- Qualification end to end: Strata → frappe-crm-mcp → the Frappe double -------------
+
+/// The host variable the test passes the API secret in (`env_from`), never the config.
+const SECRET_VAR: &str = "STRATA_TEST_FRAPPE_API_SECRET";
+
+/// A Strata host qualifying with the shipped agent against Frappe: the Frappe preset of
+/// `[qualify.crm]`, the real `frappe-crm-mcp` as `[mcp.servers.frappe]` (its secret from
+/// the host's environment), a scripted OpenAI-compatible LLM, BANT as the fallback.
+struct Qualifying {
+    app: strata::app::App,
+    llm: llm_mock::MockLlm,
+    double: FrappeDouble,
+    _tmp: tempfile::TempDir,
+}
+
+async fn qualifying(cmd: &str, read_override: Option<&str>) -> Qualifying {
+    let double = FrappeDouble::start().await;
+    double.seed_sample_leads();
+    let llm = llm_mock::MockLlm::start().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    common::install(&plugins, "bant", "bant");
+    common::install(&plugins, "qualify-agent", "qualify-agent");
+    let url = common::sqlite_url(tmp.path());
+    std::env::set_var(SECRET_VAR, API_SECRET);
+    let env: Vec<String> = double
+        .mcp_env()
+        .into_iter()
+        .filter(|(k, _)| k != "FRAPPE_API_SECRET")
+        .map(|(k, v)| format!("{k} = {}", toml::Value::String(v)))
+        .collect();
+    let mut preset = strata::qualify::presets::FRAPPE.to_string();
+    if let Some(read) = read_override {
+        preset = preset.replace(
+            r#"read = { tool = "leads_get", arguments = { name = "{lead_id}" } }"#,
+            read,
+        );
+    }
+    let text = format!(
+        r#"
+[database]
+url = "{url}"
+[plugins]
+dir = "{plugins}"
+watch = false
+[runtime]
+cache_dir = "{cache}"
+[llm.providers.mock]
+kind = "openai"
+base_url = "{llm_url}"
+timeout_ms = 3000
+structured_output = "json_schema"
+[llm.models.qualifier]
+provider = "mock"
+model = "mock-model"
+[llm.retry]
+max_attempts = 1
+[mcp]
+connect_timeout_ms = 120000
+call_timeout_ms = 60000
+[mcp.servers.frappe]
+transport = "stdio"
+command = "{cmd}"
+env = {{ {env} }}
+env_from = {{ FRAPPE_API_SECRET = "{SECRET_VAR}" }}
+side_effect_tools = ["*_update", "*_create", "*_add"]
+[qualify]
+agent = "qualify-agent"
+{preset}
+[grants.bant]
+capabilities = []
+[grants.qualify-agent]
+capabilities = ["llm", "scoring"]
+llm = {{ models = ["qualifier"] }}
+scoring = {{ strategies = ["bant"] }}
+limits = {{ deadline_ms = 60000 }}
+"#,
+        plugins = plugins.display(),
+        cache = tmp.path().join("cache").display(),
+        llm_url = llm.url(),
+        env = env.join(", "),
+    );
+    let config: strata::config::Config = toml::from_str(&text).expect("test config");
+    config.validate().expect("valid config");
+    assert!(
+        !text.contains(API_SECRET),
+        "the secret is not in the config"
+    );
+    let app = strata::app::App::start(config).await.unwrap();
+    let report = app.manager.load_all().await;
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    Qualifying {
+        app,
+        llm,
+        double,
+        _tmp: tmp,
+    }
+}
+
+impl Qualifying {
+    async fn qualify(&self, lead: &str) -> Result<Value, String> {
+        let agent = self.app.manager.registry().get("qualify-agent").unwrap();
+        self.app
+            .qualify
+            .run(agent, lead, None)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn llm_answer(score: f64, priority: &str) -> Value {
+    json!({
+        "score": score, "priority": priority,
+        "recommended_action": "Book a discovery call with the CEO this week",
+        "reasoning": "Chief executive of a 1000+ employee manufacturer",
+        "confidence": 0.8,
+        "factors": {"budget": 80, "authority": 100, "fit": 85, "timeline": 70, "complexity": 75}
+    })
+}
+
+#[tokio::test]
+async fn a_lead_known_only_to_frappe_is_read_stored_scored_and_written_back() {
+    let Some(cmd) = frappe_mcp() else { return };
+    let q = qualifying(&cmd, None).await;
+    q.app
+        .check_crm()
+        .await
+        .expect("the Frappe preset matches frappe-crm-mcp's schemas");
+    q.llm
+        .push(llm_mock::Behaviour::json(llm_answer(88.0, "immediate")));
+    assert!(q.app.db.get_lead(LEAD).await.unwrap().is_none());
+    q.double.clear_requests();
+
+    let v = q.qualify(LEAD).await.expect("qualified");
+    assert_eq!(v["fallback_used"], false, "{v}");
+    assert_eq!(v["written_back"], true, "{v}");
+
+    // The lead read from Frappe is stored in Strata, mapped field by field.
+    let lead = q.app.db.get_lead(LEAD).await.unwrap().expect("stored");
+    assert_eq!(lead.name.as_deref(), Some("Henrik Vogel"));
+    assert_eq!(lead.title.as_deref(), Some("Chief Executive Officer"));
+    assert_eq!(lead.company.as_deref(), Some("Nordstahl Werke AG"));
+    assert_eq!(lead.employees, Some(1000));
+    assert_eq!(lead.industry.as_deref(), Some("Manufacturing"));
+    // The model saw the mapped lead.
+    let prompt = q.llm.requests()[0].body.to_string();
+    assert!(
+        prompt.contains("Chief Executive Officer") && prompt.contains("Nordstahl"),
+        "{prompt}"
+    );
+
+    // Exactly one read, one status update, one note.
+    let log = q.double.requests();
+    let d = describe(&log);
+    let gets: Vec<_> = log.iter().filter(|l| l.method == "GET").collect();
+    assert_eq!(gets.len(), 1, "{d}");
+    assert_eq!(gets[0].path, LEAD_PATH, "{d}");
+    let writes = q.double.writes();
+    assert_eq!(writes.len(), 2, "{d}");
+    assert_eq!(
+        (writes[0].method.as_str(), writes[0].path.as_str()),
+        ("PUT", LEAD_PATH),
+        "{d}"
+    );
+    assert_eq!(
+        writes[0].body.as_ref().unwrap()["status"],
+        "Qualified",
+        "{d}"
+    );
+    assert_eq!(writes[1].method, "POST", "{d}");
+    let note = writes[1].body.as_ref().unwrap();
+    assert_eq!(note["reference_doctype"], "CRM Lead");
+    assert_eq!(note["reference_docname"], LEAD);
+    let content = note["content"].as_str().unwrap();
+    assert!(
+        content.contains("88.0") && content.contains("immediate"),
+        "{content}"
+    );
+    assert!(
+        content.contains("qualify-agent@") && content.contains("sha256"),
+        "{content}"
+    );
+    assert_eq!(q.double.lead(LEAD).unwrap()["status"], "Qualified");
+
+    // The score and a succeeded execution with the tools used.
+    let scores = q.app.db.latest_scores(LEAD, 5).await.unwrap();
+    assert_eq!(scores.len(), 1);
+    assert_eq!(scores[0].score.value, 88.0);
+    let execs = q
+        .app
+        .db
+        .list_executions(&strata::db::ExecutionFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(execs[0].status, "succeeded");
+    assert_eq!(
+        execs[0].mcp_tools_used,
+        [
+            "frappe/leads_get",
+            "frappe/leads_update",
+            "frappe/notes_add"
+        ]
+    );
+    q.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_rule_based_fallback_ranks_frappe_leads_by_their_fields_and_a_refused_write_is_reported(
+) {
+    let Some(cmd) = frappe_mcp() else { return };
+    let q = qualifying(&cmd, None).await;
+    q.llm.set_default(llm_mock::Behaviour::status(500));
+    let mut scored = Vec::new();
+    for lead in ["CRM-LEAD-2026-00001", "CRM-LEAD-2026-00005"] {
+        let v = q.qualify(lead).await.expect("qualified by the fallback");
+        assert_eq!(v["fallback_used"], true, "{v}");
+        scored.push((
+            lead,
+            v["score"]["value"].as_f64().unwrap(),
+            v["score"]["reasoning"].as_str().unwrap().to_string(),
+        ));
+    }
+    // The CEO of a 1000+-employee manufacturer above the student, for reasons that name
+    // the fields read from Frappe.
+    assert!(scored[0].1 > scored[1].1 + 20.0, "{scored:?}");
+    assert!(
+        scored[0].2.contains("Chief Executive Officer"),
+        "{}",
+        scored[0].2
+    );
+    assert!(scored[1].2.contains("Student"), "{}", scored[1].2);
+
+    // A CRM that refuses the write (417): the score stays, the failure is reported.
+    q.double.refuse_writes(Some("Not permitted"));
+    let e = q.qualify("CRM-LEAD-2026-00002").await.unwrap_err();
+    assert!(
+        e.contains("write-back to the CRM failed") || e.contains("write-back"),
+        "{e}"
+    );
+    assert!(e.contains("417"), "{e}");
+    assert_eq!(
+        q.app
+            .db
+            .latest_scores("CRM-LEAD-2026-00002", 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let execs = q
+        .app
+        .db
+        .list_executions(&strata::db::ExecutionFilter::default())
+        .await
+        .unwrap();
+    let failed: Vec<_> = execs.iter().filter(|e| e.status == "failed").collect();
+    assert_eq!(failed.len(), 1, "{execs:?}");
+    assert_eq!(failed[0].output.as_ref().unwrap()["written_back"], false);
+    assert!(execs.iter().all(|e| e.status != "running"));
+    q.app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_mapping_that_does_not_match_the_crms_schemas_is_refused_naming_tool_and_argument() {
+    let Some(cmd) = frappe_mcp() else { return };
+    // The call the issue saw fail: `leads_get` with `{"id": …}`.
+    let q = qualifying(
+        &cmd,
+        Some(r#"read = { tool = "leads_get", arguments = { id = "{lead_id}" } }"#),
+    )
+    .await;
+    let e = q.app.check_crm().await.unwrap_err().to_string();
+    assert!(e.contains("leads_get") && e.contains("\"id\""), "{e}");
+    let e = q.qualify(LEAD).await.unwrap_err();
+    assert!(e.contains("leads_get has no argument"), "{e}");
+    assert!(q
+        .double
+        .requests()
+        .iter()
+        .all(|l| l.method != "GET" || !l.path.contains("CRM Lead/")));
+    q.app.shutdown().await;
 }

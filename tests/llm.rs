@@ -1110,7 +1110,9 @@ limits = {{ deadline_ms = 120000 }}
 
     pub(super) async fn qualify(h: &Host) -> Value {
         let agent = h.app.manager.registry().get(AGENT).unwrap();
-        strata::agents::qualify_with_agent(&h.app.db, agent, &h.app.config.qualify, "L-1", None)
+        h.app
+            .qualify
+            .run(agent, "L-1", None)
             .await
             .expect("qualified (by the LLM or the BANT fallback)")
     }

@@ -22,6 +22,8 @@ pub struct App {
     pub mcp: Arc<McpManager>,
     /// Runs the pipelines of `[pipelines]` over the loaded layers.
     pub pipelines: Arc<crate::pipelines::Orchestrator>,
+    /// Lead qualification (`[qualify]`), with the CRM link when its MCP server exists.
+    pub qualify: Arc<crate::qualify::Qualification>,
 }
 
 impl App {
@@ -71,6 +73,13 @@ impl App {
             config.clone(),
             Some(db.clone()),
         ));
+        let link =
+            crate::qualify::CrmLink::new(mcp.clone(), config.qualify.crm.clone(), audit.clone());
+        let qualify = Arc::new(crate::qualify::Qualification::new(
+            db.clone(),
+            config.qualify.clone(),
+            link,
+        ));
         Ok(App {
             config,
             db,
@@ -79,6 +88,7 @@ impl App {
             llm,
             mcp,
             pipelines,
+            qualify,
         })
     }
 
@@ -88,6 +98,30 @@ impl App {
         if !self.mcp.servers().is_empty() {
             let mcp = self.mcp.clone();
             tokio::spawn(async move { mcp.connect_all().await });
+        }
+    }
+
+    /// Checks `[qualify.crm]` against the CRM's MCP server: a tool or argument the server
+    /// does not have is an error naming it. A server that cannot be reached now is only
+    /// a warning (every qualification checks again before it calls the CRM).
+    pub async fn check_crm(&self) -> anyhow::Result<()> {
+        let Some(link) = self.qualify.crm() else {
+            return Ok(());
+        };
+        match link.check().await {
+            Ok(tools) => {
+                tracing::debug!(
+                    server = link.server(),
+                    tools = tools.len(),
+                    "[qualify.crm] matches the CRM's tools"
+                );
+                Ok(())
+            }
+            Err(crate::qualify::LinkError::Tools { server, source }) => {
+                tracing::warn!(%server, error = %source, "cannot check [qualify.crm] now; qualification checks it before each call");
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -23,7 +23,7 @@ pub struct Config {
     /// `[mcp]`: the MCP servers plugins may be granted.
     pub mcp: crate::mcp::McpSettings,
     /// `[qualify]`: how qualification jobs run the agent.
-    pub qualify: crate::agents::QualifySettings,
+    pub qualify: crate::qualify::QualifySettings,
     /// `[pipeline]`: how pipeline runs execute (dry-run, attempts, loop guard).
     pub pipeline: crate::pipelines::RunSettings,
     /// `[pipelines.<name>]`: layers, their containers and topic subscriptions.
@@ -303,7 +303,7 @@ impl Config {
                 self.mcp
                     .servers
                     .values()
-                    .filter_map(|s| s.auth_header_env.clone()),
+                    .flat_map(|s| s.auth_header_env.iter().chain(s.env_from.values()).cloned()),
             )
             .chain(self.webhooks.values().map(|w| w.secret_env.clone()))
             .collect()

@@ -1,6 +1,5 @@
 //! Strata: a plugin host for AI-assisted CRM work. See `ARCHITECTURE.md` for the map.
 
-pub mod agents;
 pub mod app;
 pub mod audit;
 pub mod capabilities;
@@ -15,6 +14,7 @@ pub mod manifest;
 pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
+pub mod qualify;
 pub mod runtime;
 pub mod secrets;
 pub mod server;

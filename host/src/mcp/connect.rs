@@ -191,6 +191,19 @@ async fn spawn_stdio(
         }
     }
     cmd.envs(&cfg.env);
+    for (child_var, host_var) in &cfg.env_from {
+        match std::env::var_os(host_var) {
+            Some(v) if !v.is_empty() => {
+                cmd.env(child_var, v);
+            }
+            _ => {
+                return Err(ConnectError::EnvFrom {
+                    var: host_var.clone(),
+                    child: child_var.clone(),
+                })
+            }
+        }
+    }
     if let Some(dir) = &cfg.cwd {
         cmd.current_dir(dir);
     }
@@ -227,7 +240,7 @@ async fn spawn_stdio(
         on_exit(&flags, desc.clone());
         let _ = exit_tx.send(Some(desc));
     });
-    tracing::info!(server, pid, program, "MCP server process started");
+    tracing::debug!(server, pid, program, "MCP server process started");
     match client_config().serve((stdout, stdin)).await {
         Ok(client) => Ok((client, pid, exit_rx, kill_tx)),
         Err(e) => {
@@ -270,7 +283,7 @@ async fn forward_stderr(server: String, mut stderr: tokio::process::ChildStderr)
         let text = text.trim_end_matches('\r');
         if !text.is_empty() {
             let more = if cut { " …" } else { "" };
-            tracing::info!(target: "strata::mcp::stderr", server = %server, "{text}{more}");
+            tracing::debug!(target: "strata::mcp::stderr", server = %server, "{text}{more}");
         }
     };
     loop {

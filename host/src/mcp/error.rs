@@ -73,6 +73,8 @@ pub enum ConnectError {
     /// The session opened, then failed; the text says how (and how the child exited).
     #[error("{0}")]
     Lost(String),
+    #[error("environment variable {var} (env_from, for the child's {child}) is not set or empty")]
+    EnvFrom { var: String, child: String },
     #[error("environment variable {var} (auth_header_env) {problem}")]
     AuthEnv { var: String, problem: &'static str },
     #[error("cannot open a session at {url}: {message}")]

@@ -108,6 +108,12 @@ pub struct McpServerSettings {
     /// `HOME`; nothing else of the host's environment (no secrets leak to it).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// stdio: the child's variables taken from the host's environment, child name → host
+    /// name (e.g. `{ FRAPPE_API_SECRET = "STRATA_SECRET_FRAPPE" }`): secrets stay out of the
+    /// config file. Their values are redacted from logs and never reach a plugin; a host
+    /// variable that is unset is a connect error naming it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env_from: BTreeMap<String, String>,
     /// stdio: its working directory (default: the host's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cwd: Option<PathBuf>,
@@ -134,6 +140,7 @@ impl McpServerSettings {
             command: Some(command.into()),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::new(),
+            env_from: BTreeMap::new(),
             cwd: None,
             url: None,
             auth_header_env: None,
@@ -208,6 +215,26 @@ impl McpSettings {
                     ] {
                         if k.1 {
                             return Err(format!("{}: only for transport \"http\"", key(k.0)));
+                        }
+                    }
+                    for (k, host) in &s.env_from {
+                        if k.is_empty() || k.contains('=') || k.contains('\0') {
+                            return Err(format!(
+                                "{}: invalid variable name {k:?}",
+                                key("env_from")
+                            ));
+                        }
+                        if host.is_empty() || host.contains('=') || host.contains('\0') {
+                            return Err(format!(
+                                "{}: invalid host variable name {host:?}",
+                                key(&format!("env_from.{k}"))
+                            ));
+                        }
+                        if s.env.contains_key(k) {
+                            return Err(format!(
+                                "{}: {k} is set in both `env` and `env_from`",
+                                key("env_from")
+                            ));
                         }
                     }
                     for k in s.env.keys() {

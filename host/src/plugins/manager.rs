@@ -415,8 +415,17 @@ impl PluginManager {
             }
         }
         metrics::counter!("plugin_loads_total", "plugin" => name, "outcome" => "live").increment(1);
-        tracing::info!(plugin = %plugin.id(), sha256 = %plugin.sha256, cache = ?plugin.cache_outcome,
-            compile_ms = plugin.compile_ms, "plugin version live");
+        // A first load is one name in the start-up summary; a swap is news for the operator.
+        match replaced.as_ref().filter(|old| !Arc::ptr_eq(old, &plugin)) {
+            Some(old) => {
+                tracing::info!(plugin = %plugin.id(), from = %old.id(), sha256 = %plugin.sha256,
+                cache = ?plugin.cache_outcome, compile_ms = plugin.compile_ms, "plugin version live")
+            }
+            None => {
+                tracing::debug!(plugin = %plugin.id(), sha256 = %plugin.sha256, cache = ?plugin.cache_outcome,
+                compile_ms = plugin.compile_ms, "plugin version live")
+            }
+        }
         Ok(LoadOutcome::Swapped(plugin))
     }
 

@@ -65,3 +65,15 @@ impl Runtime {
         &self.settings
     }
 }
+
+/// Records one plugin call.
+pub fn call_metrics<T>(plugin: &str, result: &Result<T, CallError>, elapsed: std::time::Duration) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(e) => e.kind(),
+    };
+    metrics::counter!("plugin_calls_total", "plugin" => plugin.to_string(), "outcome" => outcome)
+        .increment(1);
+    metrics::histogram!("plugin_call_duration_seconds", "plugin" => plugin.to_string())
+        .record(elapsed.as_secs_f64());
+}

@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -44,21 +44,7 @@ pub async fn track(req: Request, next: Next) -> Response {
     res
 }
 
-/// Records one plugin call.
-pub fn plugin_call<T>(
-    plugin: &str,
-    result: &Result<T, crate::runtime::CallError>,
-    elapsed: Duration,
-) {
-    let outcome = match result {
-        Ok(_) => "ok",
-        Err(e) => e.kind(),
-    };
-    metrics::counter!("plugin_calls_total", "plugin" => plugin.to_string(), "outcome" => outcome)
-        .increment(1);
-    metrics::histogram!("plugin_call_duration_seconds", "plugin" => plugin.to_string())
-        .record(elapsed.as_secs_f64());
-}
+pub use crate::runtime::call_metrics as plugin_call;
 
 /// Gauges read at scrape time: queue depth by status, live plugins, database pool.
 pub async fn refresh_gauges(st: &AppState) {

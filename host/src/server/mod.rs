@@ -60,6 +60,8 @@ pub struct Shared {
     pub manager: Arc<PluginManager>,
     pub config: Arc<Config>,
     pub audit: AuditSink,
+    /// Lead qualification, with the CRM link.
+    pub qualify: Arc<crate::qualify::Qualification>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub keys: Arc<auth::KeyCache>,
     pub started: Instant,
@@ -406,6 +408,7 @@ async fn serve_app(
     extra: Router<AppState>,
 ) -> anyhow::Result<()> {
     app.connect_mcp();
+    app.check_crm().await?;
     let (config, db, audit, manager) = (
         app.config.clone(),
         app.db.clone(),
@@ -429,6 +432,7 @@ async fn serve_app(
     }
     let state = AppState(Arc::new(Shared {
         mcp: app.mcp.clone(),
+        qualify: app.qualify.clone(),
         llm: app.llm.clone(),
         db,
         manager,

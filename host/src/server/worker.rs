@@ -5,8 +5,7 @@
 
 use super::AppState;
 use crate::db::jobs::kinds;
-use crate::db::{JobRecord, NewScore};
-use serde_json::json;
+use crate::db::JobRecord;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -116,7 +115,7 @@ pub enum JobError {
     #[error(transparent)]
     Call(#[from] crate::runtime::CallError),
     #[error(transparent)]
-    Agent(#[from] crate::agents::AgentError),
+    Qualify(#[from] crate::qualify::QualifyError),
     #[error(transparent)]
     Pipeline(#[from] crate::pipelines::PipelineError),
     #[error(transparent)]
@@ -151,48 +150,15 @@ async fn qualify(st: &AppState, job: &JobRecord) -> Result<serde_json::Value, Jo
         .to_string();
     let strategy = st.config.qualify_strategy(job.payload["strategy"].as_str());
     let plugin = st.manager.registry().get(&strategy)?;
-    if plugin.kind() == crate::manifest::PluginKind::Agent {
-        let started = Instant::now();
-        let r = crate::agents::qualify_for_job(
-            &st.db,
-            plugin,
-            &st.config.qualify,
-            &lead_id,
-            job.request_id.clone(),
-            Some(&job.id),
-        )
-        .await;
-        metrics::histogram!("plugin_call_duration_seconds", "plugin" => strategy.clone())
-            .record(started.elapsed().as_secs_f64());
-        return Ok(r?);
-    }
-    // A job that already stored its score (its completion was lost) is not run again.
-    if let Some(v) = crate::agents::stored_result(&st.db, &job.id).await? {
-        return Ok(v);
-    }
-    let lead = st
-        .db
-        .get_lead(&lead_id)
-        .await?
-        .ok_or_else(|| JobError::LeadGone(lead_id.clone()))?;
-    let rid: Option<Arc<str>> = job.request_id.as_deref().map(Arc::from);
     let started = Instant::now();
-    let p = plugin.clone();
-    let result = tokio::task::spawn_blocking(move || p.score(&lead, rid)).await?;
-    super::metrics::plugin_call(&strategy, &result, started.elapsed());
-    let score = result?;
-    let mut row =
-        NewScore::new(lead_id.clone(), plugin.id(), score.clone()).with_sha256(&plugin.sha256);
-    row.request_id = job.request_id.clone();
-    row.job_id = Some(job.id.clone());
-    let id = match st.db.record_score_and_finish(&row, None).await? {
-        crate::db::JobScore::Stored(id) => id,
-        crate::db::JobScore::AlreadyStored(_) => {
-            if let Some(v) = crate::agents::stored_result(&st.db, &job.id).await? {
-                return Ok(v);
-            }
-            return Err(JobError::LeadGone(lead_id));
-        }
-    };
-    Ok(json!({ "lead_id": lead_id, "score_id": id, "strategy": plugin.id(), "score": score }))
+    let r = st
+        .qualify
+        .run_for_job(plugin, &lead_id, job.request_id.clone(), Some(&job.id))
+        .await;
+    if matches!(r, Err(crate::qualify::QualifyError::NoLead(_))) {
+        return Err(JobError::LeadGone(lead_id));
+    }
+    metrics::histogram!("qualify_duration_seconds", "strategy" => strategy)
+        .record(started.elapsed().as_secs_f64());
+    Ok(r?)
 }

@@ -1,21 +1,8 @@
-//! The lead as the CRM's MCP server returns it (JSON), and the typed lead the `scoring`
-//! capability takes.
+//! The lead the host hands over (JSON shaped like Strata's lead), and the typed lead the
+//! `scoring` capability takes.
 
 use serde_json::Value;
 use strata_sdk::{Attribute, Lead, LeadStatus};
-
-/// The lead object in a tool result: structured content, or JSON text; unwraps a
-/// `{"lead": {...}}` envelope.
-pub fn from_tool_result(structured: Option<&str>, text: &str) -> Option<Value> {
-    let v: Value = structured
-        .and_then(|s| serde_json::from_str(s).ok())
-        .or_else(|| serde_json::from_str(text.trim()).ok())?;
-    let v = match v.get("lead") {
-        Some(inner) if inner.is_object() => inner.clone(),
-        _ => v,
-    };
-    v.is_object().then_some(v)
-}
 
 fn text(v: &Value, key: &str) -> Option<String> {
     match v.get(key)? {
@@ -87,22 +74,13 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn reads_a_strata_lead_and_an_enveloped_one() {
-        let v = from_tool_result(
-            None,
-            r#"{"lead": {"id": "L1", "budget": "5000", "status": "qualified"}}"#,
-        )
-        .unwrap();
+    fn reads_a_strata_shaped_lead() {
+        let v = json!({"id": "L1", "budget": "5000", "status": "qualified"});
         let l = to_wit_lead("x", &v);
         assert_eq!(l.id, "L1");
         assert_eq!(l.budget, Some(5000.0));
         assert_eq!(l.status, LeadStatus::Qualified);
-        assert!(from_tool_result(Some("[1]"), "not json").is_none());
-        let s = from_tool_result(
-            Some(&json!({"id": "L2", "attributes": {"a": 1}}).to_string()),
-            "",
-        )
-        .unwrap();
+        let s = json!({"id": "L2", "attributes": {"a": 1}});
         assert_eq!(to_wit_lead("x", &s).attributes[0].value, "1");
     }
 }

@@ -1,18 +1,17 @@
-//! The lead-qualification agent.
+//! The lead-qualification agent: it judges the lead it is given.
 //!
-//! Task (JSON, composed by the host from `[qualify]` in its config, so the CRM's tool
-//! names are configuration, not code):
+//! Task (JSON, composed by the host from `[qualify]`; the host reads the lead from the CRM
+//! and writes the verdict back as `[qualify.crm]` says, so the agent holds no CRM power):
 //!
 //! ```json
-//! {"lead_id": "L-1", "mcp_server": "crm", "get_lead_tool": "get_lead",
-//!  "update_lead_tool": "update_lead", "model": "qualifier", "fallback_strategy": "bant"}
+//! {"lead_id": "L-1", "lead": {"id": "L-1", "title": "CEO", ...},
+//!  "model": "qualifier", "fallback_strategy": "bant"}
 //! ```
 //!
-//! Steps: read the lead through `mcp`; ask the `llm` for a structured qualification (the
-//! JSON schema in [`schema`]); check it; on any LLM failure (unavailable, timeout, budget,
-//! invalid output) or an implausible answer, score with the granted rule-based scorer
-//! through `scoring` and say so; write the outcome back through `mcp`; return a result
-//! the host stores as the lead's score and the execution's output.
+//! Steps: ask the `llm` for a structured qualification (the JSON schema in [`schema`]);
+//! check it; on any LLM failure (unavailable, timeout, budget, invalid output) or an
+//! implausible answer, score with the granted rule-based scorer through `scoring` and say
+//! so; return a result the host stores as the lead's score and the execution's output.
 
 mod lead_json;
 pub mod qualification;
@@ -20,7 +19,7 @@ pub mod schema;
 
 use qualification::{Outcome, Task};
 use serde_json::{json, Value};
-use strata_sdk::{export_agent, llm, log, mcp, scoring, Agent, PluginError};
+use strata_sdk::{export_agent, llm, log, scoring, Agent, PluginError};
 
 struct QualifyAgent;
 
@@ -35,45 +34,17 @@ impl Agent for QualifyAgent {
 export_agent!(QualifyAgent);
 
 fn qualify(task: &Task) -> Result<Outcome, PluginError> {
-    let lead = fetch_lead(task)?;
-    let mut outcome = match ask_llm(task, &lead) {
-        Ok(o) => o,
+    let lead = &task.lead;
+    match ask_llm(task, lead) {
+        Ok(o) => Ok(o),
         Err(reason) => {
             log::warn(&format!(
                 "LLM qualification unavailable: {reason}; falling back to {}",
                 task.fallback_strategy
             ));
-            fallback(task, &lead, reason)?
+            fallback(task, lead, reason)
         }
-    };
-    outcome.written_back = write_back(task, &outcome);
-    Ok(outcome)
-}
-
-/// The lead through the CRM's MCP server (Strata's own, or an external CRM's).
-fn fetch_lead(task: &Task) -> Result<Value, PluginError> {
-    let args = json!({ "id": task.lead_id }).to_string();
-    let out = mcp::call_tool(&task.mcp_server, &task.get_lead_tool, &args).map_err(|e| {
-        PluginError::Failed(format!(
-            "cannot read lead {:?} through MCP {}/{}: {}",
-            task.lead_id,
-            task.mcp_server,
-            task.get_lead_tool,
-            qualification::capability_error(&e)
-        ))
-    })?;
-    if out.is_error {
-        return Err(PluginError::Failed(format!(
-            "MCP {}/{} failed for lead {:?}: {}",
-            task.mcp_server, task.get_lead_tool, task.lead_id, out.text
-        )));
     }
-    lead_json::from_tool_result(out.structured.as_deref(), &out.text).ok_or_else(|| {
-        PluginError::Failed(format!(
-            "MCP {}/{} returned no lead object for {:?}",
-            task.mcp_server, task.get_lead_tool, task.lead_id
-        ))
-    })
 }
 
 fn ask_llm(task: &Task, lead: &Value) -> Result<Outcome, String> {
@@ -110,24 +81,4 @@ fn fallback(task: &Task, lead: &Value, reason: String) -> Result<Outcome, Plugin
         ))
     })?;
     Ok(Outcome::from_fallback(&task.lead_id, scored, reason))
-}
-
-/// Writes the qualification back to the CRM; the error text when it failed (the score is
-/// still the result: the host stores it either way).
-fn write_back(task: &Task, o: &Outcome) -> Result<(), String> {
-    let args = json!({
-        "id": task.lead_id,
-        "attributes": {
-            "strata_score": format!("{:.1}", o.score.value),
-            "strata_priority": qualification::priority_name(o.score.priority),
-            "strata_action": o.score.recommended_action,
-            "strata_strategy": if o.fallback_used { o.strategy.clone() } else { "llm".into() },
-        }
-    })
-    .to_string();
-    match mcp::call_tool(&task.mcp_server, &task.update_lead_tool, &args) {
-        Ok(r) if r.is_error => Err(format!("{} reported: {}", task.update_lead_tool, r.text)),
-        Ok(_) => Ok(()),
-        Err(e) => Err(qualification::capability_error(&e)),
-    }
 }

@@ -6,13 +6,13 @@ use strata_sdk::llm::LlmError;
 use strata_sdk::scoring::Scored;
 use strata_sdk::{CapabilityError, Factor, Priority, Score};
 
-/// The task the host sends.
+/// The task the host sends: the lead as the host read it from the CRM (without Strata's
+/// own write-back fields), the model and the fallback scorer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Task {
     pub lead_id: String,
-    pub mcp_server: String,
-    pub get_lead_tool: String,
-    pub update_lead_tool: String,
+    /// The lead, shaped like Strata's lead.
+    pub lead: Value,
     /// Model alias; none = the first granted alias.
     pub model: Option<String>,
     pub fallback_strategy: String,
@@ -32,9 +32,10 @@ impl Task {
         };
         Ok(Task {
             lead_id: s("lead_id", None)?,
-            mcp_server: s("mcp_server", Some("crm"))?,
-            get_lead_tool: s("get_lead_tool", Some("get_lead"))?,
-            update_lead_tool: s("update_lead_tool", Some("update_lead"))?,
+            lead: match v.get("lead") {
+                Some(l @ Value::Object(_)) => l.clone(),
+                _ => return Err("task needs the lead as an object `lead`".into()),
+            },
             model: v.get("model").and_then(Value::as_str).map(str::to_string),
             fallback_strategy: s("fallback_strategy", Some("bant"))?,
         })
@@ -54,8 +55,6 @@ pub struct Outcome {
     pub tokens_in: u32,
     pub tokens_out: u32,
     pub cost_usd: f64,
-    /// `Err` with the reason when the CRM write-back failed.
-    pub written_back: Result<(), String>,
 }
 
 pub fn priority_name(p: Priority) -> &'static str {
@@ -131,7 +130,6 @@ impl Outcome {
             tokens_in: 0,
             tokens_out: 0,
             cost_usd: 0.0,
-            written_back: Ok(()),
         })
     }
 
@@ -151,7 +149,6 @@ impl Outcome {
             tokens_in: 0,
             tokens_out: 0,
             cost_usd: 0.0,
-            written_back: Ok(()),
         }
     }
 
@@ -172,8 +169,6 @@ impl Outcome {
             "fallback_reason": self.fallback_reason,
             "model": self.model,
             "usage": { "input_tokens": self.tokens_in, "output_tokens": self.tokens_out, "cost_usd": self.cost_usd },
-            "written_back": self.written_back.is_ok(),
-            "write_back_error": self.written_back.as_ref().err(),
         })
     }
 }
@@ -236,16 +231,13 @@ mod tests {
 
     #[test]
     fn task_defaults_and_errors() {
-        let t = Task::parse(r#"{"lead_id": "L1"}"#).unwrap();
-        assert_eq!(
-            (
-                t.mcp_server.as_str(),
-                t.get_lead_tool.as_str(),
-                t.fallback_strategy.as_str()
-            ),
-            ("crm", "get_lead", "bant")
-        );
+        let t = Task::parse(r#"{"lead_id": "L1", "lead": {"id": "L1"}}"#).unwrap();
+        assert_eq!(t.fallback_strategy, "bant");
+        assert_eq!(t.lead["id"], "L1");
         assert!(Task::parse("{}").unwrap_err().contains("lead_id"));
+        assert!(Task::parse(r#"{"lead_id": "L1"}"#)
+            .unwrap_err()
+            .contains("`lead`"));
         assert!(Task::parse(r#"{"lead_id": 5}"#)
             .unwrap_err()
             .contains("string"));

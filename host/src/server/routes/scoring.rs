@@ -94,10 +94,12 @@ pub struct Accepted {
     pub href: String,
 }
 
-/// Qualify a stored lead in the background: enqueues a durable job (202 with its id).
+/// Qualify a lead in the background: enqueues a durable job (202 with its id). A lead
+/// not stored in Strata is read from the CRM (`[qualify.crm]`) and stored first.
 #[utoipa::path(post, path = "/api/v1/leads/qualify/{lead_id}", tag = "scoring",
     params(("lead_id" = String, Path)), request_body(content = Option<QualifyRequest>),
-    responses((status = 202, body = Accepted), (status = 404, body = crate::server::error::Problem)),
+    responses((status = 202, body = Accepted), (status = 404, body = crate::server::error::Problem),
+        (status = 422, body = crate::server::error::Problem), (status = 503, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn qualify(
     State(st): State<AppState>,
@@ -113,7 +115,27 @@ pub async fn qualify(
         crate::server::json::parse(&body, st.config.server.json_depth_limit)?
     };
     let crm = st.crm();
-    crm.require_lead(&lead_id).await?;
+    match (crm.require_lead(&lead_id).await, st.qualify.crm()) {
+        (Ok(()), _) => {}
+        // A lead known only to the CRM: read and stored now, so the job has its lead.
+        (Err(crate::crm::CrmError::NotFound(_)), Some(link)) => {
+            use crate::qualify::{LinkError, QualifyError};
+            st.qualify
+                .sync_lead(&lead_id, Some(&rid.0))
+                .await
+                .map_err(|e| match e {
+                    QualifyError::Crm(LinkError::Refused { .. }) => ApiError::not_found(format!(
+                        "no lead {lead_id:?} in Strata, and MCP server {} does not have it: {e}",
+                        link.server()
+                    )),
+                    QualifyError::Crm(LinkError::Mapping(m)) => {
+                        ApiError::unprocessable(m.to_string())
+                    }
+                    other => ApiError::unavailable(other.to_string()),
+                })?;
+        }
+        (Err(e), _) => return Err(e.into()),
+    }
     let strategy = st.config.qualify_strategy(req.strategy.as_deref());
     st.manager.registry().get(&strategy)?;
     let job = crm
