@@ -226,6 +226,60 @@ async fn override_is_kept_beside_the_machine_score() {
     .await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_overrides_all_succeed() {
+    // set_override reads (the lead's latest score) then writes: on SQLite a deferred
+    // transaction doing that failed at once with "database is locked" when another writer
+    // committed in between; write transactions begin IMMEDIATE and wait their turn.
+    both_backends(|db| async move {
+        db.upsert_lead(&lead("C-1")).await.unwrap();
+        let id = db
+            .insert_score(&NewScore::new(
+                "C-1",
+                "rules@1.0.0",
+                score(50.0, Priority::Medium),
+            ))
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..8)
+            .map(|t| {
+                let db = db.clone();
+                tokio::spawn(async move {
+                    let mut failed = Vec::new();
+                    for i in 0..10 {
+                        let ov = ScoreOverride {
+                            value: Some(f64::from(t * 10 + i)),
+                            priority: None,
+                            by: format!("writer-{t}"),
+                            reason: format!("override {i}"),
+                            at: i64::from(t * 10 + i),
+                        };
+                        if let Err(e) = db
+                            .set_override(&OverrideTarget::LatestOfLead("C-1".into()), &ov)
+                            .await
+                        {
+                            failed.push(format!("writer {t}, override {i}: {e}"));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        let mut failed = Vec::new();
+        for t in tasks {
+            failed.extend(t.await.unwrap());
+        }
+        assert!(
+            failed.is_empty(),
+            "{} of 80 failed: {failed:#?}",
+            failed.len()
+        );
+        let s = db.get_score(&id).await.unwrap().unwrap();
+        assert!(s.human_override.is_some());
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn score_for_unknown_lead_is_refused_and_record_scores_stores_both() {
     both_backends(|db| async move {

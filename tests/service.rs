@@ -699,24 +699,14 @@ fn schemathesis_args(port: u16, key: &str, report: &Path) -> Vec<String> {
         &format!("http://127.0.0.1:{port}/api/openapi.json"),
         "--checks",
         "all",
-        // positive_data_acceptance is off for now: two server rules the document does not
-        // express yet flag schema-valid requests as rejected. POST /api/v1/keys `role` is a
-        // plain string in the schema (an enum of reader|operator|admin belongs in
-        // routes/keys.rs, being changed on another branch), and the score override needs a
-        // score or a priority (an anyOf utoipa does not derive). The per-operation switch of
-        // tests/schemathesis/schemathesis.toml did not take effect with 4.32.5.
-        "--exclude-checks",
-        "positive_data_acceptance",
         "--max-examples",
         "20",
         "--seed",
         "19",
-        // One worker: with two, PUT /api/v1/leads/scores/{id}/override once answered 503
-        // "database is locked" (SQLite code 517, SQLITE_BUSY_SNAPSHOT: set_override's read
-        // then write in a deferred transaction). A real bug, reported on issue 19; raise this
-        // back to 2 once set_override begins its transaction IMMEDIATE.
+        // Two workers: concurrent writes (e.g. two score overrides) must not answer 503
+        // "database is locked" on SQLite (write transactions begin IMMEDIATE).
         "--workers",
-        "1",
+        "2",
         // A NUL cannot be stored by PostgreSQL: every text input refuses it (400), which
         // JSON Schema cannot say for each string; the refusal is tested in tests/api.rs.
         "--generation-allow-x00",

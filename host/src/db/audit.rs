@@ -130,7 +130,7 @@ impl Db {
         }
         let chunk = self.rows_per_statement(N_INSERT_COLUMNS);
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             for part in records.chunks(chunk) {
                 let mut qb = builder(
                     pool,

@@ -231,7 +231,7 @@ impl Db {
         let input = e.input.to_string();
         let now = now_ms();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             if let Some(job) = e.job_id.as_deref() {
                 let n = close_running_of_job!(
                     &mut *tx,

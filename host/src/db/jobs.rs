@@ -409,7 +409,7 @@ impl Db {
         const OP: &str = "reap_expired_jobs";
         let now = now_ms();
         let reaped: Vec<String> = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let ids: Vec<String> = sqlx::query_scalar(
                 "UPDATE jobs SET status = 'dead', lease_expires_at = NULL, updated_at = $1, \
                  finished_at = $1, last_error = 'lease of worker ' || COALESCE(lease_owner, '?') \
@@ -452,7 +452,7 @@ impl Db {
         let result = result.to_string();
         let now = now_ms();
         let n = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let n = sqlx::query(
                 "UPDATE jobs SET status = 'succeeded', result = $1, lease_expires_at = NULL, \
                  updated_at = $2, finished_at = $2 \
@@ -505,7 +505,7 @@ impl Db {
              WHERE id = $4 AND lease_owner = $5 AND status = 'running' RETURNING {COLUMNS}"
         );
         let row: Option<Row> = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let row: Option<Row> = sqlx::query_as(&sql)
                 .bind(retry_at)
                 .bind(truncate_error(error))
@@ -540,7 +540,7 @@ impl Db {
         const OP: &str = "release_job";
         let now = now_ms();
         let n = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let n = sqlx::query(
                 "UPDATE jobs SET status = 'queued', \
                  attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \

@@ -451,7 +451,7 @@ impl Db {
                     return Ok(0);
                 }
                 let chunk = self.rows_per_statement(N_COLUMNS);
-                let mut tx = pool.begin().await.map_err(q(op))?;
+                let mut tx = crate::db::begin_write(pool).await.map_err(q(op))?;
                 upsert_lead_rows!(pool, tx, rows, chunk, now, op);
                 tx.commit().await.map_err(q(op))?;
                 Ok(rows.len() as u64)

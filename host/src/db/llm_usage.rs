@@ -148,7 +148,7 @@ impl Db {
                 .execute(pool)
                 .await
                 .map_err(q(OP))?;
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             sqlx::query(LOCK_USAGE_ROW)
                 .bind(&r.plugin)
                 .bind(&r.day)
@@ -198,7 +198,7 @@ impl Db {
         const OP: &str = "settle_llm";
         let consumed = tokens_in + tokens_out > 0 || cost_usd > 0.0;
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             // First the usage row (the lock every reservation change takes first).
             if consumed {
                 sqlx::query(ADD_USAGE)

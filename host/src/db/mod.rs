@@ -44,6 +44,21 @@ macro_rules! on_pool {
     };
 }
 
+/// Begins a write transaction on `pool`. On SQLite it is `BEGIN IMMEDIATE`: the write
+/// lock is taken up front, waiting up to the busy timeout for another writer. A deferred
+/// `BEGIN` whose transaction reads before it writes cannot wait: its upgrade to a writer
+/// fails at once with `SQLITE_BUSY` ("database is locked", `SQLITE_BUSY_SNAPSHOT` in WAL
+/// mode) when another connection wrote in between. PostgreSQL: a plain `BEGIN`.
+pub(crate) async fn begin_write<DB: sqlx::Database>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    if DB::NAME == <sqlx::Sqlite as sqlx::Database>::NAME {
+        pool.begin_with("BEGIN IMMEDIATE").await
+    } else {
+        pool.begin().await
+    }
+}
+
 /// `Display` and `FromStr` for an enum stored as text, from its `ALL` and `as_str`;
 /// parsing is case-insensitive; the error reads `<what> "<input>"<hint>`.
 macro_rules! text_enum {

@@ -317,7 +317,7 @@ impl Db {
         }
         let chunk = self.rows_per_statement(N_INSERT_COLUMNS);
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(op))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(op))?;
             insert_score_rows!(pool, tx, rows, chunk, op);
             tx.commit().await.map_err(q(op))?;
         });
@@ -343,7 +343,7 @@ impl Db {
             placeholders.join(", ")
         );
         let outcome = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let s = v.new;
             let n = sqlx::query(&insert)
                 .bind(v.id.as_str())
@@ -439,7 +439,7 @@ impl Db {
         let chunk = self.rows_per_statement(N_INSERT_COLUMNS);
         let now = now_ms();
         on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             upsert_lead_rows!(pool, tx, lead_rows, lead_chunk, now, OP);
             insert_score_rows!(pool, tx, rows, chunk, OP);
             tx.commit().await.map_err(q(OP))?;
@@ -557,7 +557,7 @@ impl Db {
         const UPDATE: &str = "UPDATE lead_scores SET override_score = $1, override_priority = $2, \
             override_by = $3, override_reason = $4, override_at = $5 WHERE id = $6";
         let id: String = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let id: Option<String> = sqlx::query_scalar(find_sql)
                 .bind(key.as_str())
                 .fetch_optional(&mut *tx)

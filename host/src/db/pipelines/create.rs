@@ -234,7 +234,7 @@ impl Db {
         let now = now_ms();
         let mut p = prepare_run(OP, run, now)?;
         let duplicate: Option<(String, String, i64)> = on_pool!(self, |pool| {
-            let mut tx = pool.begin().await.map_err(q(OP))?;
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             // On PostgreSQL a concurrent insert of the same key waits here until the other
             // transaction ends, then does nothing (it committed) or inserts (rolled back).
             let inserted = sqlx::query(

@@ -30,9 +30,11 @@ pub async fn list(State(st): State<AppState>) -> ApiResult<Json<Value>> {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// 1–100 characters, not only blanks (space, tab, line breaks).
+    #[schema(max_length = 100, pattern = r"[^\t\n\x0b\x0c\r ]")]
     pub name: String,
-    /// reader, operator or admin.
-    pub role: String,
+    /// Exactly one of the role names (lower case); anything else is a 422.
+    pub role: Role,
 }
 
 /// Create a key. The response holds the secret; it is not stored and never shown again.
@@ -43,14 +45,19 @@ pub async fn create(
     State(st): State<AppState>,
     ApiJson(req): ApiJson<NewKey>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let role: Role = req
-        .role
-        .parse()
-        .map_err(|e: <Role as std::str::FromStr>::Err| ApiError::unprocessable(e.to_string()))?;
-    if req.name.trim().is_empty() || req.name.len() > 100 {
-        return Err(ApiError::unprocessable("name must be 1-100 characters"));
+    // The rules of the schema above, exactly (its `pattern` and `maxLength`, which
+    // counts characters).
+    if req.name.chars().count() > 100
+        || req
+            .name
+            .chars()
+            .all(|c| matches!(c, ' ' | '\t' | '\n' | '\r' | '\x0b' | '\x0c'))
+    {
+        return Err(ApiError::unprocessable(
+            "name must be 1-100 characters, not only blanks",
+        ));
     }
-    let (rec, secret) = crate::server::auth::create_key(&st.db, &req.name, role).await?;
+    let (rec, secret) = crate::server::auth::create_key(&st.db, &req.name, req.role).await?;
     let mut v = key_json(&rec);
     v["key"] = json!(secret);
     Ok((StatusCode::CREATED, Json(v)))

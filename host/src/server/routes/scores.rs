@@ -99,10 +99,13 @@ pub async fn of_lead(
     }))
 }
 
+// Documented by `OverrideBody`, which adds the rule "a score or a priority (or both)".
+/// A human override of a score.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {
     /// Corrected score, 0–100.
+    #[schema(minimum = 0.0, maximum = 100.0)]
     pub score: Option<f64>,
     pub priority: Option<Priority>,
     /// Why; required: not only blanks (space, tab, line breaks).
@@ -110,10 +113,62 @@ pub struct OverrideRequest {
     pub reason: String,
 }
 
+/// The OpenAPI schema of [`OverrideRequest`] (component `OverrideRequest`): its fields
+/// (derived) and, what a derive cannot say, that a non-null `score` or a non-null
+/// `priority` is required: `allOf: [fields, anyOf: [{score}, {priority}]]`.
+pub struct OverrideBody;
+
+impl utoipa::PartialSchema for OverrideBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Type};
+        use utoipa::openapi::Ref;
+        let given = |field: &str, schema: utoipa::openapi::RefOr<_>| {
+            ObjectBuilder::new()
+                .property(field, schema)
+                .required(field)
+                .build()
+        };
+        let score = ObjectBuilder::new()
+            .schema_type(Type::Number)
+            .minimum(Some(0.0))
+            .maximum(Some(100.0))
+            .build();
+        AllOfBuilder::new()
+            .item(<OverrideRequest as utoipa::PartialSchema>::schema())
+            .item::<utoipa::openapi::schema::Schema>(
+                AnyOfBuilder::new()
+                    .item(given("score", score.into()))
+                    .item(given(
+                        "priority",
+                        Ref::from_schema_name(<Priority as utoipa::ToSchema>::name()).into(),
+                    ))
+                    .description(Some("A score, a priority or both (not null)."))
+                    .build()
+                    .into(),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for OverrideBody {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "OverrideRequest".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <OverrideRequest as utoipa::ToSchema>::schemas(schemas);
+    }
+}
+
 /// Record a human override of the lead's latest score. Stored beside the machine score,
 /// which is never changed, so it can serve as feedback.
 #[utoipa::path(put, path = "/api/v1/leads/scores/{lead_id}/override", tag = "scores",
-    params(("lead_id" = String, Path)), request_body = OverrideRequest,
+    params(("lead_id" = String, Path)), request_body = OverrideBody,
     responses((status = 200, body = StoredScore), (status = 404, body = crate::server::error::Problem),
               (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
