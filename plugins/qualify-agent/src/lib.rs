@@ -84,6 +84,8 @@ fn ask_llm(task: &Task, lead: &Value) -> Result<Outcome, String> {
         role: llm::Role::User,
         content: schema::user_prompt(lead),
     }];
+    // What the model saw: its answer must not merely repeat it.
+    let seen = schema::clean_lead_for_prompt(lead);
     let (mut tokens_in, mut tokens_out, mut cost_usd) = (0u32, 0u32, 0.0f64);
     let mut first_problem: Option<String> = None;
     loop {
@@ -101,7 +103,7 @@ fn ask_llm(task: &Task, lead: &Value) -> Result<Outcome, String> {
         let checked = match &completion.json {
             Some(j) => serde_json::from_str::<Value>(j)
                 .map_err(|e| format!("host returned bad JSON: {e}"))
-                .and_then(|answer| Outcome::from_llm(&task.lead_id, &answer, lead)),
+                .and_then(|answer| Outcome::from_llm(&task.lead_id, &answer, &seen)),
             None => Err("the model returned no structured answer".into()),
         };
         match checked {

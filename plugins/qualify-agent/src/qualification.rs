@@ -158,8 +158,10 @@ impl Outcome {
     /// 0–1, each factor 0–100; the priority is the score's band of the scorer contract
     /// ([`Priority::from_score`]: immediate >= 85, high >= 65, medium >= 40, low below);
     /// `recommended_action` and `reasoning` are non-empty, not a bare yes/no, not a
-    /// plugin identifier and not a value copied from `lead` (the lead as the CRM returned
-    /// it). The error says what was wrong, in words the model can act on.
+    /// plugin identifier and not a value copied from `lead` (the lead as the model saw it:
+    /// [`crate::schema::clean_lead_for_prompt`]; an action equal to Strata's own earlier
+    /// write-back, which the model did not see, is the same judgement again, not a copy).
+    /// The error says what was wrong, in words the model can act on.
     pub fn from_llm(lead_id: &str, v: &Value, lead: &Value) -> Result<Outcome, String> {
         let value = in_range(v, "score", 0.0, 100.0)?;
         let confidence = in_range(v, "confidence", 0.0, 1.0)?;
@@ -297,7 +299,7 @@ mod tests {
     fn lead() -> Value {
         json!({
             "id": "L1", "company": "Acme", "industry": "Manufacturing", "notes": "Wants a demo",
-            "attributes": {"strata_strategy": "Bant@1.0.0", "strata_action": "Nurture by email"}
+            "attributes": {"strategy": "Bant@1.0.0", "next_step": "Nurture by email"}
         })
     }
 
