@@ -17,9 +17,16 @@ use strata::db::{AuditFilter, ExecutionFilter};
 
 const AGENT: &str = "qualify-agent";
 
+/// A consistent answer: the priority is the score's band (the agent rejects any other).
 fn answer(score: f64) -> Value {
+    let priority = match score {
+        s if s >= 85.0 => "immediate",
+        s if s >= 65.0 => "high",
+        s if s >= 40.0 => "medium",
+        _ => "low",
+    };
     json!({
-        "score": score, "priority": "high",
+        "score": score, "priority": priority,
         "recommended_action": "Call the CFO this week",
         "reasoning": "Budget approved, VP title, evaluating now",
         "confidence": 0.8,

@@ -1434,3 +1434,327 @@ async fn allowance_stops_retries_past_the_reservation() {
     assert_eq!(mock.request_count() - before, 1);
     assert_eq!(c.attempts.len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 20, "the LLM path, tried with a real local model": grammars for local servers,
+// the agent's consistency checks and corrective retry, and what an operator sees (the
+// providers' state over the API and in metrics, fallbacks in the agent stats).
+
+#[tokio::test]
+async fn gbnf_dialect_sends_a_grammar_and_the_schema_in_the_prompt() {
+    let mock = MockLlm::start().await;
+    let b = LlmToml::local_small(&mock.url(), "structured_output = \"gbnf\"").broker();
+    mock.push(Behaviour::json(valid_score()));
+    let c = b
+        .complete("local-small", &request().with_schema(score_schema()))
+        .await
+        .expect("completion");
+    assert_eq!(c.json, Some(valid_score()));
+    let body = &mock.requests()[0].body;
+    let grammar = body["grammar"].as_str().expect("a grammar");
+    assert!(grammar.starts_with("root ::= "), "{grammar}");
+    // The score's bounds are in the grammar: 0–100, no other number.
+    assert!(grammar.contains("\"100\""), "{grammar}");
+    assert!(body.get("response_format").is_none(), "{body}");
+    let system = body["messages"][0]["content"].as_str().unwrap();
+    assert!(system.contains("JSON Schema"), "{system}");
+
+    // A schema outside the compiled subset goes as json_object_schema.
+    let with_pattern = json!({
+        "type": "object", "required": ["code"],
+        "properties": {"code": {"type": "string", "pattern": "^[A-Z]+$"}}
+    });
+    mock.push(Behaviour::json(json!({"code": "ABC"})));
+    b.complete("local-small", &request().with_schema(with_pattern.clone()))
+        .await
+        .expect("completion");
+    let body = &mock.requests()[1].body;
+    assert!(body.get("grammar").is_none(), "{body}");
+    assert_eq!(
+        body["response_format"],
+        json!({"type": "json_object", "schema": with_pattern})
+    );
+}
+
+#[test]
+fn gbnf_applies_to_openai_kind_only() {
+    let s = settings(
+        "[llm.providers.c]\nkind = \"anthropic\"\nbase_url = \"https://api.anthropic.com\"\nstructured_output = \"gbnf\"\n",
+    );
+    let e = s.validate().unwrap_err();
+    assert!(e.contains("structured_output = \"gbnf\""), "{e}");
+}
+
+/// An answer whose priority contradicts its score gets one corrective follow-up (the
+/// answer and what was wrong go back to the model); the corrected answer is accepted.
+/// Twice inconsistent: the fallback, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inconsistent_answer_gets_one_corrective_retry_then_the_fallback() {
+    support::both_backends(|db| async move {
+        let h = budgets::host(db, "").await;
+        let mut bad = budgets::answer("Budget approved");
+        bad["score"] = json!(2.7);
+        bad["priority"] = json!("immediate");
+        h.llm.push(Behaviour::json(bad.clone()));
+        h.llm.push(Behaviour::json(budgets::answer(
+            "Budget approved, CFO involved",
+        )));
+        let v = budgets::qualify(&h).await;
+        assert_eq!(v["fallback_used"], false, "{v}");
+        assert_eq!(v["score"]["value"], 80.0);
+        let sent = h.llm.requests();
+        assert_eq!(sent.len(), 2);
+        let msgs = sent[1].body["messages"].as_array().unwrap().clone();
+        let roles: Vec<&str> = msgs.iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["system", "user", "assistant", "user"]);
+        let correction = msgs[3]["content"].as_str().unwrap();
+        assert!(correction.contains("contradicts score 2.7"), "{correction}");
+        // The prompt carries no earlier write-back.
+        assert!(!msgs[1]["content"].as_str().unwrap().contains("strata_"));
+
+        // The action copied from the lead twice: the fallback says why.
+        let mut copied = budgets::answer("Budget approved");
+        copied["recommended_action"] = json!("L-1");
+        h.llm.push(Behaviour::json(copied.clone()));
+        h.llm.push(Behaviour::json(copied));
+        let v = budgets::qualify(&h).await;
+        assert_eq!(v["fallback_used"], true, "{v}");
+        let reason = v["agent_output"]["fallback_reason"].as_str().unwrap();
+        assert!(
+            reason.contains("corrective retry") && reason.contains("copied from the lead"),
+            "{reason}"
+        );
+        assert_eq!(h.llm.request_count(), 4);
+        h.app.shutdown().await;
+    })
+    .await;
+}
+
+mod observability {
+    use super::common::{self, server::TestServer};
+    use super::llm_mock::{Behaviour, MockLlm};
+    use serde_json::{json, Value};
+    use strata::config::Config;
+    use strata::db::Role;
+
+    struct Service {
+        server: TestServer,
+        reader: String,
+        operator: String,
+        http: reqwest::Client,
+        _tmp: tempfile::TempDir,
+    }
+
+    impl Service {
+        async fn get(&self, path: &str) -> Value {
+            let r = self
+                .http
+                .get(self.server.url(path))
+                .bearer_auth(&self.reader)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{path}");
+            r.json().await.unwrap()
+        }
+
+        async fn metrics(&self) -> String {
+            self.http
+                .get(self.server.url("/metrics"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+
+        /// Qualifies L-1 through the API and waits for the job's result.
+        async fn qualify(&self) -> Value {
+            let r = self
+                .http
+                .post(self.server.url("/api/v1/leads/qualify/L-1"))
+                .bearer_auth(&self.operator)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 202);
+            let job: Value = r.json().await.unwrap();
+            let href = job["href"].as_str().unwrap().to_string();
+            for _ in 0..600 {
+                let j = self.get(&href).await;
+                match j["status"].as_str() {
+                    Some("succeeded") => return j,
+                    Some("dead") => panic!("job died: {j}"),
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+                }
+            }
+            panic!("job {href} did not finish");
+        }
+    }
+
+    /// The service with the agent, BANT and Strata's CRM, its LLM provider `provider` at
+    /// `llm_url` (one attempt per call; the circuit opens on the first failure).
+    async fn service(provider: &str, llm_url: &str) -> Service {
+        super::set_keys();
+        let tmp = tempfile::tempdir().unwrap();
+        let plugins = tmp.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        common::install(&plugins, "bant", "bant");
+        common::install(&plugins, "qualify-agent", "qualify-agent");
+        let url = common::sqlite_url(tmp.path());
+        let db = common::migrated_db(&url).await;
+        db.upsert_lead(&common::hot_lead("L-1")).await.unwrap();
+        let key = |role| {
+            let db = db.clone();
+            async move {
+                strata::server::auth::create_key(&db, &format!("{role:?}"), role)
+                    .await
+                    .unwrap()
+                    .1
+            }
+        };
+        let (reader, operator) = (key(Role::Reader).await, key(Role::Operator).await);
+        db.close().await;
+        let text = format!(
+            r#"
+[database]
+url = "{url}"
+[server]
+bind = "127.0.0.1:0"
+public_metrics = true
+[plugins]
+dir = "{plugins}"
+watch = false
+[runtime]
+cache_dir = "{cache}"
+[llm.providers.{provider}]
+kind = "openai"
+base_url = "{llm_url}"
+timeout_ms = 10000
+structured_output = "json_schema"
+[llm.models.qualifier]
+provider = "{provider}"
+model = "m"
+[llm.retry]
+max_attempts = 1
+base_delay_ms = 1
+max_delay_ms = 5
+[llm.breaker]
+failure_threshold = 1
+open_ms = 600000
+[mcp.servers.crm]
+transport = "builtin"
+side_effect_tools = ["update_*", "qualify_*"]
+[qualify]
+agent = "qualify-agent"
+[grants.bant]
+capabilities = []
+[grants.qualify-agent]
+capabilities = ["llm", "mcp", "scoring"]
+llm = {{ models = ["qualifier"] }}
+mcp = {{ tools = ["crm/get_lead", "crm/update_lead"] }}
+scoring = {{ strategies = ["bant"] }}
+limits = {{ deadline_ms = 120000 }}
+"#,
+            plugins = plugins.display(),
+            cache = tmp.path().join("cache").display(),
+        );
+        let config: Config = toml::from_str(&text).expect("test config");
+        config.validate().expect("valid config");
+        Service {
+            server: TestServer::start(config).await,
+            reader,
+            operator,
+            http: reqwest::Client::new(),
+            _tmp: tmp,
+        }
+    }
+
+    /// The provider dies: the qualification falls back, `/api/v1/llm/status` shows the
+    /// circuit open with the last error and the failure's kind, and so does `/metrics`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dead_provider_shows_as_an_open_breaker_in_the_status_route_and_metrics() {
+        let dead = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", l.local_addr().unwrap())
+        };
+        let s = service("obs-dead", &dead).await;
+        let before = s.get("/api/v1/llm/status").await;
+        assert_eq!(before["configured"], true);
+        assert_eq!(before["providers"][0]["breaker"], "closed", "{before}");
+
+        let job = s.qualify().await;
+        assert_eq!(job["result"]["fallback_used"], true, "{job}");
+
+        let status = s.get("/api/v1/llm/status").await;
+        let p = &status["providers"][0];
+        assert_eq!(p["name"], "obs-dead");
+        assert_eq!(p["kind"], "openai");
+        assert_eq!(p["structured_output"], "json_schema");
+        assert_eq!(p["breaker"], "open", "{status}");
+        assert_eq!(p["calls"], 1);
+        assert_eq!(p["failures"], 1);
+        assert_eq!(p["failures_by_kind"], json!({"unreachable": 1}));
+        assert!(
+            p["last_error"].as_str().unwrap().contains("unreachable"),
+            "{p}"
+        );
+        assert!(p["last_error_at"].is_string());
+
+        // Open: the next qualification makes no request and counts a short circuit.
+        s.qualify().await;
+        let p = s.get("/api/v1/llm/status").await["providers"][0].clone();
+        assert_eq!(
+            (p["calls"].clone(), p["short_circuited"].clone()),
+            (json!(1), json!(1))
+        );
+
+        let m = s.metrics().await;
+        assert!(
+            m.contains("llm_breaker_state{provider=\"obs-dead\"} 2"),
+            "{m}"
+        );
+        assert!(
+            m.contains("llm_failures_total{provider=\"obs-dead\",kind=\"unreachable\"} 1"),
+            "{m}"
+        );
+        assert!(
+            m.contains("llm_short_circuits_total{provider=\"obs-dead\"} 1"),
+            "{m}"
+        );
+        s.server.stop().await;
+    }
+
+    /// One qualification answered by the LLM, one by the fallback (the provider refuses
+    /// the request): the agent stats count one fallback in two, and the tokens.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn agent_stats_report_fallback_count_and_rate() {
+        let llm = MockLlm::start().await;
+        let s = service("obs-mock", &llm.url()).await;
+        llm.push(Behaviour::json(super::budgets::answer("Budget approved")).with_tokens(1200, 300));
+        llm.push(Behaviour::status(400));
+        assert_eq!(s.qualify().await["result"]["fallback_used"], false);
+        assert_eq!(s.qualify().await["result"]["fallback_used"], true);
+
+        let stats = s.get("/api/v1/agents/stats").await;
+        let items = stats["items"].as_array().unwrap();
+        let agent = items
+            .iter()
+            .find(|i| i["agent"] == "qualify-agent")
+            .unwrap_or_else(|| panic!("{stats}"));
+        assert_eq!(agent["succeeded"], 2, "{agent}");
+        assert_eq!(agent["success_rate"], 1.0);
+        assert_eq!(agent["fallbacks"], 1, "{agent}");
+        assert_eq!(agent["fallback_rate"], 0.5, "{agent}");
+
+        let p = s.get("/api/v1/llm/status").await["providers"][0].clone();
+        assert_eq!(
+            (p["input_tokens"].clone(), p["output_tokens"].clone()),
+            (json!(1200), json!(300))
+        );
+        assert_eq!(p["failures_by_kind"], json!({"client_error": 1}));
+        assert_eq!(p["breaker"], "closed", "a 400 shows the provider is up");
+        s.server.stop().await;
+    }
+}

@@ -1,14 +1,14 @@
 //! Aggregates over agent executions for the HTTP service's stats endpoint.
 
 use super::error::q;
-use super::{Db, DbError};
+use super::{Backend, Db, DbError};
 
 /// Latency percentiles use at most this many most recent finished runs (with a
 /// `duration_ms`) per (agent, version); counts and sums use every run.
 pub const LATENCY_SAMPLE_CAP: i64 = 10_000;
 
 /// Statistics of one agent version over [`Db::execution_stats`]'s window.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ExecutionStats {
     pub agent: String,
     pub agent_version: String,
@@ -22,6 +22,11 @@ pub struct ExecutionStats {
     pub failed: i64,
     /// `succeeded / (succeeded + failed)`; `None` before any run finished.
     pub success_rate: Option<f64>,
+    /// Succeeded runs whose output says `"fallback_used": true`: the agent answered with
+    /// its rule-based fallback, not the LLM.
+    pub fallbacks: i64,
+    /// `fallbacks / succeeded`; `None` before any run succeeded.
+    pub fallback_rate: Option<f64>,
     /// Nearest-rank percentiles of `duration_ms` over finished runs (succeeded or not),
     /// at most the [`LATENCY_SAMPLE_CAP`] most recent; `None` without any duration.
     pub p50_ms: Option<i64>,
@@ -41,6 +46,7 @@ struct AggRow {
     count: i64,
     running: i64,
     succeeded: i64,
+    fallbacks: i64,
     tokens_in: i64,
     tokens_out: i64,
     cost: f64,
@@ -57,7 +63,7 @@ fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 
 impl Db {
     /// Per (agent, agent_version), ordered by both: run counts, success rate, latency
-    /// percentiles, token and cost sums of the runs created at or after `since_ms`
+    /// percentiles, fallbacks, token and cost sums of the runs created at or after `since_ms`
     /// (all runs if `None`). Percentiles are computed here from the durations of at most
     /// [`LATENCY_SAMPLE_CAP`] most recent finished runs per group.
     pub async fn execution_stats(
@@ -65,21 +71,29 @@ impl Db {
         since_ms: Option<i64>,
     ) -> Result<Vec<ExecutionStats>, DbError> {
         const OP: &str = "execution_stats";
+        // The output is JSON text the host wrote; `fallback_used` is at its top level.
+        let fell_back = match self.backend() {
+            Backend::Sqlite => "json_valid(output) AND json_extract(output, '$.fallback_used') = 1",
+            Backend::Postgres => "CAST(output AS jsonb) ->> 'fallback_used' = 'true'",
+        };
+        let sql = format!(
+            "SELECT agent, agent_version, COUNT(*) AS count, \
+             CAST(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS BIGINT) AS running, \
+             CAST(SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END) AS BIGINT) AS succeeded, \
+             CAST(SUM(CASE WHEN status <> 'succeeded' OR output IS NULL THEN 0 \
+                           WHEN {fell_back} THEN 1 ELSE 0 END) AS BIGINT) AS fallbacks, \
+             CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT) AS tokens_in, \
+             CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT) AS tokens_out, \
+             CAST(COALESCE(SUM(cost), 0) AS DOUBLE PRECISION) AS cost \
+             FROM agent_executions WHERE ($1 IS NULL OR created_at >= $1) \
+             GROUP BY agent, agent_version ORDER BY agent, agent_version"
+        );
         let aggs: Vec<AggRow> = on_pool!(self, |pool| {
-            sqlx::query_as(
-                "SELECT agent, agent_version, COUNT(*) AS count, \
-                 CAST(SUM(CASE WHEN status = 'running' THEN 1 ELSE 0 END) AS BIGINT) AS running, \
-                 CAST(SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END) AS BIGINT) AS succeeded, \
-                 CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT) AS tokens_in, \
-                 CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT) AS tokens_out, \
-                 CAST(COALESCE(SUM(cost), 0) AS DOUBLE PRECISION) AS cost \
-                 FROM agent_executions WHERE ($1 IS NULL OR created_at >= $1) \
-                 GROUP BY agent, agent_version ORDER BY agent, agent_version",
-            )
-            .bind(since_ms)
-            .fetch_all(pool)
-            .await
-            .map_err(q(OP))?
+            sqlx::query_as(&sql)
+                .bind(since_ms)
+                .fetch_all(pool)
+                .await
+                .map_err(q(OP))?
         });
         let durations: Vec<(String, String, i64)> = on_pool!(self, |pool| {
             sqlx::query_as(
@@ -111,6 +125,9 @@ impl Db {
                 let finished = a.succeeded + failed;
                 ExecutionStats {
                     success_rate: (finished > 0).then(|| a.succeeded as f64 / finished as f64),
+                    fallbacks: a.fallbacks,
+                    fallback_rate: (a.succeeded > 0)
+                        .then(|| a.fallbacks as f64 / a.succeeded as f64),
                     p50_ms: percentile(&d, 50.0),
                     p95_ms: percentile(&d, 95.0),
                     p99_ms: percentile(&d, 99.0),

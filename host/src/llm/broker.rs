@@ -237,7 +237,8 @@ impl LlmBroker {
                         permit.success();
                         match check_answer(&answer, schema.as_ref(), &provider.name, name) {
                             Ok(json) => {
-                                provider.record_call(None);
+                                provider
+                                    .record_call(None, (answer.input_tokens, answer.output_tokens));
                                 let attempt = Attempt {
                                     alias: name.to_string(),
                                     provider: provider.name.clone(),
@@ -268,7 +269,12 @@ impl LlmBroker {
                         (e, None)
                     }
                 };
-                provider.record_call(Some(&err));
+                provider.record_call(
+                    Some(&err),
+                    answer
+                        .as_ref()
+                        .map_or((0, 0), |a| (a.input_tokens, a.output_tokens)),
+                );
                 attempts.push(failed_attempt(name, model, &err, latency, answer.as_ref()));
                 log_attempt(attempts.last(), number);
                 let next = self.next_step(&err, number, &mut invalid_outputs);

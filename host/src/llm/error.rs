@@ -133,6 +133,27 @@ impl LlmError {
         }
     }
 
+    /// A finer category than [`Self::kind`], for counters and the status route:
+    /// `timeout`, `unreachable`, `rate_limited`, `server_error` (HTTP 408/5xx),
+    /// `client_error` (other HTTP 4xx), `malformed`, `schema_violation`, `circuit_open`,
+    /// `config`.
+    pub fn failure_kind(&self) -> &'static str {
+        match self {
+            LlmError::UnknownAlias(_) | LlmError::Config(_) | LlmError::InvalidRequest(_) => {
+                "config"
+            }
+            LlmError::Timeout { .. } => "timeout",
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::Upstream { status, .. } if is_retryable_status(*status) => "server_error",
+            LlmError::Upstream { .. } => "client_error",
+            LlmError::Unreachable { .. } => "unreachable",
+            LlmError::Malformed(_) => "malformed",
+            LlmError::SchemaViolation(_) => "schema_violation",
+            LlmError::CircuitOpen { .. } => "circuit_open",
+            LlmError::Exhausted { last, .. } => last.failure_kind(),
+        }
+    }
+
     /// The error behind [`LlmError::Exhausted`] (itself otherwise).
     pub fn root(&self) -> &LlmError {
         match self {

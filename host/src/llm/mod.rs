@@ -9,6 +9,7 @@
 //!   structured-output dialects).
 //! - `transport.rs` — one bounded HTTP exchange and its error mapping; `Retry-After`.
 //! - `breaker.rs` — per-provider circuit breaker.
+//! - `gbnf.rs` — JSON Schema → llama.cpp GBNF grammar (`structured_output = "gbnf"`).
 //! - `schema.rs` — schema compilation, JSON extraction (```json fences), validation.
 //! - `provider.rs` — a configured provider: key (never printed), breaker, counters.
 //! - `request.rs`, `completion.rs`, `error.rs` — the public types.
@@ -22,6 +23,7 @@ mod breaker;
 mod broker;
 mod completion;
 mod error;
+mod gbnf;
 mod openai;
 mod provider;
 mod request;

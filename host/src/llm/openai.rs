@@ -6,8 +6,13 @@
 //! Structured output by dialect: `json_schema` sends OpenAI's
 //! `response_format: {type: "json_schema", json_schema: {name, schema, strict: true}}`,
 //! `json_object_schema` sends llama-cpp-python's `{type: "json_object", schema}`, `prompt`
-//! puts the schema into the system prompt. The broker validates the answer in every case.
+//! puts the schema into the system prompt, `gbnf` compiles it into a llama.cpp GBNF
+//! `grammar` (`llm/gbnf.rs`) the server enforces while sampling, and puts the schema into
+//! the system prompt too so the model knows what the fields mean (a schema the grammar
+//! compiler does not cover goes as `json_object_schema`). The broker validates the answer
+//! in every case.
 
+use super::gbnf;
 use super::provider::Answer;
 use super::request::CompletionRequest;
 use super::schema::{instruction, OutputSchema};
@@ -41,6 +46,22 @@ pub(crate) fn body(
     };
     body.insert(field.into(), json!(req.max_tokens));
     if let Some(schema) = schema {
+        let dialect = match dialect {
+            StructuredOutput::Gbnf => match gbnf::compile(schema.schema()) {
+                Ok(grammar) => {
+                    body.insert("grammar".into(), json!(grammar));
+                    StructuredOutput::Prompt
+                }
+                Err(why) => {
+                    tracing::debug!(
+                        reason = %why,
+                        "the output schema has no GBNF grammar; asking with json_object_schema"
+                    );
+                    StructuredOutput::JsonObjectSchema
+                }
+            },
+            other => other,
+        };
         match dialect {
             StructuredOutput::JsonSchema => {
                 body.insert(
@@ -57,7 +78,7 @@ pub(crate) fn body(
                     json!({"type": "json_object", "schema": schema.schema()}),
                 );
             }
-            StructuredOutput::Prompt | StructuredOutput::Tool => {
+            StructuredOutput::Prompt | StructuredOutput::Tool | StructuredOutput::Gbnf => {
                 let inst = instruction(schema.schema());
                 system = Some(match system {
                     Some(s) => format!("{s}\n\n{inst}"),

@@ -12,29 +12,39 @@ use super::transport::{post_json, Target};
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::env::VarError;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 /// What [`LlmBroker::status`](super::LlmBroker::status) reports per provider.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ProviderStatus {
     pub name: String,
     pub kind: ProviderKind,
     pub base_url: String,
+    /// `json_schema`, `json_object_schema`, `gbnf`, `tool` or `prompt`.
+    pub structured_output: String,
     pub breaker: BreakerState,
     /// Consecutive availability failures (what opens the breaker).
     pub consecutive_failures: u32,
     /// The last failed attempt's error message (no key in it), and when.
     pub last_error: Option<String>,
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_error_at: Option<DateTime<Utc>>,
     /// Requests sent to the provider.
     pub calls: u64,
     /// Of those, the ones that did not produce a usable answer.
     pub failures: u64,
+    /// The failures by kind: `timeout`, `unreachable`, `rate_limited`, `server_error`,
+    /// `client_error`, `malformed`, `schema_violation`, `config`.
+    pub failures_by_kind: BTreeMap<String, u64>,
     /// Attempts refused without a request because the circuit was open.
     pub short_circuited: u64,
+    /// Tokens the provider reported for the requests sent (failed ones included).
+    pub input_tokens: u64,
+    pub output_tokens: u64,
 }
 
 /// A provider's answer before schema validation.
@@ -65,7 +75,10 @@ impl fmt::Debug for ApiKey {
 struct Counters {
     calls: u64,
     failures: u64,
+    failures_by_kind: BTreeMap<String, u64>,
     short_circuited: u64,
+    input_tokens: u64,
+    output_tokens: u64,
     last_error: Option<(String, DateTime<Utc>)>,
 }
 
@@ -155,18 +168,42 @@ impl Provider {
         }
     }
 
-    /// Counts a request that was sent; `error` when it gave no usable answer.
-    pub fn record_call(&self, error: Option<&LlmError>) {
+    /// Counts a request that was sent; `error` when it gave no usable answer; the tokens
+    /// the provider reported for it. Also the Prometheus counters `llm_calls_total`,
+    /// `llm_failures_total` and `llm_tokens_total`.
+    pub fn record_call(&self, error: Option<&LlmError>, tokens: (u32, u32)) {
+        let provider = self.name.clone();
+        metrics::counter!("llm_calls_total", "provider" => provider.clone(),
+            "outcome" => if error.is_some() { "failed" } else { "ok" })
+        .increment(1);
+        if let Some(e) = error {
+            metrics::counter!("llm_failures_total", "provider" => provider.clone(),
+                "kind" => e.failure_kind())
+            .increment(1);
+        }
+        for (direction, n) in [("input", tokens.0), ("output", tokens.1)] {
+            if n > 0 {
+                metrics::counter!("llm_tokens_total", "provider" => provider.clone(),
+                    "direction" => direction)
+                .increment(u64::from(n));
+            }
+        }
         let mut c = self.counters();
         c.calls += 1;
+        c.input_tokens += u64::from(tokens.0);
+        c.output_tokens += u64::from(tokens.1);
         if let Some(e) = error {
             c.failures += 1;
+            *c.failures_by_kind
+                .entry(e.failure_kind().to_string())
+                .or_default() += 1;
             c.last_error = Some((e.to_string(), Utc::now()));
         }
     }
 
-    /// Counts an attempt refused because the circuit was open.
+    /// Counts an attempt refused because the circuit was open (`llm_short_circuits_total`).
     pub fn record_short_circuit(&self) {
+        metrics::counter!("llm_short_circuits_total", "provider" => self.name.clone()).increment(1);
         self.counters().short_circuited += 1;
     }
 
@@ -177,13 +214,17 @@ impl Provider {
             name: self.name.clone(),
             kind: self.settings.kind,
             base_url: self.settings.base_url.clone(),
+            structured_output: self.settings.structured_output().as_str().to_string(),
             breaker,
             consecutive_failures,
             last_error: c.last_error.as_ref().map(|(m, _)| m.clone()),
             last_error_at: c.last_error.as_ref().map(|(_, t)| *t),
             calls: c.calls,
             failures: c.failures,
+            failures_by_kind: c.failures_by_kind.clone(),
             short_circuited: c.short_circuited,
+            input_tokens: c.input_tokens,
+            output_tokens: c.output_tokens,
         }
     }
 }

@@ -47,7 +47,9 @@ pub struct LlmSettings {
 }
 
 /// Wire protocol of a provider.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Anthropic Messages API: `POST {base_url}/v1/messages`.
@@ -84,6 +86,11 @@ pub enum StructuredOutput {
     /// llama-cpp-python: `response_format: {type: "json_object", schema: …}` (it answers
     /// HTTP 500 to the `json_schema` form).
     JsonObjectSchema,
+    /// llama.cpp `llama-server` and llama-cpp-python: the schema compiled into a GBNF
+    /// `grammar` (bounded numbers, enums, escaped strings, required properties in order),
+    /// which the server enforces while sampling. A schema outside the compiled subset
+    /// (see `llm/gbnf.rs`) is sent as `json_object_schema` instead.
+    Gbnf,
     /// Anthropic: one tool whose `input_schema` is the schema, forced with `tool_choice`;
     /// the tool input is the answer (default for `anthropic`). A schema whose root is not an
     /// object is wrapped as `{value: schema}` and unwrapped again.
@@ -98,6 +105,7 @@ impl StructuredOutput {
         match self {
             StructuredOutput::JsonSchema => "json_schema",
             StructuredOutput::JsonObjectSchema => "json_object_schema",
+            StructuredOutput::Gbnf => "gbnf",
             StructuredOutput::Tool => "tool",
             StructuredOutput::Prompt => "prompt",
         }
@@ -106,9 +114,9 @@ impl StructuredOutput {
     /// Whether `kind` understands this dialect.
     pub fn fits(self, kind: ProviderKind) -> bool {
         match self {
-            StructuredOutput::JsonSchema | StructuredOutput::JsonObjectSchema => {
-                kind == ProviderKind::Openai
-            }
+            StructuredOutput::JsonSchema
+            | StructuredOutput::JsonObjectSchema
+            | StructuredOutput::Gbnf => kind == ProviderKind::Openai,
             StructuredOutput::Tool => kind == ProviderKind::Anthropic,
             StructuredOutput::Prompt => true,
         }
@@ -280,7 +288,7 @@ impl LlmSettings {
                         match p.kind {
                             ProviderKind::Anthropic => "use \"tool\" or \"prompt\"",
                             ProviderKind::Openai =>
-                                "use \"json_schema\", \"json_object_schema\" or \"prompt\"",
+                                "use \"json_schema\", \"json_object_schema\", \"gbnf\" or \"prompt\"",
                         }
                     ));
                 }

@@ -46,7 +46,8 @@ pub async fn track(req: Request, next: Next) -> Response {
 
 pub use crate::runtime::call_metrics as plugin_call;
 
-/// Gauges read at scrape time: queue depth by status, live plugins, database pool.
+/// Gauges read at scrape time: queue depth by status, live plugins, database pool, LLM
+/// providers' circuit breakers (`llm_breaker_state`: 0 closed, 1 half-open, 2 open).
 pub async fn refresh_gauges(st: &AppState) {
     if let Ok(d) = st.db.queue_depth().await {
         for (status, n) in [
@@ -67,6 +68,14 @@ pub async fn refresh_gauges(st: &AppState) {
         metrics::gauge!("plugin_live", "plugin" => slot.name.clone(), "version" => version,
             "sha256" => sha256)
         .set(if slot.is_disabled() { 0.0 } else { 1.0 });
+    }
+    if let Some(llm) = &st.llm {
+        for p in llm.status() {
+            metrics::gauge!("llm_breaker_state", "provider" => p.name.clone())
+                .set(p.breaker.gauge());
+            metrics::gauge!("llm_consecutive_failures", "provider" => p.name)
+                .set(f64::from(p.consecutive_failures));
+        }
     }
     let (size, idle) = st.db.pool_stats();
     metrics::gauge!("db_pool_connections", "backend" => st.db.backend().as_str()).set(size as f64);

@@ -199,6 +199,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::mcp::mcp_status))
         .routes(routes!(routes::mcp::mcp_server_tools))
+        .routes(routes!(routes::llm::llm_status))
         .routes(routes!(routes::pipelines::list))
         .routes(routes!(routes::pipelines::runs))
         .routes(routes!(routes::pipelines::run))

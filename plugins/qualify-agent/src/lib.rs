@@ -47,28 +47,73 @@ fn qualify(task: &Task) -> Result<Outcome, PluginError> {
     }
 }
 
+/// Asks the model; an answer that fails [`Outcome::from_llm`]'s checks gets one corrective
+/// retry (the answer and what was wrong with it go back as a follow-up), then the error
+/// (the caller falls back with it as the reason).
 fn ask_llm(task: &Task, lead: &Value) -> Result<Outcome, String> {
-    let request = llm::CompletionRequest {
-        model: task.model.clone(),
-        system: Some(schema::SYSTEM_PROMPT.to_string()),
-        messages: vec![llm::Message {
-            role: llm::Role::User,
-            content: schema::user_prompt(lead),
-        }],
-        max_tokens: 512,
-        json_schema: Some(schema::qualification_schema().to_string()),
-    };
-    let completion = llm::complete(&request).map_err(|e| qualification::llm_error(&e))?;
-    let answer: Value = match &completion.json {
-        Some(j) => serde_json::from_str(j).map_err(|e| format!("host returned bad JSON: {e}"))?,
-        None => return Err("the model returned no structured answer".into()),
-    };
-    let mut outcome = Outcome::from_llm(&task.lead_id, &answer)?;
-    outcome.model = Some(completion.model);
-    outcome.tokens_in = completion.usage.input_tokens;
-    outcome.tokens_out = completion.usage.output_tokens;
-    outcome.cost_usd = completion.usage.cost_usd;
-    Ok(outcome)
+    let mut messages = vec![llm::Message {
+        role: llm::Role::User,
+        content: schema::user_prompt(lead),
+    }];
+    // What the model saw: its answer must not merely repeat it.
+    let seen = schema::clean_lead_for_prompt(lead);
+    let (mut tokens_in, mut tokens_out, mut cost_usd) = (0u32, 0u32, 0.0f64);
+    let mut first_problem: Option<String> = None;
+    loop {
+        let request = llm::CompletionRequest {
+            model: task.model.clone(),
+            system: Some(schema::SYSTEM_PROMPT.to_string()),
+            messages: messages.clone(),
+            max_tokens: 512,
+            json_schema: Some(schema::qualification_schema().to_string()),
+        };
+        let completion = llm::complete(&request).map_err(|e| qualification::llm_error(&e))?;
+        tokens_in = tokens_in.saturating_add(completion.usage.input_tokens);
+        tokens_out = tokens_out.saturating_add(completion.usage.output_tokens);
+        cost_usd += completion.usage.cost_usd;
+        let checked = match &completion.json {
+            Some(j) => serde_json::from_str::<Value>(j)
+                .map_err(|e| format!("host returned bad JSON: {e}"))
+                .and_then(|answer| Outcome::from_llm(&task.lead_id, &answer, &seen)),
+            None => Err("the model returned no structured answer".into()),
+        };
+        match checked {
+            Ok(mut outcome) => {
+                outcome.model = Some(completion.model);
+                outcome.tokens_in = tokens_in;
+                outcome.tokens_out = tokens_out;
+                outcome.cost_usd = cost_usd;
+                return Ok(outcome);
+            }
+            Err(problem) => match first_problem {
+                None => {
+                    log::warn(&format!(
+                        "LLM answer for lead {:?} rejected ({problem}); asking once more",
+                        task.lead_id
+                    ));
+                    let previous = completion.json.unwrap_or(completion.text);
+                    messages.push(llm::Message {
+                        role: llm::Role::Assistant,
+                        content: if previous.trim().is_empty() {
+                            "(an empty answer)".into()
+                        } else {
+                            previous
+                        },
+                    });
+                    messages.push(llm::Message {
+                        role: llm::Role::User,
+                        content: schema::correction_prompt(&problem),
+                    });
+                    first_problem = Some(problem);
+                }
+                Some(first) => {
+                    return Err(format!(
+                        "LLM answer inconsistent after a corrective retry: {problem} (first answer: {first})"
+                    ))
+                }
+            },
+        }
+    }
 }
 
 fn fallback(task: &Task, lead: &Value, reason: String) -> Result<Outcome, PluginError> {

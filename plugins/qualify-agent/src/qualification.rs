@@ -87,10 +87,81 @@ fn in_range(v: &Value, key: &str, lo: f64, hi: f64) -> Result<f64, String> {
     Ok(n)
 }
 
+/// Words that make an answer "bare" when nothing else is said (`"No"`, `"The answer is
+/// no"`, `"N/A"`).
+const BARE_WORDS: [&str; 18] = [
+    "yes", "no", "y", "n", "true", "false", "ok", "okay", "maybe", "none", "null", "na", "n/a",
+    "unknown", "the", "answer", "is", "it",
+];
+
+/// Whether `text` says nothing but yes/no and the like.
+fn is_bare(text: &str) -> bool {
+    text.split(|c: char| c.is_whitespace() || (c.is_ascii_punctuation() && c != '/'))
+        .filter(|w| !w.is_empty())
+        .all(|w| BARE_WORDS.contains(&w.to_lowercase().as_str()))
+}
+
+/// Whether `text` is a plugin identifier such as `bant@1.0.0` (Strata's own strategy
+/// names), not prose.
+fn is_plugin_id(text: &str) -> bool {
+    let Some((name, version)) = text.trim().split_once('@') else {
+        return false;
+    };
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !version.is_empty()
+        && version.chars().all(|c| c.is_ascii_digit() || c == '.')
+}
+
+/// Every string value in `v` (at any depth), trimmed and lowercased.
+fn input_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) if !s.trim().is_empty() => out.push(s.trim().to_lowercase()),
+        Value::Array(items) => items.iter().for_each(|i| input_strings(i, out)),
+        Value::Object(m) => m.values().for_each(|i| input_strings(i, out)),
+        _ => {}
+    }
+}
+
+/// Checks the free-text field `key` of an answer: non-empty, not a bare yes/no, not a
+/// plugin id, not a value copied from the lead.
+fn check_text(key: &str, text: &str, lead_strings: &[String]) -> Result<(), String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(format!("`{key}` is empty"));
+    }
+    if is_bare(t) {
+        return Err(format!(
+            "`{key}` = {t:?} is a bare yes/no, not an explanation"
+        ));
+    }
+    if is_plugin_id(t) {
+        return Err(format!(
+            "`{key}` = {t:?} is a scorer's identifier, not a sentence"
+        ));
+    }
+    if lead_strings.iter().any(|s| *s == t.to_lowercase()) {
+        return Err(format!(
+            "`{key}` = {t:?} is copied from the lead's data, not your own judgement"
+        ));
+    }
+    Ok(())
+}
+
 impl Outcome {
-    /// Checks the model's answer (the host validated it against the schema already; this
-    /// re-checks what the agent relies on, so a lax provider cannot slip a bad score in).
-    pub fn from_llm(lead_id: &str, v: &Value) -> Result<Outcome, String> {
+    /// Checks the model's answer before it is accepted (the host validated it against the
+    /// schema already; this re-checks what the agent relies on, so a lax provider cannot
+    /// slip a bad score in, and checks what a schema cannot say): score 0–100, confidence
+    /// 0–1, each factor 0–100; the priority is the score's band of the scorer contract
+    /// ([`Priority::from_score`]: immediate >= 85, high >= 65, medium >= 40, low below);
+    /// `recommended_action` and `reasoning` are non-empty, not a bare yes/no, not a
+    /// plugin identifier and not a value copied from `lead` (the lead as the model saw it:
+    /// [`crate::schema::clean_lead_for_prompt`]; an action equal to Strata's own earlier
+    /// write-back, which the model did not see, is the same judgement again, not a copy).
+    /// The error says what was wrong, in words the model can act on.
+    pub fn from_llm(lead_id: &str, v: &Value, lead: &Value) -> Result<Outcome, String> {
         let value = in_range(v, "score", 0.0, 100.0)?;
         let confidence = in_range(v, "confidence", 0.0, 1.0)?;
         let priority = v
@@ -98,19 +169,34 @@ impl Outcome {
             .and_then(Value::as_str)
             .and_then(priority_of)
             .ok_or("answer has no valid `priority`")?;
+        let band = Priority::from_score(value);
+        if priority != band {
+            return Err(format!(
+                "priority {:?} contradicts score {value}, whose band is {:?} (immediate >= 85, high >= 65, medium >= 40, low below)",
+                priority_name(priority),
+                priority_name(band)
+            ));
+        }
+        let mut lead_strings = Vec::new();
+        input_strings(lead, &mut lead_strings);
+        input_strings(&Value::String(lead_id.to_string()), &mut lead_strings);
         let text = |k: &str| -> Result<String, String> {
-            v.get(k)
+            let t = v
+                .get(k)
                 .and_then(Value::as_str)
-                .filter(|s| !s.trim().is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| format!("answer has no `{k}`"))
+                .ok_or_else(|| format!("answer has no `{k}`"))?;
+            check_text(k, t, &lead_strings)?;
+            Ok(t.trim().to_string())
         };
+        let recommended_action = text("recommended_action")?;
+        let reasoning = text("reasoning")?;
         let factors_v = v.get("factors").ok_or("answer has no `factors`")?;
         let mut factors = Vec::new();
         for name in FACTORS {
             factors.push(Factor {
                 name: name.to_string(),
-                score: in_range(factors_v, name, 0.0, 100.0)?,
+                score: in_range(factors_v, name, 0.0, 100.0)
+                    .map_err(|e| e.replace("answer `", "answer `factors."))?,
             });
         }
         Ok(Outcome {
@@ -118,8 +204,8 @@ impl Outcome {
             score: Score {
                 value,
                 priority,
-                recommended_action: text("recommended_action")?,
-                reasoning: text("reasoning")?,
+                recommended_action,
+                reasoning,
                 confidence,
                 factors,
             },
@@ -205,9 +291,26 @@ mod tests {
         })
     }
 
+    fn lead() -> Value {
+        json!({
+            "id": "L1", "company": "Acme", "industry": "Manufacturing", "notes": "Wants a demo",
+            "attributes": {"strategy": "Bant@1.0.0", "next_step": "Nurture by email"}
+        })
+    }
+
+    fn check(a: &Value) -> Result<Outcome, String> {
+        Outcome::from_llm("L1", a, &lead())
+    }
+
+    fn with(key: &str, value: Value) -> Value {
+        let mut a = answer();
+        a[key] = value;
+        a
+    }
+
     #[test]
     fn a_valid_answer_becomes_a_score_with_five_factors() {
-        let o = Outcome::from_llm("L1", &answer()).unwrap();
+        let o = check(&answer()).unwrap();
         assert_eq!(o.score.value, 82.5);
         assert_eq!(o.score.priority, Priority::High);
         assert_eq!(o.score.factors.len(), 5);
@@ -218,15 +321,126 @@ mod tests {
     fn out_of_range_or_missing_fields_are_rejected() {
         let mut a = answer();
         a["score"] = json!(120);
-        assert!(Outcome::from_llm("L1", &a).unwrap_err().contains("score"));
+        assert!(check(&a).unwrap_err().contains("score"));
         let mut a = answer();
         a["factors"].as_object_mut().unwrap().remove("timeline");
-        assert!(Outcome::from_llm("L1", &a)
-            .unwrap_err()
-            .contains("timeline"));
+        assert!(check(&a).unwrap_err().contains("timeline"));
         let mut a = answer();
         a["priority"] = json!("urgent");
-        assert!(Outcome::from_llm("L1", &a).is_err());
+        assert!(check(&a).is_err());
+    }
+
+    #[test]
+    fn the_priority_must_be_the_score_band() {
+        // demo-001: 2.7 with priority "immediate".
+        let mut a = with("score", json!(2.7));
+        a["priority"] = json!("immediate");
+        let e = check(&a).unwrap_err();
+        assert!(
+            e.contains("contradicts score 2.7") && e.contains("\"low\""),
+            "{e}"
+        );
+        for (score, priority) in [
+            (85.0, "immediate"),
+            (84.9, "high"),
+            (65.0, "high"),
+            (64.5, "medium"),
+            (40.0, "medium"),
+            (39.99, "low"),
+            (0.0, "low"),
+            (100.0, "immediate"),
+        ] {
+            let mut a = with("score", json!(score));
+            a["priority"] = json!(priority);
+            assert!(check(&a).is_ok(), "{score} {priority}");
+        }
+        for (score, priority) in [
+            (85.0, "high"),
+            (64.9, "high"),
+            (40.0, "low"),
+            (90.0, "medium"),
+        ] {
+            let mut a = with("score", json!(score));
+            a["priority"] = json!(priority);
+            assert!(
+                check(&a).unwrap_err().contains("contradicts"),
+                "{score} {priority}"
+            );
+        }
+    }
+
+    #[test]
+    fn confidence_and_factors_must_be_in_range() {
+        assert!(check(&with("confidence", json!(1.5)))
+            .unwrap_err()
+            .contains("confidence"));
+        assert!(check(&with("confidence", json!(-0.1))).is_err());
+        assert!(check(&with("confidence", json!("high"))).is_err());
+        let mut a = answer();
+        a["factors"]["budget"] = json!(-1000);
+        let e = check(&a).unwrap_err();
+        assert!(e.contains("factors.budget"), "{e}");
+        a["factors"]["budget"] = json!(100.5);
+        assert!(check(&a).is_err());
+    }
+
+    #[test]
+    fn reasoning_and_action_must_be_present() {
+        for key in ["reasoning", "recommended_action"] {
+            assert!(check(&with(key, json!("  "))).unwrap_err().contains(key));
+            let mut a = answer();
+            a.as_object_mut().unwrap().remove(key);
+            assert!(check(&a).unwrap_err().contains(key));
+        }
+    }
+
+    #[test]
+    fn a_bare_yes_or_no_is_rejected() {
+        for bare in ["The answer is no", "No", "yes.", "N/A", "true", "OK!"] {
+            let e = check(&with("recommended_action", json!(bare))).unwrap_err();
+            assert!(e.contains("bare yes/no"), "{bare}: {e}");
+            assert!(check(&with("reasoning", json!(bare))).is_err(), "{bare}");
+        }
+        for fine in [
+            "No budget yet: nurture by email",
+            "Call the CFO",
+            "Yes, book a demo this week",
+        ] {
+            assert!(
+                check(&with("recommended_action", json!(fine))).is_ok(),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
+    fn text_copied_from_the_input_is_rejected() {
+        // demo-012: the action was Strata's own earlier write-back.
+        let e = check(&with("recommended_action", json!("Bant@1.0.0"))).unwrap_err();
+        assert!(e.contains("recommended_action"), "{e}");
+        for copied in [
+            "Nurture by email",
+            "acme",
+            " Wants a demo ",
+            "L1",
+            "Manufacturing",
+        ] {
+            let e = check(&with("recommended_action", json!(copied))).unwrap_err();
+            assert!(e.contains("copied from the lead"), "{copied}: {e}");
+            assert!(
+                check(&with("reasoning", json!(copied))).is_err(),
+                "{copied}"
+            );
+        }
+        // A plugin identifier not in the lead is still not an action.
+        let e = check(&with("recommended_action", json!("xeducation@2.1.0"))).unwrap_err();
+        assert!(e.contains("identifier"), "{e}");
+        // Mentioning a lead's value is fine; being one is not.
+        assert!(check(&with(
+            "reasoning",
+            json!("Acme is a manufacturer that wants a demo")
+        ))
+        .is_ok());
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! Agent executions and their statistics.
 
-use crate::db::ExecutionFilter;
+use crate::db::{ExecutionFilter, ExecutionStats};
 use crate::server::error::ApiResult;
 use crate::server::AppState;
 use axum::extract::{Query, State};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -55,13 +55,21 @@ pub struct StatsQuery {
     pub since: Option<i64>,
 }
 
-/// Counts, success rate, latency percentiles, tokens and cost by agent and version.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct AgentStatsResponse {
+    /// One entry per (agent, agent_version), sorted by both.
+    pub items: Vec<ExecutionStats>,
+}
+
+/// Counts, success rate, fallback count and rate (runs the agent answered with its
+/// rule-based fallback instead of the LLM), latency percentiles, tokens and cost by agent
+/// and version.
 #[utoipa::path(get, path = "/api/v1/agents/stats", tag = "agents", params(StatsQuery),
-    responses((status = 200, body = Object)), security(("api_key" = [])))]
+    responses((status = 200, body = AgentStatsResponse)), security(("api_key" = [])))]
 pub async fn stats(
     State(st): State<AppState>,
     Query(q): Query<StatsQuery>,
-) -> ApiResult<Json<Value>> {
-    let stats = st.db.execution_stats(q.since).await?;
-    Ok(Json(json!({ "items": stats })))
+) -> ApiResult<Json<AgentStatsResponse>> {
+    let items = st.db.execution_stats(q.since).await?;
+    Ok(Json(AgentStatsResponse { items }))
 }

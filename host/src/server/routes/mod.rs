@@ -7,6 +7,7 @@ pub mod executions;
 pub mod health;
 pub mod keys;
 pub mod leads;
+pub mod llm;
 pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
