@@ -18,7 +18,7 @@ pub mod qualification;
 pub mod schema;
 
 use qualification::{Outcome, Task};
-use serde_json::{json, Value};
+use serde_json::Value;
 use strata_sdk::{export_agent, llm, log, scoring, Agent, PluginError};
 
 struct QualifyAgent;
