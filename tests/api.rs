@@ -514,6 +514,17 @@ async fn lead_and_score_flow(url: &str) {
         .all(|a| a["plugin"] == "stateful" && a["capability"] == "state" && a["allowed"] == true));
     assert!(items.iter().all(|a| a["count"] == 1), "{audit}");
 
+    // A stored lead never scored has no latest score (200, null); an unknown one is 404.
+    let (st, none) = s
+        .json(Method::GET, "/api/v1/leads/scores/api-2", &s.reader, None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{none}");
+    assert!(none["latest"].is_null() && none["history"] == json!([]), "{none}");
+    let (st, _) = s
+        .json(Method::GET, "/api/v1/leads/scores/ghost", &s.reader, None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
     // Qualify as a job, then read the stored score.
     let (st, acc) = s
         .json(Method::POST, "/api/v1/leads/qualify/api-2", &op, None)

@@ -998,3 +998,31 @@ async fn released_failed_dead_reaped_and_completed_jobs_leave_no_running_executi
     })
     .await;
 }
+
+#[tokio::test]
+async fn running_executions_of_no_job_are_closed_only_once_they_are_stale() {
+    both_backends(|db| async move {
+        let open = |at: i64, job: Option<&str>| {
+            let mut e = NewExecution::new("qualify-agent", "1.0.0", json!(null));
+            e.created_at = at;
+            e.job_id = job.map(str::to_string);
+            e
+        };
+        let old_cli = db.insert_execution(&open(1_000, None)).await.unwrap();
+        let new_cli = db.insert_execution(&open(9_000, None)).await.unwrap();
+        let old_job = db.insert_execution(&open(1_000, Some("j-1"))).await.unwrap();
+        assert_eq!(db.close_stale_jobless_executions(5_000).await.unwrap(), 1);
+        let status = |id: String| {
+            let db = db.clone();
+            async move { db.get_execution(&id).await.unwrap().unwrap() }
+        };
+        let closed = status(old_cli).await;
+        assert_eq!(closed.status, "abandoned");
+        assert!(closed.error.unwrap().contains("no job"));
+        assert!(closed.finished_at.is_some());
+        // Too young, or a job's (its job's retry, release or death closes it).
+        assert_eq!(status(new_cli).await.status, "running");
+        assert_eq!(status(old_job).await.status, "running");
+    })
+    .await;
+}

@@ -101,6 +101,18 @@ impl App {
         }
     }
 
+    /// Closes agent executions left `running` by a `strata qualify` process that died
+    /// ([`Config::stale_execution_after_ms`]); execution rows of jobs are closed by their
+    /// job's retry, release or death instead.
+    pub async fn close_orphaned_executions(&self) {
+        let cutoff = crate::domain::now_ms() - self.config.stale_execution_after_ms() as i64;
+        match self.db.close_stale_jobless_executions(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(executions = n, "closed agent executions orphaned by a process that died"),
+            Err(e) => tracing::warn!(error = %e, "cannot close orphaned agent executions"),
+        }
+    }
+
     /// Checks `[qualify.crm]` against the CRM's MCP server: a tool or argument the server
     /// does not have is an error naming it. A server that cannot be reached now is only
     /// a warning (every qualification checks again before it calls the CRM).

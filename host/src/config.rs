@@ -309,6 +309,20 @@ impl Config {
             .collect()
     }
 
+    /// How long a `running` agent execution of no job may be before it is surely
+    /// orphaned: twice the longest deadline configured (runtime default, grants), and at
+    /// least ten minutes.
+    pub fn stale_execution_after_ms(&self) -> u64 {
+        let longest = self
+            .grants
+            .values()
+            .filter_map(|g| g.limits.deadline_ms)
+            .chain([self.runtime.default_deadline_ms])
+            .max()
+            .unwrap_or_default();
+        longest.saturating_mul(2).max(600_000)
+    }
+
     pub fn grant(&self, plugin: &str) -> Option<&Grant> {
         self.grants.get(plugin)
     }

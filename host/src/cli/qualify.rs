@@ -23,6 +23,7 @@ pub async fn run(args: QualifyArgs, config: Config) -> anyhow::Result<()> {
     let app = App::start(config).await?;
     app.connect_mcp();
     app.check_crm().await?;
+    app.close_orphaned_executions().await;
     let plugin = super::load_named(&app.manager, &name).await?;
     if plugin.kind() == crate::manifest::PluginKind::Agent {
         // The agent's fallback scorer must be live for `scoring` to reach it.

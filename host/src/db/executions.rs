@@ -299,6 +299,28 @@ impl Db {
         )))
     }
 
+    /// Close as `abandoned` the executions of no job (a `strata qualify` run) still
+    /// `running` that started before `started_before` (ms since the epoch): their process
+    /// died with them (kill -9), and no job retry will close them. Returns how many.
+    pub async fn close_stale_jobless_executions(&self, started_before: i64) -> Result<u64, DbError> {
+        const OP: &str = "close_stale_jobless_executions";
+        let now = now_ms();
+        let n = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE agent_executions SET status = 'abandoned', finished_at = $1, \
+                 error = 'abandoned: its process ended before it finished (no job to retry it)' \
+                 WHERE job_id IS NULL AND status = 'running' AND created_at < $2",
+            )
+            .bind(now)
+            .bind(started_before)
+            .execute(pool)
+            .await
+            .map_err(q(OP))?
+            .rows_affected()
+        });
+        Ok(n)
+    }
+
     /// The executions of job `job_id`, oldest first.
     pub async fn executions_of_job(&self, job_id: &str) -> Result<Vec<ExecutionRecord>, DbError> {
         const OP: &str = "executions_of_job";

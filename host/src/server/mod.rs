@@ -410,6 +410,7 @@ async fn serve_app(
 ) -> anyhow::Result<()> {
     app.connect_mcp();
     app.check_crm().await?;
+    app.close_orphaned_executions().await;
     let (config, db, audit, manager) = (
         app.config.clone(),
         app.db.clone(),

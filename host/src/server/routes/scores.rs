@@ -74,12 +74,14 @@ pub async fn list(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct LeadScores {
     pub lead_id: String,
-    pub latest: StoredScore,
+    /// `null` for a stored lead never scored.
+    pub latest: Option<StoredScore>,
     /// Newest first, the latest included.
     pub history: Vec<StoredScore>,
 }
 
-/// The latest score of a lead, with its history.
+/// The latest score of a lead, with its history (a stored lead never scored has none:
+/// `latest` is null; an unknown lead is 404).
 #[utoipa::path(get, path = "/api/v1/leads/scores/{lead_id}", tag = "scores", params(("lead_id" = String, Path)),
     responses((status = 200, body = LeadScores), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
@@ -88,10 +90,10 @@ pub async fn of_lead(
     Path(lead_id): Path<String>,
 ) -> ApiResult<Json<LeadScores>> {
     let history = st.db.latest_scores(&lead_id, 100).await?;
-    let latest = history
-        .first()
-        .cloned()
-        .ok_or_else(|| ApiError::not_found(format!("no score for lead {lead_id:?}")))?;
+    let latest = history.first().cloned();
+    if latest.is_none() && st.db.get_lead(&lead_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no lead {lead_id:?}")));
+    }
     Ok(Json(LeadScores {
         lead_id,
         latest,
