@@ -228,3 +228,52 @@ async fn a_pinned_tool_whose_description_changes_is_refused_until_pinned_again()
     assert_eq!(call(services.clone(), "lookup").await.unwrap(), "found L-1");
     mgr.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pins_are_replaced_listed_and_deleted_on_both_engines() {
+    support::both_backends(|db: Db| async move {
+        let pin = |plugin: &str, server: &str, tool: &str, sha: &str| strata::db::McpToolPin {
+            plugin: plugin.into(),
+            server: server.into(),
+            tool: tool.into(),
+            sha256: sha.into(),
+            definition: serde_json::json!({"name": tool, "description": null, "input_schema": {}}),
+            pinned_by: Some("k1".into()),
+            pinned_at: 42,
+        };
+        db.replace_mcp_tool_pins("a", &[pin("a", "s", "t1", "x"), pin("a", "s", "t2", "y")])
+            .await
+            .unwrap();
+        db.replace_mcp_tool_pins("b", &[pin("b", "s", "t1", "z")])
+            .await
+            .unwrap();
+        assert_eq!(db.list_mcp_tool_pins(None).await.unwrap().len(), 3);
+        // Replaced as a whole.
+        db.replace_mcp_tool_pins("a", &[pin("a", "s", "t3", "w")])
+            .await
+            .unwrap();
+        let a = db.list_mcp_tool_pins(Some("a")).await.unwrap();
+        assert_eq!(a, vec![pin("a", "s", "t3", "w")]);
+        // A pin of another plugin is refused, and nothing changes.
+        assert!(db
+            .replace_mcp_tool_pins("a", &[pin("b", "s", "t9", "v")])
+            .await
+            .is_err());
+        assert_eq!(db.list_mcp_tool_pins(Some("a")).await.unwrap(), a);
+        assert_eq!(
+            db.delete_mcp_tool_pins("b", Some(("s", "nope")))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            db.delete_mcp_tool_pins("b", Some(("s", "t1")))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(db.delete_mcp_tool_pins("a", None).await.unwrap(), 1);
+        assert!(db.list_mcp_tool_pins(None).await.unwrap().is_empty());
+    })
+    .await;
+}
