@@ -154,6 +154,8 @@ const PROTECTED: &[(&str, &str, Role)] = &[
     ("GET", "/api/v1/plugins/bant/versions", Role::Reader),
     ("GET", "/api/v1/audit", Role::Reader),
     ("GET", "/api/v1/mcp/status", Role::Reader),
+    ("GET", "/api/v1/plugins/bant/mcp-pins", Role::Reader),
+    ("POST", "/api/v1/plugins/bant/mcp-pins", Role::Admin),
     ("GET", "/api/v1/mcp/servers/x/tools", Role::Reader),
     ("POST", "/api/v1/leads", Role::Operator),
     ("POST", "/api/v1/leads/bulk", Role::Operator),
@@ -519,7 +521,10 @@ async fn lead_and_score_flow(url: &str) {
         .json(Method::GET, "/api/v1/leads/scores/api-2", &s.reader, None)
         .await;
     assert_eq!(st, StatusCode::OK, "{none}");
-    assert!(none["latest"].is_null() && none["history"] == json!([]), "{none}");
+    assert!(
+        none["latest"].is_null() && none["history"] == json!([]),
+        "{none}"
+    );
     let (st, _) = s
         .json(Method::GET, "/api/v1/leads/scores/ghost", &s.reader, None)
         .await;

@@ -20,6 +20,8 @@ pub struct App {
     pub llm: Option<Arc<LlmBroker>>,
     /// The MCP servers of `[mcp]` (possibly none). Not connected yet: see [`App::connect_mcp`].
     pub mcp: Arc<McpManager>,
+    /// MCP tool pins, checked before every plugin `call-tool` ([`crate::mcp::pins`]).
+    pub mcp_pins: Arc<crate::mcp::McpPins>,
     /// Runs the pipelines of `[pipelines]` over the loaded layers.
     pub pipelines: Arc<crate::pipelines::Orchestrator>,
     /// Lead qualification (`[qualify]`), with the CRM link when its MCP server exists.
@@ -48,10 +50,12 @@ impl App {
             crate::crm::mcp::ServeOptions::from_config(&config),
         );
         let mcp = McpManager::with_builtin(&config.mcp, Some(crm));
+        let mcp_pins = crate::mcp::McpPins::new(db.clone());
         let registry = Arc::new(Registry::new());
         let services = HostServices {
             llm: llm.clone(),
             mcp: (!mcp.servers().is_empty()).then(|| mcp.clone()),
+            mcp_pins: Some(mcp_pins.clone()),
             scorers: Arc::downgrade(&registry),
             secrets: crate::secrets::Secrets::from_env_vars(config.secret_env_vars(), |v| {
                 std::env::var(v).ok()
@@ -87,6 +91,7 @@ impl App {
             manager,
             llm,
             mcp,
+            mcp_pins,
             pipelines,
             qualify,
         })
@@ -108,7 +113,10 @@ impl App {
         let cutoff = crate::domain::now_ms() - self.config.stale_execution_after_ms() as i64;
         match self.db.close_stale_jobless_executions(cutoff).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(executions = n, "closed agent executions orphaned by a process that died"),
+            Ok(n) => tracing::warn!(
+                executions = n,
+                "closed agent executions orphaned by a process that died"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot close orphaned agent executions"),
         }
     }

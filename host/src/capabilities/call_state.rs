@@ -23,6 +23,9 @@ pub struct HostServices {
     pub llm: Option<Arc<crate::llm::LlmBroker>>,
     /// The MCP client manager (`None`: no MCP server configured).
     pub mcp: Option<Arc<crate::mcp::McpManager>>,
+    /// MCP tool pins (`None`: nothing is pinned, no call is checked). A plugin's
+    /// `call-tool` of a pinned tool whose definition changed is refused.
+    pub mcp_pins: Option<Arc<crate::mcp::McpPins>>,
     /// The plugins `scoring` may call. Weak: the registry owns the plugins, whose runtime
     /// owns these services.
     pub scorers: std::sync::Weak<crate::plugins::Registry>,
@@ -40,6 +43,7 @@ impl HostServices {
             rt: tokio::runtime::Handle::current(),
             llm: None,
             mcp: None,
+            mcp_pins: None,
             scorers: std::sync::Weak::new(),
             secrets: Default::default(),
         }

@@ -1,6 +1,7 @@
 //! `mcp`: tools of the configured MCP servers, through the host's [`McpManager`]. A
 //! plugin reaches only the `server/tool` pairs both its manifest and its grant name
-//! (globs, e.g. `crm/get_*`); everything else is denied and audited.
+//! (globs, e.g. `crm/get_*`); everything else is denied and audited. A tool pinned for
+//! the plugin ([`crate::mcp::pins`]) whose definition changed is refused as well.
 //!
 //! [`McpManager`]: crate::mcp::McpManager
 
@@ -72,6 +73,45 @@ impl CallState {
     }
 }
 
+impl CallState {
+    /// A tool pinned for this plugin may be called only while its server offers the
+    /// pinned definition ([`crate::mcp::pins`]); otherwise the call is refused (denied,
+    /// audited with the reason, counted in `mcp_pin_violations_total`).
+    fn check_pin(
+        &self,
+        server: &str,
+        tool: &str,
+        mgr: &crate::mcp::McpManager,
+    ) -> Result<(), CapabilityError> {
+        let Some(pins) = self.services.mcp_pins.clone() else {
+            return Ok(());
+        };
+        match self
+            .services
+            .block_on(pins.check(&self.plugin.name, server, tool, mgr))
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(v)) => {
+                metrics::counter!(
+                    "mcp_pin_violations_total",
+                    "plugin" => v.plugin.clone(),
+                    "server" => v.server.clone(),
+                    "tool" => v.tool.clone()
+                )
+                .increment(1);
+                tracing::warn!(
+                    plugin = %v.plugin, server = %v.server, tool = %v.tool,
+                    pinned_sha256 = %v.pinned_sha256, current_sha256 = ?v.current_sha256,
+                    "MCP call refused: tool definition changed since it was pinned"
+                );
+                Err(CapabilityError::Denied(v.message()))
+            }
+            Err(crate::mcp::pins::CheckError::Mcp(e)) => Err(unavailable(e)),
+            Err(e) => Err(CapabilityError::Unavailable(e.to_string())),
+        }
+    }
+}
+
 fn unavailable(e: crate::mcp::McpError) -> CapabilityError {
     CapabilityError::Unavailable(e.to_string())
 }
@@ -137,6 +177,7 @@ impl wit::Host for CallState {
                 ));
             }
             let mgr = self.mcp_manager()?;
+            self.check_pin(&server, &tool, &mgr)?;
             if self.dry_run() && mgr.is_side_effecting(&server, &tool) {
                 self.hold_back(
                     Capability::Mcp,

@@ -16,7 +16,7 @@
 //! with multi-row `INSERT`s chunked below each engine's bind-parameter limit
 //! (SQLite 32 766, PostgreSQL 65 535).
 //!
-//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`audit`], [`state`],
+//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`mcp_pins`], [`audit`], [`state`],
 //! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; for business
 //! pipelines [`events`] (durable events, per-subscriber deliveries, container tracking) and
 //! [`pipelines`] (runs, layer runs, webhook idempotency); SQLite file backup and restore in
@@ -97,6 +97,7 @@ pub mod keys;
 mod layer_commit;
 pub mod leads;
 pub mod llm_usage;
+pub mod mcp_pins;
 pub mod pipelines;
 pub mod plugin_versions;
 pub mod scores;
@@ -114,6 +115,7 @@ pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
 pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};
 pub use leads::{LeadFilter, LeadRecord};
 pub use llm_usage::{LlmBudgetState, LlmReservation, LlmUsage};
+pub use mcp_pins::McpToolPin;
 pub use pipelines::{
     CommitOutcome, ContainerCounts, CreatedRun, LayerRunCommit, LayerRunRecord, LayerRunResult,
     LayerRunStatus, NewRun, PendingDelivery, RunDetail, RunProgress, RunRecord, RunStatus,

@@ -112,6 +112,16 @@ impl McpManager {
         }
     }
 
+    /// The tool list cached for `server`'s live connection, if it has one (no I/O). A
+    /// new connection (a reconnect, a respawn) lists the tools again, and so does every
+    /// health probe ([`McpManager::check`]).
+    pub fn cached_tools(&self, server: &str) -> Option<Arc<Vec<ToolInfo>>> {
+        self.servers
+            .get(server)?
+            .live_connection()
+            .map(|c| c.tools())
+    }
+
     /// Calls `tool` on `server` with `args` (a JSON object, or null for none) within the
     /// server's deadline (`timeout_ms`, else `mcp.call_timeout_ms`). Connecting first,
     /// when needed, has its own deadline (`mcp.connect_timeout_ms`).

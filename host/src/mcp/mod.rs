@@ -7,6 +7,8 @@
 //!   reconnect with backoff, circuit breaker, status.
 //! * `upstream` — one configured server: its connection, breaker, backoff, deadlines,
 //!   probe and status.
+//! * [`pins`] — [`McpPins`]: MCP tool pinning (a plugin's covered tools pinned by hash;
+//!   a changed definition refuses its calls until an admin pins again).
 //! * `tools` — [`ToolInfo`], [`ToolOutput`] from rmcp's types.
 //! * `connect` — one session: a child process the host owns (pid, stderr to the log,
 //!   killed on drop) or a streamable HTTP session.
@@ -20,6 +22,7 @@ mod builtin;
 mod connect;
 pub mod error;
 pub mod manager;
+pub mod pins;
 pub mod settings;
 mod tools;
 mod upstream;
@@ -28,4 +31,5 @@ pub use breaker::BreakerState;
 pub use builtin::BuiltinCrm;
 pub use error::{ConnectError, McpError};
 pub use manager::{McpManager, ServerStatus, ToolInfo, ToolOutput};
+pub use pins::{McpPins, PinViolation};
 pub use settings::{McpServerSettings, McpSettings, McpTransport};

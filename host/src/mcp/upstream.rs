@@ -37,6 +37,10 @@ pub struct ServerStatus {
     pub consecutive_failures: u32,
     /// stdio: the child's process id while it runs.
     pub pid: Option<u32>,
+    /// Pinned tools of this server whose current definition (the cached tool list of
+    /// the live connection) differs from the pin: their calls are refused until an admin
+    /// pins again ([`crate::mcp::pins`]). Filled by `GET /api/v1/mcp/status`.
+    pub pin_violations: Vec<super::pins::PinViolation>,
 }
 
 pub(super) struct State {
@@ -415,6 +419,7 @@ impl Server {
             breaker: st.breaker.state(Instant::now()),
             consecutive_failures: st.breaker.failures(),
             pid: st.pid,
+            pin_violations: Vec::new(),
         }
     }
 

@@ -54,6 +54,8 @@ impl AppState {
 pub struct Shared {
     /// The MCP servers of `[mcp]` (status and tool lists for the API).
     pub mcp: Arc<crate::mcp::McpManager>,
+    /// MCP tool pins (status, and pinning by an admin).
+    pub mcp_pins: Arc<crate::mcp::McpPins>,
     /// The LLM broker, when `[llm]` configures a provider.
     pub llm: Option<Arc<crate::llm::LlmBroker>>,
     pub db: Db,
@@ -199,6 +201,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::mcp::mcp_status))
         .routes(routes!(routes::mcp::mcp_server_tools))
+        .routes(routes!(routes::mcp::plugin_pins))
         .routes(routes!(routes::llm::llm_status))
         .routes(routes!(routes::pipelines::list))
         .routes(routes!(routes::pipelines::runs))
@@ -221,7 +224,8 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let admin = OpenApiRouter::new()
         .routes(routes!(routes::config::reload))
         .routes(routes!(routes::keys::list, routes::keys::create))
-        .routes(routes!(routes::keys::revoke));
+        .routes(routes!(routes::keys::revoke))
+        .routes(routes!(routes::mcp::pin_plugin));
 
     let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(ops)
@@ -434,6 +438,7 @@ async fn serve_app(
     }
     let state = AppState(Arc::new(Shared {
         mcp: app.mcp.clone(),
+        mcp_pins: app.mcp_pins.clone(),
         qualify: app.qualify.clone(),
         llm: app.llm.clone(),
         db,
