@@ -519,7 +519,10 @@ async fn lead_and_score_flow(url: &str) {
         .json(Method::GET, "/api/v1/leads/scores/api-2", &s.reader, None)
         .await;
     assert_eq!(st, StatusCode::OK, "{none}");
-    assert!(none["latest"].is_null() && none["history"] == json!([]), "{none}");
+    assert!(
+        none["latest"].is_null() && none["history"] == json!([]),
+        "{none}"
+    );
     let (st, _) = s
         .json(Method::GET, "/api/v1/leads/scores/ghost", &s.reader, None)
         .await;

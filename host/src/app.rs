@@ -108,7 +108,10 @@ impl App {
         let cutoff = crate::domain::now_ms() - self.config.stale_execution_after_ms() as i64;
         match self.db.close_stale_jobless_executions(cutoff).await {
             Ok(0) => {}
-            Ok(n) => tracing::warn!(executions = n, "closed agent executions orphaned by a process that died"),
+            Ok(n) => tracing::warn!(
+                executions = n,
+                "closed agent executions orphaned by a process that died"
+            ),
             Err(e) => tracing::warn!(error = %e, "cannot close orphaned agent executions"),
         }
     }

@@ -302,7 +302,10 @@ impl Db {
     /// Close as `abandoned` the executions of no job (a `strata qualify` run) still
     /// `running` that started before `started_before` (ms since the epoch): their process
     /// died with them (kill -9), and no job retry will close them. Returns how many.
-    pub async fn close_stale_jobless_executions(&self, started_before: i64) -> Result<u64, DbError> {
+    pub async fn close_stale_jobless_executions(
+        &self,
+        started_before: i64,
+    ) -> Result<u64, DbError> {
         const OP: &str = "close_stale_jobless_executions";
         let now = now_ms();
         let n = on_pool!(self, |pool| {

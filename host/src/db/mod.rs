@@ -16,7 +16,7 @@
 //! with multi-row `INSERT`s chunked below each engine's bind-parameter limit
 //! (SQLite 32 766, PostgreSQL 65 535).
 //!
-//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`audit`], [`state`],
+//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`releases`], [`audit`], [`state`],
 //! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; for business
 //! pipelines [`events`] (durable events, per-subscriber deliveries, container tracking) and
 //! [`pipelines`] (runs, layer runs, webhook idempotency); SQLite file backup and restore in
@@ -99,6 +99,7 @@ pub mod leads;
 pub mod llm_usage;
 pub mod pipelines;
 pub mod plugin_versions;
+pub mod releases;
 pub mod scores;
 pub mod state;
 pub mod stats;
@@ -120,6 +121,10 @@ pub use pipelines::{
     StateEntry, WebhookOutcome,
 };
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
+pub use releases::{
+    InsertedVersion, NewReleaseVersion, ReleaseState, ReleaseStatus, ReleaseVersionRecord,
+    ReplicaHeartbeat,
+};
 pub use scores::{JobScore, NewScore, OverrideTarget, ScoreFilter, ScoreSort};
 pub use stats::ExecutionStats;
 
