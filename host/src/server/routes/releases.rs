@@ -156,10 +156,12 @@ pub async fn publish(
                     .await?,
                 )
             }
-            other => return Err(ApiError::unprocessable(format!(
+            other => {
+                return Err(ApiError::unprocessable(format!(
                 "unknown part {:?}: send `manifest` (plugin.toml) and `component` (plugin.wasm)",
                 other.unwrap_or("")
-            ))),
+            )))
+            }
         }
     }
     let (Some(manifest), Some(component)) = (manifest, component) else {
