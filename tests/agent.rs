@@ -414,7 +414,8 @@ async fn e2e_real_local_model_share_of_demo_leads_by_dialect() {
     }
     let url = std::env::var("STRATA_E2E_LLM_URL").expect("STRATA_E2E_LLM_URL");
     let s = setup("", TOOLS).await;
-    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/leads.jsonl")).unwrap();
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../demo/leads.jsonl"))
+        .unwrap();
     let leads: Vec<strata::domain::Lead> = demo
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -435,13 +436,26 @@ async fn e2e_real_local_model_share_of_demo_leads_by_dialect() {
         let agent = app.manager.registry().get(AGENT).unwrap();
         let (mut by_model, mut reasons) = (0, Vec::new());
         for l in &leads {
-            let v = app.qualify.run(agent.clone(), &l.id, None).await.expect("qualified");
+            let v = app
+                .qualify
+                .run(agent.clone(), &l.id, None)
+                .await
+                .expect("qualified");
             if v["fallback_used"] == false {
                 by_model += 1;
                 let score = v["score"]["value"].as_f64().unwrap();
-                assert_eq!(v["score"]["priority"], band(score), "accepted answer contradicts its score: {v}");
+                assert_eq!(
+                    v["score"]["priority"],
+                    band(score),
+                    "accepted answer contradicts its score: {v}"
+                );
             } else {
-                reasons.push(v["agent_output"]["fallback_reason"].as_str().unwrap_or("?").to_string());
+                reasons.push(
+                    v["agent_output"]["fallback_reason"]
+                        .as_str()
+                        .unwrap_or("?")
+                        .to_string(),
+                );
             }
         }
         eprintln!(

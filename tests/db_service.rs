@@ -1010,7 +1010,10 @@ async fn running_executions_of_no_job_are_closed_only_once_they_are_stale() {
         };
         let old_cli = db.insert_execution(&open(1_000, None)).await.unwrap();
         let new_cli = db.insert_execution(&open(9_000, None)).await.unwrap();
-        let old_job = db.insert_execution(&open(1_000, Some("j-1"))).await.unwrap();
+        let old_job = db
+            .insert_execution(&open(1_000, Some("j-1")))
+            .await
+            .unwrap();
         assert_eq!(db.close_stale_jobless_executions(5_000).await.unwrap(), 1);
         let status = |id: String| {
             let db = db.clone();

@@ -32,6 +32,48 @@ pub struct Config {
     pub webhooks: BTreeMap<String, crate::pipelines::WebhookDef>,
     /// `[grants.<plugin name>]`: what the operator allows each plugin. Deny by default.
     pub grants: BTreeMap<String, Grant>,
+    /// `[release]`: plugins published through the API (`POST /api/v1/plugins/{name}/versions`).
+    pub release: ReleaseSettings,
+}
+
+/// When a published version needs an admin's approval before it may be released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequireApproval {
+    /// When its capability surface differs from the version it is compared with.
+    #[default]
+    Changes,
+    /// Every version.
+    Always,
+    /// None (a single-operator host, development).
+    Never,
+}
+
+/// `[release]`: publishing plugins through the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReleaseSettings {
+    /// Largest component a publish accepts (bytes); the request body may be this plus
+    /// 1 MiB (the manifest and the multipart framing).
+    pub max_artifact_bytes: u64,
+    /// `changes` (default), `always` or `never`.
+    pub require_approval: RequireApproval,
+}
+
+impl Default for ReleaseSettings {
+    fn default() -> Self {
+        Self {
+            max_artifact_bytes: 32 << 20,
+            require_approval: RequireApproval::Changes,
+        }
+    }
+}
+
+impl ReleaseSettings {
+    /// The body limit of a publish request.
+    pub fn max_publish_body_bytes(&self) -> usize {
+        usize::try_from(self.max_artifact_bytes.saturating_add(1 << 20)).unwrap_or(usize::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +284,11 @@ impl Config {
         if sv.workers == 0 || sv.job_lease_ms < 1000 || sv.job_max_attempts < 1 {
             return Err(ConfigError(
                 "server.workers >= 1, server.job_lease_ms >= 1000 and server.job_max_attempts >= 1 are required".into(),
+            ));
+        }
+        if self.release.max_artifact_bytes == 0 {
+            return Err(ConfigError(
+                "release.max_artifact_bytes must be at least 1".into(),
             ));
         }
         if self.plugins.keep_versions == 0 {

@@ -78,6 +78,50 @@ pub enum PluginCommand {
         #[command(flatten)]
         server: super::remote::ServerArgs,
     },
+    /// Publish a plugin directory (its plugin.toml and component) to a running server
+    /// (operator key). The server checks it as a local load would and stores it; it waits
+    /// for an admin's approval when its capability surface changed. Exits 1 when refused.
+    Publish {
+        /// The plugin directory (or its plugin.toml).
+        dir: PathBuf,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the capability surface diff of a published version: `NAME V1 V2` compares V1
+    /// with V2; `NAME V` shows what V changed when it was published.
+    Diff {
+        name: String,
+        v1: String,
+        v2: Option<String>,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a published version (admin key): it may be released.
+    Approve {
+        name: String,
+        version: String,
+        /// Why, for the record.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+    },
+    /// Reject a published version (admin key): it is never released.
+    Reject {
+        name: String,
+        version: String,
+        /// Why, for the record.
+        #[arg(long)]
+        note: Option<String>,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -141,7 +185,135 @@ pub async fn run(
             print_moved("unpinned", &v);
             Ok(())
         }
+        PluginCommand::Publish { dir, server, json } => {
+            let (name, form) = publish_form(&dir)?;
+            let v = server
+                .post_multipart(&format!("/api/v1/plugins/{name}/versions"), form)
+                .await
+                .with_context(|| format!("publishing {} refused", dir.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "published {}@{} (sha256 {}, {} bytes): {}",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["version"].as_str().unwrap_or("?"),
+                    v["sha256"].as_str().unwrap_or("?"),
+                    v["size"],
+                    v["status"].as_str().unwrap_or("?"),
+                );
+                print_diff(&v["diff"]);
+            }
+            Ok(())
+        }
+        PluginCommand::Diff {
+            name,
+            v1,
+            v2,
+            server,
+            json,
+        } => {
+            let path = match &v2 {
+                Some(v2) => format!("/api/v1/plugins/{name}/versions/{v2}/diff?against={v1}"),
+                None => format!("/api/v1/plugins/{name}/versions/{v1}/diff"),
+            };
+            let v = server.get(&path).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "{}@{} ({})",
+                    v["name"].as_str().unwrap_or("?"),
+                    v["version"].as_str().unwrap_or("?"),
+                    v["status"].as_str().unwrap_or("?")
+                );
+                print_diff(&v);
+            }
+            Ok(())
+        }
+        PluginCommand::Approve {
+            name,
+            version,
+            note,
+            server,
+        } => review(&server, &name, &version, "approve", note).await,
+        PluginCommand::Reject {
+            name,
+            version,
+            note,
+            server,
+        } => review(&server, &name, &version, "reject", note).await,
     }
+}
+
+/// The multipart body of a publish: the directory's plugin.toml as it is, and its
+/// component. Returns the plugin's name with it.
+fn publish_form(path: &Path) -> anyhow::Result<(String, reqwest::multipart::Form)> {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().unwrap_or(Path::new(".")).to_path_buf()
+    };
+    let text = crate::plugins::files::read_plugin_file(
+        &dir,
+        MANIFEST_FILE,
+        crate::manifest::MAX_MANIFEST_BYTES,
+    )?;
+    let manifest = Manifest::from_bytes(&text, &dir.join(MANIFEST_FILE))?;
+    let wasm =
+        crate::plugins::files::read_plugin_file(&dir, &manifest.plugin.component, 1 << 30)
+            .with_context(|| format!("{} (build it with `strata plugin build`)", manifest.id()))?;
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "manifest",
+            reqwest::multipart::Part::bytes(text)
+                .file_name(MANIFEST_FILE)
+                .mime_str("text/plain")?,
+        )
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(wasm)
+                .file_name("plugin.wasm")
+                .mime_str("application/wasm")?,
+        );
+    Ok((manifest.plugin.name, form))
+}
+
+/// Prints a diff document (`against`, `text`).
+fn print_diff(d: &serde_json::Value) {
+    let against = &d["against"];
+    match against["version"].as_str() {
+        Some(v) => println!(
+            "compared with {} {v} (sha256 {})",
+            against["source"].as_str().unwrap_or("?"),
+            against["sha256"].as_str().unwrap_or("?")
+        ),
+        None => println!("compared with nothing (first publish)"),
+    }
+    print!("{}", d["text"].as_str().unwrap_or(""));
+}
+
+async fn review(
+    server: &super::remote::ServerArgs,
+    name: &str,
+    version: &str,
+    action: &str,
+    note: Option<String>,
+) -> anyhow::Result<()> {
+    let v = server
+        .post(
+            &format!("/api/v1/plugins/{name}/versions/{version}/{action}"),
+            &serde_json::json!({ "note": note }),
+        )
+        .await?;
+    println!(
+        "{}@{}: {} (sha256 {})",
+        v["name"].as_str().unwrap_or("?"),
+        v["version"].as_str().unwrap_or("?"),
+        v["status"].as_str().unwrap_or("?"),
+        v["sha256"].as_str().unwrap_or("?")
+    );
+    Ok(())
 }
 
 fn print_moved(what: &str, v: &serde_json::Value) {

@@ -33,6 +33,16 @@ impl ServerArgs {
         self.send(req).await
     }
 
+    /// POSTs a `multipart/form-data` body.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> anyhow::Result<serde_json::Value> {
+        let req = reqwest::Client::new().post(self.url(path)).multipart(form);
+        self.send(req).await
+    }
+
     /// Sends with the key; a problem+json answer becomes its `detail` as the error.
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<serde_json::Value> {
         let res = req

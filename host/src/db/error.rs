@@ -38,6 +38,11 @@ pub enum DbError {
     #[error("{op} failed: invalid input: {reason}")]
     InvalidInput { op: &'static str, reason: String },
 
+    /// The write contradicts what is stored (documented per function), e.g. a published
+    /// `name@version` given other bytes.
+    #[error("{op} failed: conflict: {reason}")]
+    Conflict { op: &'static str, reason: String },
+
     /// A stored value could not be turned back into its domain type.
     #[error("{op} failed: stored data is invalid: {reason}")]
     Corrupt { op: &'static str, reason: String },
@@ -80,6 +85,11 @@ impl DbError {
     /// True for [`DbError::NotFound`].
     pub fn is_not_found(&self) -> bool {
         matches!(self, DbError::NotFound { .. })
+    }
+
+    /// True for [`DbError::Conflict`].
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, DbError::Conflict { .. })
     }
 
     /// True for [`DbError::Constraint`].

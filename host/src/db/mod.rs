@@ -16,7 +16,7 @@
 //! with multi-row `INSERT`s chunked below each engine's bind-parameter limit
 //! (SQLite 32 766, PostgreSQL 65 535).
 //!
-//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`mcp_pins`], [`audit`], [`state`],
+//! Topics: [`leads`], [`scores`], [`plugin_versions`], [`releases`], [`mcp_pins`], [`audit`], [`state`],
 //! [`executions`]; for the HTTP service [`keys`], [`jobs`], [`stats`]; for business
 //! pipelines [`events`] (durable events, per-subscriber deliveries, container tracking) and
 //! [`pipelines`] (runs, layer runs, webhook idempotency); SQLite file backup and restore in
@@ -100,6 +100,7 @@ pub mod llm_usage;
 pub mod mcp_pins;
 pub mod pipelines;
 pub mod plugin_versions;
+pub mod releases;
 pub mod scores;
 pub mod state;
 pub mod stats;
@@ -122,6 +123,10 @@ pub use pipelines::{
     StateEntry, WebhookOutcome,
 };
 pub use plugin_versions::{NewPluginVersion, PluginVersionRecord, PluginVersionStatus};
+pub use releases::{
+    InsertedVersion, NewReleaseVersion, ReleaseState, ReleaseStatus, ReleaseVersionRecord,
+    ReplicaHeartbeat,
+};
 pub use scores::{JobScore, NewScore, OverrideTarget, ScoreFilter, ScoreSort};
 pub use stats::ExecutionStats;
 

@@ -6,6 +6,7 @@ pub mod dirs;
 pub mod files;
 pub mod manager;
 pub mod registry;
+pub mod release;
 pub mod reload;
 pub mod smoke;
 pub mod watcher;

@@ -91,7 +91,7 @@ impl From<crate::db::DbError> for ApiError {
         if e.is_not_found() {
             return ApiError::not_found(e.to_string());
         }
-        if e.is_constraint() {
+        if e.is_constraint() || e.is_conflict() {
             return ApiError::new(StatusCode::CONFLICT, e.to_string());
         }
         if let crate::db::DbError::InvalidInput { .. } = e {

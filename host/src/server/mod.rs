@@ -25,7 +25,6 @@ use std::future::IntoFuture;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -198,6 +197,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .routes(routes!(routes::plugins::list))
         .routes(routes!(routes::plugins::get))
         .routes(routes!(routes::plugins::versions))
+        .routes(routes!(routes::releases::diff))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::mcp::mcp_status))
         .routes(routes!(routes::mcp::mcp_server_tools))
@@ -220,12 +220,22 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .routes(routes!(routes::plugins::disable))
         .routes(routes!(routes::plugins::enable))
         .routes(routes!(routes::pipelines::start))
+        .merge(
+            // Its body limit is `release.max_artifact_bytes` (+ 1 MiB), see `body_limit`.
+            OpenApiRouter::new()
+                .routes(routes!(routes::releases::publish))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    state.config.release.max_publish_body_bytes(),
+                )),
+        )
         .merge(OpenApiRouter::from(extra));
     let admin = OpenApiRouter::new()
         .routes(routes!(routes::config::reload))
         .routes(routes!(routes::keys::list, routes::keys::create))
         .routes(routes!(routes::keys::revoke))
-        .routes(routes!(routes::mcp::pin_plugin));
+        .routes(routes!(routes::mcp::pin_plugin))
+        .routes(routes!(routes::releases::approve))
+        .routes(routes!(routes::releases::reject));
 
     let (api, doc) = OpenApiRouter::with_openapi(openapi::base())
         .merge(ops)
@@ -267,7 +277,13 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             sv.rate_limit_burst,
         ))
         .layer(middleware::from_fn(metrics::track))
-        .layer(RequestBodyLimitLayer::new(sv.body_limit_bytes))
+        .layer(middleware::from_fn_with_state(
+            (
+                sv.body_limit_bytes,
+                state.config.release.max_publish_body_bytes(),
+            ),
+            body_limit,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             Duration::from_millis(sv.request_timeout_ms),
@@ -276,6 +292,36 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .layer(cors)
         .layer(middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// Is this request a publish (`POST /api/v1/plugins/{name}/versions`)?
+fn is_publish(req: &Request) -> bool {
+    req.method() == axum::http::Method::POST
+        && req
+            .uri()
+            .path()
+            .strip_prefix("/api/v1/plugins/")
+            .and_then(|rest| rest.strip_suffix("/versions"))
+            .is_some_and(|name| !name.is_empty() && !name.contains('/'))
+}
+
+/// Middleware: the request body limit — `server.body_limit_bytes`, or for a publish
+/// `release.max_artifact_bytes` + 1 MiB (a component is larger than any JSON body).
+async fn body_limit(
+    axum::extract::State((default, publish)): axum::extract::State<(usize, usize)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use tower::ServiceExt;
+    let limit = if is_publish(&req) { publish } else { default };
+    let inner = next.map_request(|r: axum::http::Request<_>| r.map(axum::body::Body::new));
+    match tower_http::limit::RequestBodyLimit::new(inner, limit)
+        .oneshot(req)
+        .await
+    {
+        Ok(res) => res.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
 }
 
 /// Connects the database, retrying with backoff while it is unreachable.

@@ -11,5 +11,6 @@ pub mod llm;
 pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
+pub mod releases;
 pub mod scores;
 pub mod scoring;

@@ -1,0 +1,538 @@
+//! Publishing plugin versions through the API and reviewing their capability surface
+//! (issue 21, first slice). A published version is stored content-addressed in the
+//! database with its manifest, checked as a local load would check it, and compared with
+//! the version it would replace (see [`crate::plugins::release`]); a changed surface
+//! waits for an admin's approval (`release.require_approval`). Every publish (accepted or
+//! refused), approval and rejection is audited (`capability = "release"`) with the id of
+//! the key that did it.
+
+use crate::audit::AuditRecord;
+use crate::config::RequireApproval;
+use crate::db::{InsertedVersion, NewReleaseVersion, ReleaseStatus, ReleaseVersionRecord};
+use crate::plugins::release::{PublishError, Surface, SurfaceDiff};
+use crate::server::auth::Caller;
+use crate::server::error::{ApiError, ApiResult};
+use crate::server::{AppState, RequestId};
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// The parts of a publish request (`multipart/form-data`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct PublishForm {
+    /// The plugin's `plugin.toml`, as text.
+    manifest: String,
+    /// The component (`plugin.wasm`), as bytes.
+    #[schema(value_type = String, format = Binary)]
+    component: Vec<u8>,
+}
+
+/// What the version was compared with.
+fn against_of(source: &str, version: Option<&str>, sha256: Option<&str>) -> Value {
+    json!({ "source": source, "version": version, "sha256": sha256 })
+}
+
+/// The surface a published version recorded (in its `diff` document).
+fn stored_surface(rec: &ReleaseVersionRecord) -> Option<Surface> {
+    let doc: Value = serde_json::from_str(rec.diff.as_deref()?).ok()?;
+    serde_json::from_value(doc.get("surface")?.clone()).ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn audit(
+    st: &AppState,
+    caller: &Caller,
+    request_id: Option<&RequestId>,
+    name: &str,
+    version: &str,
+    operation: &str,
+    allowed: bool,
+    detail: String,
+) {
+    st.audit.record(AuditRecord {
+        at: crate::domain::now_ms(),
+        plugin: name.to_string(),
+        plugin_version: version.to_string(),
+        capability: "release".into(),
+        operation: operation.into(),
+        target: Some(format!("key:{}", caller.key_id)),
+        allowed,
+        detail: Some(crate::audit::audit_target(&format!(
+            "{detail}; by key {:?} ({})",
+            caller.name, caller.key_id
+        ))),
+        request_id: request_id.map(|r| r.0.to_string()),
+        count: 1,
+        ..AuditRecord::default()
+    });
+}
+
+/// Reads one part to its end, refusing more than `max` bytes.
+async fn read_part(
+    mut field: axum::extract::multipart::Field<'_>,
+    max: u64,
+    what: &str,
+    key: &str,
+) -> ApiResult<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| {
+        ApiError::new(
+            e.status(),
+            format!("cannot read part {what}: {}", e.body_text()),
+        )
+    })? {
+        if (out.len() + chunk.len()) as u64 > max {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("part {what} is over the limit of {max} bytes ({key})"),
+            ));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// Publish a plugin version: `multipart/form-data` with the parts `manifest` (plugin.toml
+/// text) and `component` (plugin.wasm bytes). The checks of a local load run first
+/// (manifest, name, size, component validity, imports vs declared vs granted, smoke
+/// tests): a failure is 422 naming it (413 for a component over
+/// `release.max_artifact_bytes`). The same version published again with other bytes is
+/// 409; with the same bytes, 200 with the stored version. Otherwise the component is
+/// stored by its sha256 and the version recorded (201): `approved`, or
+/// `awaiting-approval` when its capability surface differs from the released version's
+/// (else the version live on this host; see `release.require_approval`). Publishing does
+/// not make a version live.
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/versions", tag = "releases",
+    params(("name" = String, Path)),
+    request_body(content = PublishForm, content_type = "multipart/form-data"),
+    responses((status = 201, body = Object), (status = 200, body = Object),
+              (status = 409, body = crate::server::error::Problem),
+              (status = 413, body = crate::server::error::Problem),
+              (status = 422, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn publish(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    Extension(caller): Extension<Caller>,
+    request_id: Option<Extension<RequestId>>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let rid = request_id.as_ref().map(|e| &e.0);
+    let mut multipart = multipart.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let release = st.manager.config().release.clone();
+    let (mut manifest, mut component) = (None, None);
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            ApiError::new(
+                e.status(),
+                format!("malformed multipart body: {}", e.body_text()),
+            )
+        })?;
+        let Some(field) = field else { break };
+        match field.name() {
+            Some("manifest") => {
+                manifest = Some(
+                    read_part(
+                        field,
+                        crate::manifest::MAX_MANIFEST_BYTES,
+                        "manifest",
+                        "manifest size",
+                    )
+                    .await?,
+                )
+            }
+            Some("component") => {
+                component = Some(
+                    read_part(
+                        field,
+                        release.max_artifact_bytes,
+                        "component",
+                        "release.max_artifact_bytes",
+                    )
+                    .await?,
+                )
+            }
+            other => {
+                return Err(ApiError::unprocessable(format!(
+                "unknown part {:?}: send `manifest` (plugin.toml) and `component` (plugin.wasm)",
+                other.unwrap_or("")
+            )))
+            }
+        }
+    }
+    let (Some(manifest), Some(component)) = (manifest, component) else {
+        return Err(ApiError::unprocessable(
+            "a publish needs the parts `manifest` (plugin.toml) and `component` (plugin.wasm)",
+        ));
+    };
+    let manifest_text = String::from_utf8(manifest.clone())
+        .map_err(|_| ApiError::unprocessable("the manifest part is not UTF-8 text"))?;
+
+    let plugin = match st
+        .manager
+        .check_published(&name, &manifest, component.clone())
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            let status = match &e {
+                PublishError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let detail = format!("publish refused: {e}");
+            audit(
+                &st,
+                &caller,
+                rid,
+                &name,
+                "",
+                "publish",
+                false,
+                detail.clone(),
+            );
+            return Err(ApiError::new(status, detail));
+        }
+    };
+    let version = plugin.version().to_string();
+    let sha256 = plugin.sha256.clone();
+
+    // A version number names one set of bytes, whichever source has it.
+    if let Some(live) = st.manager.registry().slot(&name).and_then(|s| s.live()) {
+        if live.version() == version && live.sha256 != sha256 && st.manager.dir_of(&name).is_some()
+        {
+            let detail = format!(
+                "{name}@{version} is live on this host from the plugins directory with sha256 {}; these bytes have sha256 {sha256}: publish them under a new version",
+                live.sha256
+            );
+            audit(
+                &st,
+                &caller,
+                rid,
+                &name,
+                &version,
+                "publish",
+                false,
+                detail.clone(),
+            );
+            return Err(ApiError::new(StatusCode::CONFLICT, detail));
+        }
+    }
+
+    // What it is compared with: the released version, else the live local one.
+    let surface = Surface::of(&plugin.manifest, &plugin.imports);
+    let mut baseline: Option<(Value, Surface)> = None;
+    if let Some(state) = st.db.get_release_state(&name).await? {
+        if let Some(rec) = st.db.get_release_version(&name, &state.version).await? {
+            if let Some(s) = stored_surface(&rec) {
+                baseline = Some((
+                    against_of("released", Some(&rec.version), Some(&rec.sha256)),
+                    s,
+                ));
+            }
+        }
+    }
+    if baseline.is_none() {
+        if let Some(live) = st.manager.registry().slot(&name).and_then(|s| s.live()) {
+            baseline = Some((
+                against_of("local", Some(live.version()), Some(&live.sha256)),
+                Surface::of(&live.manifest, &live.imports),
+            ));
+        }
+    }
+    let (against, changes, changed) = match &baseline {
+        Some((against, old)) => {
+            let d = SurfaceDiff::between(old, &surface);
+            let changed = !d.is_empty();
+            (against.clone(), d, changed)
+        }
+        None => (
+            against_of("none", None, None),
+            SurfaceDiff::between(&Surface::default(), &surface),
+            surface.reaches_out(),
+        ),
+    };
+    let status = match release.require_approval {
+        RequireApproval::Always => ReleaseStatus::AwaitingApproval,
+        RequireApproval::Never => ReleaseStatus::Approved,
+        RequireApproval::Changes if changed => ReleaseStatus::AwaitingApproval,
+        RequireApproval::Changes => ReleaseStatus::Approved,
+    };
+    let text = changes.text();
+    let doc = json!({
+        "against": against,
+        "changed": changed,
+        "changes": changes,
+        "text": text,
+        "surface": surface,
+    });
+
+    let stored_sha = st.db.store_artifact(&component).await?;
+    debug_assert_eq!(stored_sha, sha256);
+    let inserted = st
+        .db
+        .insert_release_version(&NewReleaseVersion {
+            name: name.clone(),
+            version: version.clone(),
+            sha256: sha256.clone(),
+            manifest: manifest_text,
+            status,
+            diff: Some(doc.to_string()),
+            published_by: Some(caller.key_id.clone()),
+        })
+        .await;
+    match inserted {
+        Ok(InsertedVersion::Inserted) => {
+            audit(
+                &st,
+                &caller,
+                rid,
+                &name,
+                &version,
+                "publish",
+                true,
+                format!("published sha256 {sha256}: {}", status.as_str()),
+            );
+            tracing::info!(plugin = %name, %version, %sha256, status = status.as_str(), key = %caller.key_id, "plugin version published");
+            let rec = st.db.get_release_version(&name, &version).await?;
+            let mut body = version_body(rec.as_ref().ok_or_else(|| {
+                ApiError::internal(format!("{name}@{version} vanished after it was stored"))
+            })?);
+            body["diff"] = doc_view(&doc);
+            Ok((StatusCode::CREATED, Json(body)))
+        }
+        Ok(InsertedVersion::Existing(rec)) => Ok((StatusCode::OK, Json(version_body(&rec)))),
+        Err(e) if e.is_conflict() => {
+            let detail = e.to_string();
+            audit(
+                &st,
+                &caller,
+                rid,
+                &name,
+                &version,
+                "publish",
+                false,
+                detail.clone(),
+            );
+            Err(ApiError::new(StatusCode::CONFLICT, detail))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The diff document without the stored surface.
+fn doc_view(doc: &Value) -> Value {
+    json!({
+        "against": doc.get("against").cloned().unwrap_or(Value::Null),
+        "changed": doc.get("changed").cloned().unwrap_or(Value::Null),
+        "changes": doc.get("changes").cloned().unwrap_or(Value::Null),
+        "text": doc.get("text").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// A published version as the API shows it.
+fn version_body(rec: &ReleaseVersionRecord) -> Value {
+    let doc: Value = rec
+        .diff
+        .as_deref()
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null);
+    json!({
+        "name": rec.name,
+        "version": rec.version,
+        "sha256": rec.sha256,
+        "size": rec.size,
+        "status": rec.status,
+        "published_by": rec.published_by,
+        "published_at": rec.published_at,
+        "reviewed_by": rec.reviewed_by,
+        "reviewed_at": rec.reviewed_at,
+        "review_note": rec.review_note,
+        "diff": if doc.is_null() { Value::Null } else { doc_view(&doc) },
+    })
+}
+
+async fn published(st: &AppState, name: &str, version: &str) -> ApiResult<ReleaseVersionRecord> {
+    st.db
+        .get_release_version(name, version)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no published version {name}@{version}")))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct DiffQuery {
+    /// Another published version to compare with (default: what the version was compared
+    /// with when it was published).
+    pub against: Option<String>,
+}
+
+/// A published version's capability surface diff: machine-readable (`changes`: added,
+/// removed and changed imports, capabilities, scopes, limits) and as text. By default
+/// against what it was compared with when published; `?against=V` compares with another
+/// published version V (V → this version).
+#[utoipa::path(get, path = "/api/v1/plugins/{name}/versions/{version}/diff", tag = "releases",
+    params(("name" = String, Path), ("version" = String, Path), DiffQuery),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn diff(
+    State(st): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    Query(q): Query<DiffQuery>,
+) -> ApiResult<Json<Value>> {
+    let rec = published(&st, &name, &version).await?;
+    let status = rec.status.clone();
+    let view = match q.against.as_deref().filter(|a| !a.is_empty()) {
+        None => {
+            let doc: Value = rec
+                .diff
+                .as_deref()
+                .and_then(|d| serde_json::from_str(d).ok())
+                .unwrap_or(Value::Null);
+            doc_view(&doc)
+        }
+        Some(other) => {
+            let base = published(&st, &name, other).await?;
+            let missing = |v: &str| {
+                ApiError::internal(format!("{name}@{v} has no recorded capability surface"))
+            };
+            let old = stored_surface(&base).ok_or_else(|| missing(other))?;
+            let new = stored_surface(&rec).ok_or_else(|| missing(&version))?;
+            let d = SurfaceDiff::between(&old, &new);
+            json!({
+                "against": against_of("published", Some(&base.version), Some(&base.sha256)),
+                "changed": !d.is_empty(),
+                "text": d.text(),
+                "changes": d,
+            })
+        }
+    };
+    let mut out =
+        json!({ "name": name, "version": version, "sha256": rec.sha256, "status": status });
+    if let (Value::Object(o), Value::Object(v)) = (&mut out, view) {
+        o.extend(v);
+    }
+    Ok(Json(out))
+}
+
+/// `{"note": "…"}`: why, for the record.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub note: Option<String>,
+}
+
+async fn review(
+    st: AppState,
+    caller: Caller,
+    request_id: Option<Extension<RequestId>>,
+    name: String,
+    version: String,
+    body: &[u8],
+    status: ReleaseStatus,
+) -> ApiResult<Json<Value>> {
+    let req: ReviewRequest =
+        if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+            ReviewRequest::default()
+        } else {
+            crate::server::json::parse(body, st.config.server.json_depth_limit)?
+        };
+    let op = if status == ReleaseStatus::Approved {
+        "approve"
+    } else {
+        "reject"
+    };
+    let rid = request_id.as_ref().map(|e| &e.0);
+    let rec = match st
+        .db
+        .set_release_review(
+            &name,
+            &version,
+            status,
+            Some(&caller.key_id),
+            req.note.as_deref(),
+        )
+        .await
+    {
+        Ok(rec) => rec,
+        Err(e) => {
+            if e.is_conflict() {
+                audit(&st, &caller, rid, &name, &version, op, false, e.to_string());
+            }
+            return Err(e.into());
+        }
+    };
+    let note = req
+        .note
+        .as_deref()
+        .map(|n| format!(": {n}"))
+        .unwrap_or_default();
+    audit(
+        &st,
+        &caller,
+        rid,
+        &name,
+        &version,
+        op,
+        true,
+        format!("{} sha256 {}{note}", rec.status, rec.sha256),
+    );
+    tracing::info!(plugin = %name, %version, status = %rec.status, key = %caller.key_id, "published plugin version reviewed");
+    Ok(Json(version_body(&rec)))
+}
+
+/// Approve a published version (admin): it may be released. Body optional:
+/// `{"note": "…"}`. A rejected version cannot be approved (409): publish a new version.
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/versions/{version}/approve", tag = "releases",
+    params(("name" = String, Path), ("version" = String, Path)),
+    request_body(content = Option<ReviewRequest>),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem),
+              (status = 409, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn approve(
+    State(st): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    request_id: Option<Extension<RequestId>>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    review(
+        st,
+        caller,
+        request_id,
+        name,
+        version,
+        &body,
+        ReleaseStatus::Approved,
+    )
+    .await
+}
+
+/// Reject a published version (admin): it is never released. Body optional:
+/// `{"note": "…"}`. The released version cannot be rejected (409).
+#[utoipa::path(post, path = "/api/v1/plugins/{name}/versions/{version}/reject", tag = "releases",
+    params(("name" = String, Path), ("version" = String, Path)),
+    request_body(content = Option<ReviewRequest>),
+    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem),
+              (status = 409, body = crate::server::error::Problem)),
+    security(("api_key" = [])))]
+pub async fn reject(
+    State(st): State<AppState>,
+    Path((name, version)): Path<(String, String)>,
+    Extension(caller): Extension<Caller>,
+    request_id: Option<Extension<RequestId>>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    review(
+        st,
+        caller,
+        request_id,
+        name,
+        version,
+        &body,
+        ReleaseStatus::Rejected,
+    )
+    .await
+}
