@@ -58,6 +58,12 @@ pub struct ReleaseSettings {
     pub max_artifact_bytes: u64,
     /// `changes` (default), `always` or `never`.
     pub require_approval: RequireApproval,
+    /// How often a replica reads the release state besides being woken by PostgreSQL
+    /// NOTIFY (the correctness fallback: a missed notification delays by at most this).
+    pub poll_ms: u64,
+    /// This replica's directory for released plugins (default: `released` under
+    /// `runtime.cache_dir`, else `var/released`). Each replica needs its own.
+    pub dir: Option<std::path::PathBuf>,
 }
 
 impl Default for ReleaseSettings {
@@ -65,6 +71,8 @@ impl Default for ReleaseSettings {
         Self {
             max_artifact_bytes: 32 << 20,
             require_approval: RequireApproval::Changes,
+            poll_ms: 1000,
+            dir: None,
         }
     }
 }
@@ -286,6 +294,9 @@ impl Config {
                 "server.workers >= 1, server.job_lease_ms >= 1000 and server.job_max_attempts >= 1 are required".into(),
             ));
         }
+        if self.release.poll_ms == 0 {
+            return Err(ConfigError("release.poll_ms must be at least 1".into()));
+        }
         if self.release.max_artifact_bytes == 0 {
             return Err(ConfigError(
                 "release.max_artifact_bytes must be at least 1".into(),
@@ -368,6 +379,14 @@ impl Config {
             .max()
             .unwrap_or_default();
         longest.saturating_mul(2).max(600_000)
+    }
+
+    /// Where this replica keeps the plugins it serves from the release state.
+    pub fn release_dir(&self) -> std::path::PathBuf {
+        self.release.dir.clone().unwrap_or_else(|| match &self.runtime.cache_dir {
+            Some(c) => c.join("released"),
+            None => std::path::PathBuf::from("var/released"),
+        })
     }
 
     pub fn grant(&self, plugin: &str) -> Option<&Grant> {

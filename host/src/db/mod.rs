@@ -95,6 +95,7 @@ pub mod executions;
 pub mod jobs;
 pub mod keys;
 mod layer_commit;
+mod notify;
 pub mod leads;
 pub mod llm_usage;
 pub mod mcp_pins;

@@ -7,6 +7,7 @@ pub mod files;
 pub mod manager;
 pub mod registry;
 pub mod release;
+pub mod follower;
 pub mod reload;
 pub mod smoke;
 pub mod watcher;

@@ -63,6 +63,8 @@ pub struct Shared {
     pub audit: AuditSink,
     /// Lead qualification, with the CRM link.
     pub qualify: Arc<crate::qualify::Qualification>,
+    /// This replica's follower of the release state (none in embedded test routers).
+    pub releases: Option<Arc<crate::plugins::follower::ReleaseFollower>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     pub keys: Arc<auth::KeyCache>,
     pub started: Instant,
@@ -198,6 +200,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .routes(routes!(routes::plugins::get))
         .routes(routes!(routes::plugins::versions))
         .routes(routes!(routes::releases::diff))
+        .routes(routes!(routes::release_state::get_release))
         .routes(routes!(routes::audit::list))
         .routes(routes!(routes::mcp::mcp_status))
         .routes(routes!(routes::mcp::mcp_server_tools))
@@ -228,6 +231,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                     state.config.release.max_publish_body_bytes(),
                 )),
         )
+        .routes(routes!(routes::release_state::set_release))
         .merge(OpenApiRouter::from(extra));
     let admin = OpenApiRouter::new()
         .routes(routes!(routes::config::reload))
@@ -472,6 +476,20 @@ async fn serve_app(
         tracing::warn!(dir = %dir.display(), error = %e, "plugin not loaded");
     }
     tracing::info!(loaded = ?report.loaded, "plugins loaded");
+    // Released plugins: converge to the release state before serving (a replica that
+    // starts, or was down, serves what the fleet serves before it reports ready).
+    let releases = Arc::new(crate::plugins::follower::ReleaseFollower::new(
+        manager.clone(),
+        db.clone(),
+        config.release_dir(),
+    ));
+    if let Err(e) = releases.converge().await {
+        tracing::warn!(error = %e, "cannot read the release state at start-up; following it from now on");
+    }
+    let _follower = releases.clone().spawn(
+        Duration::from_millis(config.release.poll_ms),
+        stop_rx.clone(),
+    );
     let mut _watch = Vec::new();
     if config.plugins.watch {
         for root in config.plugins.roots() {
@@ -499,6 +517,7 @@ async fn serve_app(
         worker_wake: Arc::new(tokio::sync::Notify::new()),
         pipelines: app.pipelines.clone(),
         config_source: source.clone(),
+        releases: Some(releases),
     }));
     let reloader = match source {
         ConfigSource::Cli(_) => Some(reload_on_sighup(state.clone())?),

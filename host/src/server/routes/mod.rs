@@ -12,5 +12,6 @@ pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
 pub mod releases;
+pub mod release_state;
 pub mod scores;
 pub mod scoring;
