@@ -424,3 +424,95 @@ async fn cli_publishes_diffs_and_approves() {
     );
     f.server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_sqlite_host_serves_what_it_releases_and_rolls_back() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("strata=debug")
+        .try_init();
+    let f = start().await;
+    let wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
+    let (status, _, v1) = f
+        .publish(&f.operator, "bant", &bant_manifest(), wasm.clone())
+        .await;
+    assert!(status.is_success(), "{v1}");
+    let (status, _, v2) = f
+        .publish(
+            &f.operator,
+            "bant",
+            &manifest_as("1.1.0", "[capabilities.state]\nmax_keys = 100"),
+            wasm,
+        )
+        .await;
+    assert!(status.is_success(), "{v2}");
+    let release = |version: &'static str| {
+        let f = &f;
+        async move {
+            let res = reqwest::Client::new()
+                .put(f.server.url("/api/v1/plugins/bant/release"))
+                .bearer_auth(&f.operator)
+                .json(&serde_json::json!({ "version": version }))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    let live = || async {
+        let (_, p) = f
+            .call(reqwest::Method::GET, "/api/v1/plugins/bant", &f.reader)
+            .await;
+        (p["live_version"].clone(), p["sha256"].clone())
+    };
+    // Released: live here at once (the replica that takes the request applies it).
+    let (status, r) = release("1.0.0").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(
+        live().await,
+        (serde_json::json!("1.0.0"), v1["sha256"].clone())
+    );
+    assert_eq!(r["replicas"][0]["converged"], true, "{r}");
+    // 1.1.0 waits for approval: not releasable (409), still 1.0.0 here.
+    let (status, r) = release("1.1.0").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{r}");
+    assert_eq!(live().await.0, "1.0.0");
+    // Approved, released, then rolled back.
+    let (status, _) = f
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/plugins/bant/versions/1.1.0/approve",
+            &f.admin,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, r) = release("1.1.0").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert!(r["problem"].is_null(), "{r}");
+    assert_eq!(live().await.0, "1.1.0");
+    let (status, r) = release("1.0.0").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(live().await.0, "1.0.0");
+    assert_eq!(r["generation"], 3, "{r}");
+    // Each change audited with the operator's key (the audit is written in batches).
+    let mut promotions = 0;
+    for _ in 0..100 {
+        let rows =
+            f.db.list_audit(&strata::db::AuditFilter {
+                plugin: Some("bant".into()),
+                capability: Some("release".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        promotions = rows
+            .iter()
+            .filter(|a| a.record.operation == "promote")
+            .count();
+        if promotions >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(promotions, 3);
+}

@@ -61,7 +61,7 @@ pub struct ReleaseSettings {
     /// How often a replica reads the release state besides being woken by PostgreSQL
     /// NOTIFY (the correctness fallback: a missed notification delays by at most this).
     pub poll_ms: u64,
-    /// This replica's directory for released plugins (default: `released` under
+    /// This replica's directory for released plugins (default: `released` beside
     /// `runtime.cache_dir`, else `var/released`). Each replica needs its own.
     pub dir: Option<std::path::PathBuf>,
 }
@@ -383,10 +383,14 @@ impl Config {
 
     /// Where this replica keeps the plugins it serves from the release state.
     pub fn release_dir(&self) -> std::path::PathBuf {
-        self.release.dir.clone().unwrap_or_else(|| match &self.runtime.cache_dir {
-            Some(c) => c.join("released"),
-            None => std::path::PathBuf::from("var/released"),
-        })
+        self.release
+            .dir
+            .clone()
+            .unwrap_or_else(|| match &self.runtime.cache_dir {
+                // Beside the cache, not in it: the cache owns every file it holds.
+                Some(c) => c.with_file_name("released"),
+                None => std::path::PathBuf::from("var/released"),
+            })
     }
 
     pub fn grant(&self, plugin: &str) -> Option<&Grant> {

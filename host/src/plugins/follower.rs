@@ -62,6 +62,19 @@ pub enum FollowError {
     },
 }
 
+fn outcome_kind(o: &super::manager::LoadOutcome) -> &'static str {
+    match o {
+        super::manager::LoadOutcome::Swapped(_) => "swapped",
+        super::manager::LoadOutcome::Unchanged(_) => "unchanged",
+        super::manager::LoadOutcome::Available(_) => "available",
+    }
+}
+
+/// `p` is the released version: same version, same component bytes.
+fn serves(p: &crate::runtime::LoadedPlugin, st: &ReleaseState) -> bool {
+    p.version().to_string() == st.version && p.sha256 == st.sha256
+}
+
 /// One replica's follower of the release state.
 pub struct ReleaseFollower {
     manager: Arc<PluginManager>,
@@ -99,7 +112,10 @@ impl ReleaseFollower {
 
     /// Released plugins not served here, with the reason (for `/ready` and the API).
     pub fn problems(&self) -> BTreeMap<String, String> {
-        self.problems.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.problems
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Brings this replica to the release state once; returns how many plugins changed.
@@ -108,21 +124,28 @@ impl ReleaseFollower {
         let states = self.db.list_release_state().await?;
         let mut changed = 0;
         for st in &states {
-            let applied = self.applied.lock().unwrap_or_else(|e| e.into_inner()).get(&st.name).copied();
+            let applied = self
+                .applied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&st.name)
+                .copied();
             let live = self.manager.registry().get(&st.name).ok();
-            if applied == Some(st.generation)
-                && live.as_ref().is_some_and(|p| p.sha256 == st.sha256)
-            {
+            if applied == Some(st.generation) && live.as_ref().is_some_and(|p| serves(p, st)) {
                 continue;
             }
             match self.apply(st).await {
                 Ok(moved) => {
                     changed += usize::from(moved);
-                    self.problems.lock().unwrap_or_else(|e| e.into_inner()).remove(&st.name);
+                    self.problems
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&st.name);
                 }
                 Err(e) => {
                     tracing::warn!(plugin = %st.name, version = %st.version, error = %e, "released version not served here");
-                    metrics::counter!("release_apply_failures_total", "plugin" => st.name.clone()).increment(1);
+                    metrics::counter!("release_apply_failures_total", "plugin" => st.name.clone())
+                        .increment(1);
                     self.problems
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -142,14 +165,18 @@ impl ReleaseFollower {
     async fn apply(&self, st: &ReleaseState) -> Result<bool, FollowError> {
         let (name, version) = (st.name.clone(), st.version.clone());
         if let Ok(p) = self.manager.registry().get(&name) {
-            if p.sha256 == st.sha256 {
+            if serves(&p, st) {
                 self.pin(&name, &version).await?;
                 return Ok(false);
             }
         }
         // A kept version with these bytes: make it live without touching any file.
         if self.pin(&name, &version).await.is_ok()
-            && self.manager.registry().get(&name).is_ok_and(|p| p.sha256 == st.sha256)
+            && self
+                .manager
+                .registry()
+                .get(&name)
+                .is_ok_and(|p| serves(&p, st))
         {
             tracing::info!(plugin = %name, %version, sha256 = %st.sha256, "released version live (kept)");
             return Ok(true);
@@ -162,15 +189,15 @@ impl ReleaseFollower {
                 name: name.clone(),
                 version: version.clone(),
             })?;
-        let bytes = self
-            .db
-            .get_artifact(&st.sha256)
-            .await?
-            .ok_or_else(|| FollowError::NoArtifact {
-                name: name.clone(),
-                version: version.clone(),
-                sha256: st.sha256.clone(),
-            })?;
+        let bytes =
+            self.db
+                .get_artifact(&st.sha256)
+                .await?
+                .ok_or_else(|| FollowError::NoArtifact {
+                    name: name.clone(),
+                    version: version.clone(),
+                    sha256: st.sha256.clone(),
+                })?;
         let dir = self.dir.join(&name);
         self.write_unit(&dir, &row.manifest, &bytes)
             .map_err(|(path, source)| FollowError::Write {
@@ -189,14 +216,19 @@ impl ReleaseFollower {
             .load_dir(&dir)
             .await
             .map_err(|e| refused(e.to_string()))?;
-        if outcome.plugin().sha256 != st.sha256 {
+        tracing::debug!(plugin = %name, outcome = ?outcome_kind(&outcome), id = %outcome.plugin().id(), "released version loaded");
+        if !serves(outcome.plugin(), st) {
             return Err(refused(format!(
-                "the directory {} serves sha256 {} instead",
+                "the directory {} holds {} with sha256 {} instead",
                 dir.display(),
+                outcome.plugin().id(),
                 outcome.plugin().sha256
             )));
         }
-        self.pin(&name, &version).await?;
+        let kind = outcome_kind(&outcome);
+        self.pin(&name, &version)
+            .await
+            .map_err(|e| refused(format!("loaded ({kind}) but not made live: {e}")))?;
         tracing::info!(plugin = %name, %version, sha256 = %st.sha256, generation = st.generation, "released version live");
         Ok(true)
     }
@@ -215,12 +247,20 @@ impl ReleaseFollower {
 
     /// Writes the manifest and the component (under the manifest's component name) into
     /// `dir`, each through a temporary file renamed into place.
-    fn write_unit(&self, dir: &Path, manifest: &str, bytes: &[u8]) -> Result<(), (PathBuf, std::io::Error)> {
+    fn write_unit(
+        &self,
+        dir: &Path,
+        manifest: &str,
+        bytes: &[u8],
+    ) -> Result<(), (PathBuf, std::io::Error)> {
         std::fs::create_dir_all(dir).map_err(|e| (dir.to_path_buf(), e))?;
         let component = Manifest::from_bytes(manifest.as_bytes(), &dir.join(MANIFEST_FILE))
             .map(|m| m.plugin.component)
             .unwrap_or_else(|_| crate::manifest::DEFAULT_COMPONENT.to_string());
-        for (file, data) in [(component.as_str(), bytes), (MANIFEST_FILE, manifest.as_bytes())] {
+        for (file, data) in [
+            (component.as_str(), bytes),
+            (MANIFEST_FILE, manifest.as_bytes()),
+        ] {
             let path = dir.join(file);
             let tmp = dir.join(format!(".{file}.tmp"));
             std::fs::write(&tmp, data).map_err(|e| (tmp.clone(), e))?;

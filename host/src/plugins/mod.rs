@@ -4,10 +4,10 @@
 
 pub mod dirs;
 pub mod files;
+pub mod follower;
 pub mod manager;
 pub mod registry;
 pub mod release;
-pub mod follower;
 pub mod reload;
 pub mod smoke;
 pub mod watcher;

@@ -11,7 +11,7 @@ pub mod llm;
 pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
-pub mod releases;
 pub mod release_state;
+pub mod releases;
 pub mod scores;
 pub mod scoring;

@@ -60,7 +60,9 @@ async fn status_of(st: &AppState, name: &str) -> Result<ReleaseStatus, ApiError>
         let mine = &serving[name];
         let sha256 = mine["sha256"].as_str().map(str::to_string);
         replicas.push(ReplicaServing {
-            converged: state.as_ref().is_some_and(|s| Some(&s.sha256) == sha256.as_ref()),
+            converged: state.as_ref().is_some_and(|s| {
+                Some(&s.sha256) == sha256.as_ref() && mine["version"].as_str() == Some(&s.version)
+            }),
             replica_id: hb.replica_id,
             host: hb.host,
             seen_at: hb.seen_at,
@@ -112,7 +114,9 @@ pub async fn set_release(
         .await
         .map_err(|e| match e {
             DbError::NotFound { .. } => ApiError::not_found(e.to_string()),
-            DbError::Conflict { .. } => ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string()),
+            DbError::Conflict { .. } => {
+                ApiError::new(axum::http::StatusCode::CONFLICT, e.to_string())
+            }
             other => other.into(),
         })?;
     st.audit.record(AuditRecord {
@@ -121,9 +125,15 @@ pub async fn set_release(
         plugin_version: state.version.clone(),
         capability: "release".into(),
         operation: "promote".into(),
-        target: Some(format!("{}@{} sha256 {}", name, state.version, state.sha256)),
+        target: Some(format!(
+            "{}@{} sha256 {}",
+            name, state.version, state.sha256
+        )),
         allowed: true,
-        detail: Some(format!("by key {} (generation {})", caller.key_id, state.generation)),
+        detail: Some(format!(
+            "by key {} (generation {})",
+            caller.key_id, state.generation
+        )),
         duration_us: started.elapsed().as_micros() as i64,
         count: 1,
         ..AuditRecord::default()

@@ -1,0 +1,293 @@
+//! Releases across a fleet (issue 21): three `strata serve` processes on one PostgreSQL
+//! database. A version published and released through one replica is served by all;
+//! a rollback through another applies to all; a version that waits for approval serves
+//! nowhere; a replica killed during a rollout converges when it starts again.
+
+mod common;
+#[path = "support/pg.rs"]
+#[allow(dead_code)]
+mod pg;
+
+use common::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use strata::db::Role;
+
+/// One `strata serve` process with its own plugins directory and cache.
+struct Replica {
+    config: PathBuf,
+    port: u16,
+    child: Child,
+}
+
+impl Replica {
+    fn start(dir: &Path, url: &str) -> Replica {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let plugins = dir.join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        let config = dir.join("strata.toml");
+        let text = format!(
+            "{}\n[release]\npoll_ms = 500\n[server]\nworkers = 1\n",
+            host_toml(url, &plugins, &dir.join("cache"))
+        );
+        std::fs::write(&config, text).unwrap();
+        let child = spawn(&config, port);
+        Replica {
+            config,
+            port,
+            child,
+        }
+    }
+
+    fn restart(&mut self) {
+        self.child = spawn(&self.config, self.port);
+    }
+
+    fn kill(&mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The sha256 this replica serves for `name` (none: not live here).
+    async fn serving(&self, name: &str, key: &str) -> Option<String> {
+        let res = reqwest::Client::new()
+            .get(self.url(&format!("/api/v1/plugins/{name}")))
+            .bearer_auth(key)
+            .send()
+            .await
+            .ok()?;
+        if !res.status().is_success() {
+            return None;
+        }
+        let v: Value = res.json().await.ok()?;
+        v["sha256"].as_str().map(str::to_string)
+    }
+
+    async fn publish(&self, key: &str, manifest: &str, wasm: Vec<u8>) -> Value {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "manifest",
+                reqwest::multipart::Part::text(manifest.to_string()),
+            )
+            .part(
+                "component",
+                reqwest::multipart::Part::bytes(wasm).file_name("plugin.wasm"),
+            );
+        let res = reqwest::Client::new()
+            .post(self.url("/api/v1/plugins/bant/versions"))
+            .bearer_auth(key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let v: Value = res.json().await.unwrap();
+        assert!(status.is_success(), "publish: {status} {v}");
+        v
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let res = reqwest::Client::new()
+            .request(method, self.url(path))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        (status, res.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn release(&self, key: &str, version: &str) -> (StatusCode, Value) {
+        self.call(
+            reqwest::Method::PUT,
+            "/api/v1/plugins/bant/release",
+            key,
+            json!({ "version": version }),
+        )
+        .await
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["--config", config.to_str().unwrap(), "serve", "--bind"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("STRATA_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls until every replica serves `sha256` for bant, for at most 60 s.
+async fn all_serve(replicas: &[&Replica], key: &str, sha256: &str, what: &str) {
+    let start = Instant::now();
+    loop {
+        let mut serving = Vec::new();
+        for r in replicas {
+            serving.push(r.serving("bant", key).await);
+        }
+        if serving.iter().all(|s| s.as_deref() == Some(sha256)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{what}: replicas serve {serving:?}, not {sha256}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn manifest(version: &str, extra: &str) -> String {
+    let m = std::fs::read_to_string(plugin_source("bant").join("plugin.toml")).unwrap();
+    let m = m.replacen(
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+        1,
+    );
+    format!("{m}\n{extra}\n")
+}
+
+/// A scorer named `bant` with other bytes: xeducation's component under bant's name
+/// (its own smoke tests, which that component passes).
+fn other_bant(version: &str) -> (String, Vec<u8>) {
+    let src = plugin_source("xeducation");
+    let m = std::fs::read_to_string(src.join("plugin.toml"))
+        .unwrap()
+        .replacen("name = \"xeducation\"", "name = \"bant\"", 1)
+        .replacen(
+            "version = \"1.0.0\"",
+            &format!("version = \"{version}\""),
+            1,
+        );
+    (m, std::fs::read(src.join("plugin.wasm")).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_follow_publish_release_rollback_and_a_restart() {
+    let url = pg::fresh_database_url().await;
+    let db = migrated_db(&url).await;
+    let (_, admin) = strata::server::auth::create_key(&db, "admin", Role::Admin)
+        .await
+        .unwrap();
+    let (_, op) = strata::server::auth::create_key(&db, "op", Role::Operator)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|d| tmp.path().join(d)).collect();
+    let a = Replica::start(&dirs[0], &url);
+    let mut b = Replica::start(&dirs[1], &url);
+    let c = Replica::start(&dirs[2], &url);
+    // Up: every replica answers (bant is nowhere yet).
+    for r in [&a, &b, &c] {
+        let start = Instant::now();
+        while reqwest::get(r.url("/health")).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "replica did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(r.serving("bant", &admin).await, None);
+    }
+
+    // Publish 1.0.0 on A (no capabilities: approved at once) and release it on A.
+    let bant_wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
+    let v1 = a
+        .publish(&op, &manifest("1.0.0", ""), bant_wasm.clone())
+        .await;
+    assert_eq!(v1["status"], "approved", "{v1}");
+    let sha1 = v1["sha256"].as_str().unwrap().to_string();
+    let (st, rel) = a.release(&op, "1.0.0").await;
+    assert_eq!(st, StatusCode::OK, "{rel}");
+    assert_eq!(rel["sha256"], sha1.as_str());
+    all_serve(&[&a, &b, &c], &admin, &sha1, "after release of 1.0.0 on A").await;
+
+    // 2.0.0 (other bytes, other limits) published and approved on B, released on B.
+    let (m2, w2) = other_bant("2.0.0");
+    let v2 = b.publish(&op, &m2, w2).await;
+    let sha2 = v2["sha256"].as_str().unwrap().to_string();
+    if v2["status"] == "awaiting-approval" {
+        let (st, v) = b
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/plugins/bant/versions/2.0.0/approve",
+                &admin,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let (st, rel) = b.release(&op, "2.0.0").await;
+    assert_eq!(st, StatusCode::OK, "{rel}");
+    all_serve(&[&a, &b, &c], &admin, &sha2, "after release of 2.0.0 on B").await;
+
+    // Roll back through C: all three.
+    let (st, _) = c.release(&op, "1.0.0").await;
+    assert_eq!(st, StatusCode::OK);
+    all_serve(&[&a, &b, &c], &admin, &sha1, "after rollback on C").await;
+
+    // A version with a new capability waits for approval and is served nowhere.
+    let v3 = a
+        .publish(
+            &op,
+            &manifest("3.0.0", "[capabilities.state]\nmax_keys = 100"),
+            bant_wasm,
+        )
+        .await;
+    assert_eq!(v3["status"], "awaiting-approval", "{v3}");
+    let (st, refused) = a.release(&op, "3.0.0").await;
+    assert_eq!(st, StatusCode::CONFLICT, "{refused}");
+    assert_eq!(refused["status"], 409);
+
+    // B killed; 2.0.0 released meanwhile; B converges when it starts again.
+    b.kill();
+    let (st, _) = a.release(&op, "2.0.0").await;
+    assert_eq!(st, StatusCode::OK);
+    all_serve(&[&a, &c], &admin, &sha2, "A and C after 2.0.0 with B down").await;
+    b.restart();
+    all_serve(&[&a, &b, &c], &admin, &sha2, "B after its restart").await;
+
+    // Every replica reports itself; the status names the released version.
+    let (_, status) = a
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/plugins/bant/release",
+            &admin,
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status["version"], "2.0.0", "{status}");
+    let converged = status["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["converged"] == true)
+        .count();
+    assert!(converged >= 3, "{status}");
+}
