@@ -427,9 +427,6 @@ async fn cli_publishes_diffs_and_approves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_sqlite_host_serves_what_it_releases_and_rolls_back() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("strata=debug")
-        .try_init();
     let f = start().await;
     let wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
     let (status, _, v1) = f
