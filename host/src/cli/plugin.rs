@@ -112,6 +112,23 @@ pub enum PluginCommand {
         #[command(flatten)]
         server: super::remote::ServerArgs,
     },
+    /// Release an approved published version on every replica (operator key): promote,
+    /// or roll back by naming an older version.
+    Promote {
+        name: String,
+        version: String,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+    },
+    /// The released version of a plugin and what each replica serves.
+    Status {
+        name: String,
+        #[command(flatten)]
+        server: super::remote::ServerArgs,
+        /// Print the server's JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
     /// Reject a published version (admin key): it is never released.
     Reject {
         name: String,
@@ -243,6 +260,66 @@ pub async fn run(
             note,
             server,
         } => review(&server, &name, &version, "reject", note).await,
+        PluginCommand::Promote {
+            name,
+            version,
+            server,
+        } => {
+            let v = server
+                .put(
+                    &format!("/api/v1/plugins/{name}/release"),
+                    &serde_json::json!({ "version": version }),
+                )
+                .await?;
+            print_release(&v);
+            if let Some(p) = v["problem"].as_str() {
+                anyhow::bail!(
+                    "released, but the replica that took the request does not serve it: {p}"
+                );
+            }
+            Ok(())
+        }
+        PluginCommand::Status { name, server, json } => {
+            let v = server
+                .get(&format!("/api/v1/plugins/{name}/release"))
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print_release(&v);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The release state and one line per replica.
+fn print_release(v: &serde_json::Value) {
+    match v["version"].as_str() {
+        Some(ver) => println!(
+            "{} released: {ver} (sha256 {}, generation {})",
+            v["name"].as_str().unwrap_or("?"),
+            v["sha256"].as_str().unwrap_or("?"),
+            v["generation"]
+        ),
+        None => println!("{} is not released", v["name"].as_str().unwrap_or("?")),
+    }
+    for r in v["replicas"].as_array().into_iter().flatten() {
+        println!(
+            "  {} ({}): {} {}{}",
+            r["replica_id"].as_str().unwrap_or("?"),
+            r["host"].as_str().unwrap_or("?"),
+            r["version"].as_str().unwrap_or("-"),
+            r["sha256"]
+                .as_str()
+                .map(|s| &s[..s.len().min(12)])
+                .unwrap_or(""),
+            if r["converged"] == true {
+                ""
+            } else {
+                "  (not converged)"
+            }
+        );
     }
 }
 

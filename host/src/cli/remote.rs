@@ -33,6 +33,15 @@ impl ServerArgs {
         self.send(req).await
     }
 
+    pub async fn put(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let req = reqwest::Client::new().put(self.url(path)).json(body);
+        self.send(req).await
+    }
+
     /// POSTs a `multipart/form-data` body.
     pub async fn post_multipart(
         &self,

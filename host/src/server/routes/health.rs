@@ -29,6 +29,10 @@ pub struct Ready {
     pub database: String,
     pub plugins_live: usize,
     pub default_scorer: String,
+    /// Released plugins (`PUT /api/v1/plugins/{name}/release`) this replica does not serve,
+    /// and why (e.g. its grants do not cover the released version); empty when it serves
+    /// the whole release state.
+    pub release_problems: std::collections::BTreeMap<String, String>,
 }
 
 /// Readiness: the database answers and the default scorer is live.
@@ -56,6 +60,11 @@ pub async fn ready(State(st): State<AppState>) -> Result<Json<Ready>, ApiError> 
         database: st.db.backend().as_str().into(),
         plugins_live: live,
         default_scorer: default.clone(),
+        release_problems: st
+            .releases
+            .as_ref()
+            .map(|f| f.problems())
+            .unwrap_or_default(),
     }))
 }
 

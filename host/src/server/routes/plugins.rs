@@ -23,6 +23,8 @@ fn summary(st: &AppState, slot: &crate::plugins::Slot) -> Value {
         "disabled": slot.is_disabled(),
         "last_error": slot.last_error(),
         "default_scorer": st.config.plugins.default_scorer == slot.name,
+        // Why this replica does not serve the released version, if it does not.
+        "release_problem": st.releases.as_ref().and_then(|f| f.problems().remove(&slot.name)),
     })
 }
 

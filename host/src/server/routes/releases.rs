@@ -480,7 +480,42 @@ async fn review(
         format!("{} sha256 {}{note}", rec.status, rec.sha256),
     );
     tracing::info!(plugin = %name, %version, status = %rec.status, key = %caller.key_id, "published plugin version reviewed");
-    Ok(Json(version_body(&rec)))
+    let mut out = version_body(&rec);
+    if status == ReleaseStatus::Approved {
+        pin_granted_tools(&st, &caller, &name, &mut out).await;
+    }
+    Ok(Json(out))
+}
+
+/// On approval, the definitions of the MCP tools the operator's grant covers are pinned
+/// by hash (`mcp::pins`): a later change of one is refused until an admin approves
+/// again. The response lists them (`mcp_pins`), or why they could not be pinned now
+/// (`mcp_pins_error`: the approval stands; pin with `POST …/mcp-pins` once the server is up).
+async fn pin_granted_tools(st: &AppState, caller: &Caller, name: &str, out: &mut Value) {
+    let config = st.manager.config();
+    let Some(scope) = config
+        .grant(name)
+        .filter(|g| {
+            g.capabilities
+                .contains(&crate::capabilities::Capability::Mcp)
+        })
+        .map(|g| g.mcp.clone())
+    else {
+        return;
+    };
+    match st
+        .mcp_pins
+        .pin_plugin(name, &scope, &st.mcp, Some(&caller.key_id))
+        .await
+    {
+        Ok(pins) => {
+            out["mcp_pins"] = serde_json::json!(pins
+                .iter()
+                .map(|p| format!("{}/{}", p.server, p.tool))
+                .collect::<Vec<_>>())
+        }
+        Err(e) => out["mcp_pins_error"] = serde_json::json!(e.to_string()),
+    }
 }
 
 /// Approve a published version (admin): it may be released. Body optional:

@@ -83,6 +83,7 @@ pub async fn score(
 #[serde(deny_unknown_fields)]
 pub struct QualifyRequest {
     /// Scorer or agent plugin name; default: `qualify.agent`, else `plugins.default_scorer`.
+    #[schema(min_length = 1, max_length = 64)]
     pub strategy: Option<String>,
 }
 
@@ -114,6 +115,13 @@ pub async fn qualify(
     } else {
         crate::server::json::parse(&body, st.config.server.json_depth_limit)?
     };
+    if let Some(s) = &req.strategy {
+        if s.is_empty() || s.chars().count() > 64 {
+            return Err(ApiError::unprocessable(
+                "strategy must be a plugin name of 1-64 characters",
+            ));
+        }
+    }
     let crm = st.crm();
     match (crm.require_lead(&lead_id).await, st.qualify.crm()) {
         (Ok(()), _) => {}
