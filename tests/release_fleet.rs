@@ -291,3 +291,74 @@ async fn three_replicas_follow_publish_release_rollback_and_a_restart() {
         .count();
     assert!(converged >= 3, "{status}");
 }
+
+/// Benchmark, not a test of timing (run with `--ignored --nocapture`): time from the
+/// promote request to every one of three replicas serving the new version, over 50
+/// promotions alternating two versions whose components every replica has compiled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: cargo test --test release_fleet -- --ignored --nocapture"]
+async fn bench_promotion_to_all_replicas() {
+    let url = pg::fresh_database_url().await;
+    let db = migrated_db(&url).await;
+    let (_, admin) = strata::server::auth::create_key(&db, "admin", Role::Admin)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let replicas: Vec<Replica> = ["a", "b", "c"]
+        .iter()
+        .map(|d| Replica::start(&tmp.path().join(d), &url))
+        .collect();
+    for r in &replicas {
+        while reqwest::get(r.url("/health")).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
+    let sha1 = replicas[0]
+        .publish(&admin, &manifest("1.0.0", ""), wasm)
+        .await["sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (m2, w2) = other_bant("2.0.0");
+    let v2 = replicas[1].publish(&admin, &m2, w2).await;
+    if v2["status"] == "awaiting-approval" {
+        replicas[1]
+            .call(
+                reqwest::Method::POST,
+                "/api/v1/plugins/bant/versions/2.0.0/approve",
+                &admin,
+                json!({}),
+            )
+            .await;
+    }
+    let sha2 = v2["sha256"].as_str().unwrap().to_string();
+    let all: Vec<&Replica> = replicas.iter().collect();
+    // Warm: both versions compiled on every replica.
+    for (v, sha) in [("1.0.0", &sha1), ("2.0.0", &sha2)] {
+        replicas[0].release(&admin, v).await;
+        all_serve(&all, &admin, sha, "warm-up").await;
+    }
+    let mut ms = Vec::new();
+    for i in 0..50 {
+        let (v, sha) = if i % 2 == 0 {
+            ("1.0.0", &sha1)
+        } else {
+            ("2.0.0", &sha2)
+        };
+        let started = Instant::now();
+        let (st, _) = replicas[i % 3].release(&admin, v).await;
+        assert_eq!(st, StatusCode::OK);
+        all_serve(&all, &admin, sha, "promotion").await;
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    eprintln!(
+        "BENCH promotion to 3 replicas (PostgreSQL NOTIFY, compiled artifacts): n={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
+        ms.len(),
+        pct(0.5),
+        pct(0.99),
+        ms[ms.len() - 1]
+    );
+}
