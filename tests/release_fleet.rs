@@ -25,6 +25,11 @@ struct Replica {
 
 impl Replica {
     fn start(dir: &Path, url: &str) -> Replica {
+        Self::start_with(dir, url, "")
+    }
+
+    /// [`Replica::start`] with `extra` TOML appended to its configuration (e.g. grants).
+    fn start_with(dir: &Path, url: &str, extra: &str) -> Replica {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -34,7 +39,7 @@ impl Replica {
         std::fs::create_dir_all(&plugins).unwrap();
         let config = dir.join("strata.toml");
         let text = format!(
-            "{}\n[release]\npoll_ms = 500\n[server]\nworkers = 1\n",
+            "{}\n[release]\npoll_ms = 500\n[server]\nworkers = 1\n{extra}\n",
             host_toml(url, &plugins, &dir.join("cache"))
         );
         std::fs::write(&config, text).unwrap();
@@ -75,6 +80,10 @@ impl Replica {
     }
 
     async fn publish(&self, key: &str, manifest: &str, wasm: Vec<u8>) -> Value {
+        self.publish_as("bant", key, manifest, wasm).await
+    }
+
+    async fn publish_as(&self, name: &str, key: &str, manifest: &str, wasm: Vec<u8>) -> Value {
         let form = reqwest::multipart::Form::new()
             .part(
                 "manifest",
@@ -85,7 +94,7 @@ impl Replica {
                 reqwest::multipart::Part::bytes(wasm).file_name("plugin.wasm"),
             );
         let res = reqwest::Client::new()
-            .post(self.url("/api/v1/plugins/bant/versions"))
+            .post(self.url(&format!("/api/v1/plugins/{name}/versions")))
             .bearer_auth(key)
             .multipart(form)
             .send()
@@ -290,6 +299,97 @@ async fn three_replicas_follow_publish_release_rollback_and_a_restart() {
         .filter(|r| r["converged"] == true)
         .count();
     assert!(converged >= 3, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_grants_do_not_cover_a_release_keeps_serving_without_it_and_says_why() {
+    let url = pg::fresh_database_url().await;
+    let db = migrated_db(&url).await;
+    let (_, admin) = strata::server::auth::create_key(&db, "admin", Role::Admin)
+        .await
+        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // A grants `state` to the plugin; B does not.
+    let grant = "[grants.stateful]\ncapabilities = [\"state\"]\n";
+    // The default scorer from each plugins directory, so `/ready` answers 200.
+    for d in ["a", "b"] {
+        install(&tmp.path().join(d).join("plugins"), "bant", "bant");
+    }
+    let a = Replica::start_with(&tmp.path().join("a"), &url, grant);
+    let b = Replica::start(&tmp.path().join("b"), &url);
+    for r in [&a, &b] {
+        let start = Instant::now();
+        while reqwest::get(r.url("/health")).await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "replica did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let src = plugin_source("testing/stateful");
+    let v = a
+        .publish_as(
+            "stateful",
+            &admin,
+            &std::fs::read_to_string(src.join("plugin.toml")).unwrap(),
+            std::fs::read(src.join("plugin.wasm")).unwrap(),
+        )
+        .await;
+    assert_eq!(v["status"], "awaiting-approval", "{v}");
+    let (st, v) = a
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/plugins/stateful/versions/1.0.0/approve",
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, rel) = a
+        .call(
+            reqwest::Method::PUT,
+            "/api/v1/plugins/stateful/release",
+            &admin,
+            json!({ "version": "1.0.0" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{rel}");
+    assert!(rel["problem"].is_null(), "{rel}");
+    assert!(a.serving("stateful", &admin).await.is_some());
+    // B refuses it: not served, and /ready and the release status say why.
+    let start = Instant::now();
+    let ready = loop {
+        let r: Value = reqwest::get(b.url("/ready"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or_default();
+        if r["release_problems"]["stateful"].is_string() {
+            break r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "B never reported: {r}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let why = ready["release_problems"]["stateful"].as_str().unwrap();
+    assert!(why.contains("state"), "{why}");
+    assert_eq!(b.serving("stateful", &admin).await, None);
+    let (_, status) = b
+        .call(
+            reqwest::Method::GET,
+            "/api/v1/plugins/stateful/release",
+            &admin,
+            Value::Null,
+        )
+        .await;
+    assert!(
+        status["problem"].as_str().unwrap().contains("state"),
+        "{status}"
+    );
 }
 
 /// Benchmark, not a test of timing (run with `--ignored --nocapture`): time from the
