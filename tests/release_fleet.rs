@@ -461,4 +461,50 @@ async fn bench_promotion_to_all_replicas() {
         pct(0.99),
         ms[ms.len() - 1]
     );
+
+    // Load during promotions: 8 clients scoring with bant round-robin over the three
+    // replicas while 20 promotions run; every answer must be a 200.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let urls: Vec<String> = replicas.iter().map(|r| r.url("/api/v1/score")).collect();
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (stop, urls, key) = (stop.clone(), urls.clone(), admin.clone());
+        clients.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            let mut i = c;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let body = json!({"lead": {"id": format!("load-{i}"), "title": "CEO", "employees": 300}, "strategy": "bant"});
+                match http.post(&urls[i % 3]).bearer_auth(&key).json(&body).send().await {
+                    Ok(r) if r.status() == StatusCode::OK => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+                i += 1;
+            }
+            (ok, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..20 {
+        let (v, sha) = if i % 2 == 0 {
+            ("1.0.0", &sha1)
+        } else {
+            ("2.0.0", &sha2)
+        };
+        replicas[i % 3].release(&admin, v).await;
+        all_serve(&all, &admin, sha, "promotion under load").await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for c in clients {
+        let (o, f) = c.await.unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    eprintln!(
+        "BENCH load during 20 promotions over 3 replicas: {ok} scored, {} failed {:?}",
+        failed.len(),
+        failed.iter().take(5).collect::<Vec<_>>()
+    );
 }
