@@ -513,3 +513,73 @@ async fn a_single_sqlite_host_serves_what_it_releases_and_rolls_back() {
     }
     assert_eq!(promotions, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_a_version_pins_the_mcp_tools_its_grant_covers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let desc = tmp.path().join("lookup.txt");
+    std::fs::write(&desc, "Looks a company up.").unwrap();
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mcp-peers/mutable.mjs");
+    let url = sqlite_url(tmp.path());
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let text = format!(
+        "{}\n[server]\nbind = \"127.0.0.1:0\"\n[mcp.servers.mut]\ntransport = \"stdio\"\ncommand = \"node\"\nargs = [{:?}, {:?}]\n[grants.bant]\ncapabilities = [\"mcp\"]\nmcp = {{ tools = [\"mut/*\"] }}\n",
+        host_toml(&url, &plugins, &tmp.path().join("cache")),
+        script.display().to_string(),
+        desc.display().to_string(),
+    );
+    let config: strata::config::Config = toml::from_str(&text).unwrap();
+    let server = TestServer::start(config).await;
+    let db = migrated_db(&url).await;
+    let (_, op) = strata::server::auth::create_key(&db, "op", Role::Operator)
+        .await
+        .unwrap();
+    let (_, admin) = strata::server::auth::create_key(&db, "admin", Role::Admin)
+        .await
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "manifest",
+            reqwest::multipart::Part::text(manifest_as("1.2.0", "[capabilities.mcp]")),
+        )
+        .part(
+            "component",
+            reqwest::multipart::Part::bytes(
+                std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap(),
+            )
+            .file_name("plugin.wasm"),
+        );
+    let http = reqwest::Client::new();
+    let v: Value = http
+        .post(server.url("/api/v1/plugins/bant/versions"))
+        .bearer_auth(&op)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["status"], "awaiting-approval", "{v}");
+    let approved: Value = http
+        .post(server.url("/api/v1/plugins/bant/versions/1.2.0/approve"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(approved["status"], "approved", "{approved}");
+    assert_eq!(
+        approved["mcp_pins"],
+        serde_json::json!(["mut/lookup"]),
+        "{approved}"
+    );
+    let pins = db.list_mcp_tool_pins(Some("bant")).await.unwrap();
+    assert_eq!(pins.len(), 1);
+    assert_eq!(pins[0].definition["description"], "Looks a company up.");
+    server.stop().await;
+}
