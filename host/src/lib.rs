@@ -8,6 +8,7 @@ pub mod config;
 pub mod crm;
 pub mod db;
 pub mod domain;
+pub mod evaluation;
 pub mod input;
 pub mod llm;
 pub mod manifest;

@@ -3,6 +3,7 @@
 
 use super::score::{progress_bar, score_all, threads};
 use crate::config::Config;
+use crate::evaluation::{auc, lift};
 use crate::input::{self, InputFormat, ReadOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,42 +21,6 @@ pub struct BacktestArgs {
     pub format: Option<InputFormat>,
     #[arg(long)]
     pub json: bool,
-}
-
-/// ROC AUC by the rank-sum method, ties counted half.
-pub fn auc(scores: &[f64], positive: &[bool]) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
-    let (mut rank_sum, mut i) = (0.0, 0);
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && scores[idx[j + 1]] == scores[idx[i]] {
-            j += 1;
-        }
-        let avg_rank = (i + j) as f64 / 2.0 + 1.0;
-        rank_sum += (i..=j).filter(|&k| positive[idx[k]]).count() as f64 * avg_rank;
-        i = j + 1;
-    }
-    let pos = positive.iter().filter(|p| **p).count() as f64;
-    let neg = positive.len() as f64 - pos;
-    if pos == 0.0 || neg == 0.0 {
-        return None;
-    }
-    Some((rank_sum - pos * (pos + 1.0) / 2.0) / (pos * neg))
-}
-
-/// Positive rate in the top `fraction` by score ÷ overall positive rate.
-pub fn lift(scores: &[f64], positive: &[bool], fraction: f64) -> Option<f64> {
-    let mut idx: Vec<usize> = (0..scores.len()).collect();
-    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
-    let n = ((scores.len() as f64 * fraction).ceil() as usize).max(1);
-    let top = idx[..n.min(idx.len())]
-        .iter()
-        .filter(|&&i| positive[i])
-        .count() as f64
-        / n as f64;
-    let base = positive.iter().filter(|p| **p).count() as f64 / positive.len().max(1) as f64;
-    (base > 0.0).then(|| top / base)
 }
 
 pub async fn run(args: BacktestArgs, config: Config) -> anyhow::Result<()> {
@@ -127,30 +92,4 @@ pub async fn run(args: BacktestArgs, config: Config) -> anyhow::Result<()> {
     }
     app.shutdown().await;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn auc_is_one_for_perfect_ranking_and_half_for_ties() {
-        assert_eq!(
-            auc(&[0.1, 0.2, 0.8, 0.9], &[false, false, true, true]),
-            Some(1.0)
-        );
-        assert_eq!(
-            auc(&[0.5, 0.5, 0.5, 0.5], &[false, true, false, true]),
-            Some(0.5)
-        );
-        assert_eq!(auc(&[0.9, 0.1], &[false, true]), Some(0.0));
-        assert_eq!(auc(&[1.0], &[true]), None);
-    }
-
-    #[test]
-    fn lift_compares_top_fraction_to_base_rate() {
-        let s = [0.9, 0.8, 0.1, 0.2];
-        let p = [true, false, false, false];
-        assert_eq!(lift(&s, &p, 0.25), Some(4.0));
-    }
 }

@@ -1,0 +1,9 @@
+//! Measures of a scorer's quality, shared by `strata backtest`, `strata fit`, the
+//! champion/challenger comparison and `strata replay`: one implementation of each
+//! measure, tested against independent computations.
+
+pub mod agreement;
+pub mod ranking;
+
+pub use agreement::{psi, spearman, Confusion, Summary, PRIORITIES};
+pub use ranking::{auc, auc_interval, bootstrap, brier, ks, lift, Interval};
