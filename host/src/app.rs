@@ -26,6 +26,9 @@ pub struct App {
     pub pipelines: Arc<crate::pipelines::Orchestrator>,
     /// Lead qualification (`[qualify]`), with the CRM link when its MCP server exists.
     pub qualify: Arc<crate::qualify::Qualification>,
+    /// Strategies' challengers (shadow, canary) and their results recorder; idle until
+    /// [`crate::challenger::Challengers::start`] (the server starts it).
+    pub challengers: Arc<crate::challenger::Challengers>,
 }
 
 impl App {
@@ -71,6 +74,12 @@ impl App {
             config.pipelines.clone(),
             config.webhooks.clone(),
         ));
+        let challengers = crate::challenger::Challengers::new(
+            db.clone(),
+            registry.clone(),
+            config.challenger.clone(),
+            audit.clone(),
+        );
         let manager = Arc::new(PluginManager::new(
             Arc::new(runtime),
             registry,
@@ -79,11 +88,10 @@ impl App {
         ));
         let link =
             crate::qualify::CrmLink::new(mcp.clone(), config.qualify.crm.clone(), audit.clone());
-        let qualify = Arc::new(crate::qualify::Qualification::new(
-            db.clone(),
-            config.qualify.clone(),
-            link,
-        ));
+        let qualify = Arc::new(
+            crate::qualify::Qualification::new(db.clone(), config.qualify.clone(), link)
+                .with_challengers(challengers.clone()),
+        );
         Ok(App {
             config,
             db,
@@ -94,6 +102,7 @@ impl App {
             mcp_pins,
             pipelines,
             qualify,
+            challengers,
         })
     }
 
@@ -157,6 +166,7 @@ impl App {
     /// Closes MCP sessions (children killed), flushes pending audit records, closes the pool.
     pub async fn shutdown(self) {
         self.mcp.shutdown().await;
+        self.challengers.flush().await;
         self.audit.flush().await;
         self.db.close().await;
     }

@@ -34,6 +34,9 @@ pub struct Config {
     pub grants: BTreeMap<String, Grant>,
     /// `[release]`: plugins published through the API (`POST /api/v1/plugins/{name}/versions`).
     pub release: ReleaseSettings,
+    /// `[challenger]`: shadow and canary challengers of a strategy, and which lead
+    /// outcomes count as positive in their comparison.
+    pub challenger: crate::challenger::ChallengerSettings,
 }
 
 /// When a published version needs an admin's approval before it may be released.
@@ -259,6 +262,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.challenger.validate().map_err(ConfigError)?;
         if self.plugins.max_component_bytes == 0 {
             return Err(ConfigError(
                 "plugins.max_component_bytes must be at least 1".into(),

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod audit;
 pub mod capabilities;
+pub mod challenger;
 pub mod cli;
 pub mod config;
 pub mod crm;

@@ -2,6 +2,7 @@
 //! installing them into a test host's plugins directory, and starting a test host.
 #![allow(dead_code)]
 
+pub mod api_server;
 pub mod frappe;
 pub mod llm;
 pub mod pipeline_runs;

@@ -3,6 +3,7 @@
 mod backtest;
 mod backup;
 mod bench;
+mod compare;
 mod keys;
 mod mcp;
 mod pipeline;
@@ -46,6 +47,12 @@ pub enum Command {
     Score(score::ScoreArgs),
     /// Score a labelled file without storing and report ranking quality (AUC, lift).
     Backtest(backtest::BacktestArgs),
+    /// Compare a strategy's champion and challenger (shadow or canary results, known
+    /// outcomes) over a window.
+    Compare(compare::CompareArgs),
+    /// Re-score a strategy's stored scores with another version offline and compare
+    /// (nothing is written).
+    Replay(compare::ReplayArgs),
     /// Run database migrations.
     Migrate,
     /// Measure call latency, throughput, compile/load and hot-swap times; `bench serve`:
@@ -87,6 +94,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd, config).await,
         Command::Score(args) => score::run(args, config()?).await,
         Command::Backtest(args) => backtest::run(args, config()?).await,
+        Command::Compare(args) => compare::compare(args, config()?).await,
+        Command::Replay(args) => compare::replay(args, config()?).await,
         Command::Migrate => {
             let cfg = config()?;
             let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;

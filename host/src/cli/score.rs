@@ -133,7 +133,8 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
             Ok(s) => {
                 stored.push(
                     NewScore::new(lead.id.clone(), plugin.id(), s.clone())
-                        .with_sha256(&plugin.sha256),
+                        .with_sha256(&plugin.sha256)
+                        .with_input(lead),
                 );
                 ok_leads.push(lead.clone());
             }

@@ -86,6 +86,7 @@ pub(crate) use text_enum;
 
 pub mod audit;
 pub mod backup;
+pub mod challengers;
 mod checkpoint;
 pub(crate) mod direct;
 pub(crate) use direct::{blocking_scope, may_block};
@@ -128,7 +129,7 @@ pub use releases::{
     InsertedVersion, NewReleaseVersion, ReleaseState, ReleaseStatus, ReleaseVersionRecord,
     ReplicaHeartbeat,
 };
-pub use scores::{JobScore, NewScore, OverrideTarget, ScoreFilter, ScoreSort};
+pub use scores::{JobScore, NewScore, OverrideTarget, ScoreFilter, ScoreInput, ScoreSort};
 pub use stats::ExecutionStats;
 
 use error::q;

@@ -27,6 +27,26 @@ pub struct NewScore {
     pub job_id: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub created_at: i64,
+    /// The exact input the plugin saw, for replay: the lead as JSON and its sha256.
+    pub input: Option<ScoreInput>,
+}
+
+/// The input a stored score was computed from (see [`NewScore::with_input`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreInput {
+    /// The lead as the plugin saw it, as JSON.
+    pub lead_json: String,
+    /// SHA-256 of `lead_json`.
+    pub sha256: String,
+}
+
+impl ScoreInput {
+    pub fn of(lead: &Lead) -> ScoreInput {
+        use sha2::Digest;
+        let lead_json = serde_json::to_string(lead).unwrap_or_default();
+        let sha256 = hex::encode(sha2::Sha256::digest(lead_json.as_bytes()));
+        ScoreInput { lead_json, sha256 }
+    }
 }
 
 impl NewScore {
@@ -40,7 +60,15 @@ impl NewScore {
             request_id: None,
             job_id: None,
             created_at: now_ms(),
+            input: None,
         }
+    }
+
+    /// Keeps the lead the plugin scored, so the score can be replayed with another
+    /// version (`strata replay`).
+    pub fn with_input(mut self, lead: &Lead) -> NewScore {
+        self.input = Some(ScoreInput::of(lead));
+        self
     }
 
     /// Names the component that produced the score.
@@ -122,8 +150,9 @@ const FACTOR_COLUMNS: [&str; 5] = ["budget", "timeline", "complexity", "authorit
 pub(crate) const INSERT_COLUMNS: &str =
     "id, lead_id, strategy, score, priority, recommended_action, \
     reasoning, confidence, factors, budget_score, timeline_score, complexity_score, \
-    authority_score, fit_score, fallback_used, request_id, created_at, strategy_sha256, job_id";
-pub(crate) const N_INSERT_COLUMNS: usize = 19;
+    authority_score, fit_score, fallback_used, request_id, created_at, strategy_sha256, job_id, \
+    input_sha256, lead_snapshot";
+pub(crate) const N_INSERT_COLUMNS: usize = 21;
 
 const SELECT_COLUMNS: &str =
     "id, lead_id, strategy, strategy_sha256, score, priority, recommended_action, \
@@ -215,7 +244,9 @@ macro_rules! insert_score_rows {
                     .push_bind(s.request_id.as_deref())
                     .push_bind(s.created_at)
                     .push_bind(s.strategy_sha256.as_deref())
-                    .push_bind(s.job_id.as_deref());
+                    .push_bind(s.job_id.as_deref())
+                    .push_bind(s.input.as_ref().map(|i| i.sha256.as_str()))
+                    .push_bind(s.input.as_ref().map(|i| i.lead_json.as_str()));
             });
             qb.build()
                 .persistent(false)
@@ -365,6 +396,8 @@ impl Db {
                 .bind(s.created_at)
                 .bind(s.strategy_sha256.as_deref())
                 .bind(s.job_id.as_deref())
+                .bind(s.input.as_ref().map(|i| i.sha256.as_str()))
+                .bind(s.input.as_ref().map(|i| i.lead_json.as_str()))
                 .execute(&mut *tx)
                 .await
                 .map_err(q(OP))?

@@ -18,6 +18,7 @@
 use super::link::{CrmLink, LinkError, WriteBack};
 use super::mapping::Verdict;
 use super::settings::QualifySettings;
+use crate::challenger::{side, Challengers, Plan, Source};
 use crate::db::{Db, DbError, ExecutionFinish, ExecutionRecord, JobScore, NewExecution, NewScore};
 use crate::domain::{now_ms, Lead, Score};
 use crate::manifest::PluginKind;
@@ -77,6 +78,8 @@ pub struct Qualification {
     db: Db,
     settings: QualifySettings,
     crm: Option<CrmLink>,
+    /// Challengers of scorer strategies: shadowed or canaried on qualification jobs too.
+    challengers: Option<Arc<Challengers>>,
 }
 
 /// A judged lead, before it is stored.
@@ -90,7 +93,18 @@ struct Judged {
 
 impl Qualification {
     pub fn new(db: Db, settings: QualifySettings, crm: Option<CrmLink>) -> Qualification {
-        Qualification { db, settings, crm }
+        Qualification {
+            db,
+            settings,
+            crm,
+            challengers: None,
+        }
+    }
+
+    /// Runs the strategies' challengers (shadow, canary) on scorer qualifications too.
+    pub fn with_challengers(mut self, c: Arc<Challengers>) -> Qualification {
+        self.challengers = Some(c);
+        self
     }
 
     pub fn settings(&self) -> &QualifySettings {
@@ -158,10 +172,13 @@ impl Qualification {
             }
         }
         let lead = self.sync_lead(lead_id, request_id.as_deref()).await?;
-        let judged = self.judge(&plugin, &lead, &request_id, job_id).await?;
+        let (plugin, judged) = self
+            .judge_planned(plugin, &lead, &request_id, job_id)
+            .await?;
 
-        let mut row =
-            NewScore::new(lead_id, plugin.id(), judged.score.clone()).with_sha256(&plugin.sha256);
+        let mut row = NewScore::new(lead_id, plugin.id(), judged.score.clone())
+            .with_sha256(&plugin.sha256)
+            .with_input(&lead);
         row.fallback_used = judged.fallback_used;
         row.request_id = request_id.clone();
         row.job_id = job_id.map(str::to_string);
@@ -273,6 +290,77 @@ impl Qualification {
             Some(crm) => Some(crm.write_back(v, request_id).await),
             None => None,
         }
+    }
+
+    /// [`Self::judge`] under the strategy's challenger plan: a canary lead is judged by
+    /// the challenger (the champion when the challenger fails), a shadow sample is scored
+    /// again by the challenger off this path. Returns the plugin whose judgement stands.
+    async fn judge_planned(
+        &self,
+        plugin: Arc<LoadedPlugin>,
+        lead: &Lead,
+        request_id: &Option<String>,
+        job_id: Option<&str>,
+    ) -> Result<(Arc<LoadedPlugin>, Judged), QualifyError> {
+        let plan = match &self.challengers {
+            Some(c) if plugin.kind() == PluginKind::Scorer => c.plan(plugin.name(), &lead.id),
+            _ => Plan::Champion,
+        };
+        let Some(challengers) = self.challengers.clone() else {
+            return Ok((
+                plugin.clone(),
+                self.judge(&plugin, lead, request_id, job_id).await?,
+            ));
+        };
+        let rid: Option<Arc<str>> = request_id.as_deref().map(Arc::from);
+        let mut canary_run = None;
+        if let Plan::Canary(att, true) = &plan {
+            let (c, a, l, r) = (challengers.clone(), att.clone(), lead.clone(), rid.clone());
+            let run = tokio::task::spawn_blocking(move || {
+                let p = c.resolve(&a);
+                (
+                    p.clone().ok(),
+                    crate::challenger::run_on(p, &a.challenger, &l, r),
+                )
+            })
+            .await?;
+            if let (Some(p), Ok(score)) = (run.0, &run.1.result) {
+                challengers.record(Challengers::result(
+                    att,
+                    lead,
+                    Source::Job,
+                    true,
+                    None,
+                    Some(&run.1),
+                    request_id.as_deref(),
+                ));
+                let judged = Judged {
+                    score: score.clone(),
+                    fallback_used: false,
+                    decided_by: p.id().to_string(),
+                    execution: None,
+                };
+                return Ok((p, judged));
+            }
+            canary_run = Some(run.1);
+        }
+        let started = Instant::now();
+        let judged = self.judge(&plugin, lead, request_id, job_id).await?;
+        let champion = side(&plugin, &judged.score, started.elapsed());
+        match plan {
+            Plan::Champion => {}
+            Plan::Shadow(att) => challengers.shadow(att, lead.clone(), champion, Source::Job, rid),
+            Plan::Canary(att, _) => challengers.record(Challengers::result(
+                &att,
+                lead,
+                Source::Job,
+                false,
+                Some(champion),
+                canary_run.as_ref(),
+                request_id.as_deref(),
+            )),
+        }
+        Ok((plugin, judged))
     }
 
     /// Runs the plugin on the lead.

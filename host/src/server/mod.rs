@@ -63,6 +63,8 @@ pub struct Shared {
     pub audit: AuditSink,
     /// Lead qualification, with the CRM link.
     pub qualify: Arc<crate::qualify::Qualification>,
+    /// Strategies' challengers: shadow and canary on the scoring path.
+    pub challengers: Arc<crate::challenger::Challengers>,
     /// This replica's follower of the release state (none in embedded test routers).
     pub releases: Option<Arc<crate::plugins::follower::ReleaseFollower>>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
@@ -210,7 +212,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .routes(routes!(routes::pipelines::runs))
         .routes(routes!(routes::pipelines::run))
         .routes(routes!(routes::pipelines::containers))
-        .routes(routes!(routes::pipelines::container_events));
+        .routes(routes!(routes::pipelines::container_events))
+        .routes(routes!(routes::strategies::get_challenger))
+        .routes(routes!(routes::strategies::comparison));
     let operator = OpenApiRouter::new()
         .routes(routes!(routes::leads::upsert))
         .routes(routes!(routes::leads::bulk))
@@ -232,6 +236,9 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
                 )),
         )
         .routes(routes!(routes::release_state::set_release))
+        .routes(routes!(routes::strategies::attach))
+        .routes(routes!(routes::strategies::detach))
+        .routes(routes!(routes::strategies::promote))
         .merge(OpenApiRouter::from(extra));
     let admin = OpenApiRouter::new()
         .routes(routes!(routes::config::reload))
@@ -465,6 +472,7 @@ async fn serve_app(
     app.connect_mcp();
     app.check_crm().await?;
     app.close_orphaned_executions().await;
+    app.challengers.start().await?;
     let (config, db, audit, manager) = (
         app.config.clone(),
         app.db.clone(),
@@ -504,6 +512,7 @@ async fn serve_app(
         mcp: app.mcp.clone(),
         mcp_pins: app.mcp_pins.clone(),
         qualify: app.qualify.clone(),
+        challengers: app.challengers.clone(),
         llm: app.llm.clone(),
         db,
         manager,

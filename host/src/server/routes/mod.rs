@@ -15,3 +15,4 @@ pub mod release_state;
 pub mod releases;
 pub mod scores;
 pub mod scoring;
+pub mod strategies;

@@ -1,5 +1,6 @@
 //! Scoring: the synchronous fast path (nothing stored) and qualification jobs.
 
+use crate::challenger::{run_on, side, Challengers, Plan, Source};
 use crate::domain::{Lead, Score};
 use crate::runtime::lane::thread_cpu_time;
 use crate::server::auth::Caller;
@@ -32,7 +33,10 @@ pub struct ScoreResponse {
     pub duration_us: u64,
 }
 
-/// Score an inline lead now with a named or the default strategy. Nothing is stored.
+/// Score an inline lead now with a named or the default strategy. Nothing is stored as a
+/// lead score. When the strategy has a challenger, a sampled call is scored again by it
+/// off the response path (shadow, recorded for the comparison, never returned), or the
+/// challenger answers for its share of leads (canary; `strategy` then names it).
 #[utoipa::path(post, path = "/api/v1/score", tag = "scoring", request_body = ScoreRequest,
     responses((status = 200, body = ScoreResponse), (status = 404, body = crate::server::error::Problem),
               (status = 422, body = crate::server::error::Problem), (status = 502, body = crate::server::error::Problem)),
@@ -46,13 +50,48 @@ pub async fn score(
     crate::crm::validate_lead(&req.lead)?;
     let name = st.config.scoring_strategy(req.strategy.as_deref());
     let plugin = st.manager.registry().get(&name)?;
+    let plan = st.challengers.plan(&name, &req.lead.id);
     let started = Instant::now();
     let rid: Arc<str> = rid.0;
     let lead = req.lead;
+    // Canary: the challenger answers for its share of leads; if it fails, the champion.
+    let mut canary_run = None;
+    if let Plan::Canary(att, true) = &plan {
+        let (c, a, l, r) = (
+            st.challengers.clone(),
+            att.clone(),
+            lead.clone(),
+            rid.clone(),
+        );
+        let (challenger, run) = crate::server::run_blocking(move || {
+            let p = c.resolve(&a);
+            (p.clone().ok(), run_on(p, &a.challenger, &l, Some(r)))
+        })
+        .await?;
+        if let (Some(p), Ok(score)) = (challenger, &run.result) {
+            st.challengers.record(Challengers::result(
+                att,
+                &lead,
+                Source::Api,
+                true,
+                None,
+                Some(&run),
+                Some(&rid),
+            ));
+            return Ok(Json(ScoreResponse {
+                strategy: p.id().to_string(),
+                sha256: p.sha256.clone(),
+                lead_id: lead.id,
+                score: score.clone(),
+                duration_us: started.elapsed().as_micros() as u64,
+            }));
+        }
+        canary_run = Some(run);
+    }
     let budget = Duration::from_micros(st.config.server.inline_budget_us);
     let (lead, result) = if !budget.is_zero() && plugin.lane.inline() {
         let cpu = thread_cpu_time();
-        let r = plugin.score_inline(&lead, Some(rid));
+        let r = plugin.score_inline(&lead, Some(rid.clone()));
         let used = thread_cpu_time().saturating_sub(cpu);
         if plugin.lane.observe(used, budget) {
             tracing::warn!(plugin = %plugin.id(), cpu_us = used.as_micros() as u64,
@@ -61,6 +100,7 @@ pub async fn score(
         }
         (lead, r.map(|s| (plugin, s)))
     } else {
+        let rid = rid.clone();
         crate::server::run_blocking(move || {
             let r = plugin.score(&lead, Some(rid));
             (lead, r.map(|s| (plugin, s)))
@@ -70,10 +110,31 @@ pub async fn score(
     let elapsed = started.elapsed();
     crate::server::metrics::plugin_call(&name, &result, elapsed);
     let (plugin, score) = result?;
+    let lead_id = lead.id.clone();
+    match plan {
+        Plan::Champion => {}
+        // Off the response path: the challenger runs after this response is built.
+        Plan::Shadow(att) => st.challengers.shadow(
+            att,
+            lead,
+            side(&plugin, &score, elapsed),
+            Source::Api,
+            Some(rid),
+        ),
+        Plan::Canary(att, _) => st.challengers.record(Challengers::result(
+            &att,
+            &lead,
+            Source::Api,
+            false,
+            Some(side(&plugin, &score, elapsed)),
+            canary_run.as_ref(),
+            Some(&rid),
+        )),
+    }
     Ok(Json(ScoreResponse {
         strategy: plugin.id().to_string(),
         sha256: plugin.sha256.clone(),
-        lead_id: lead.id,
+        lead_id,
         score,
         duration_us: elapsed.as_micros() as u64,
     }))
