@@ -1072,14 +1072,7 @@ async fn versions_pins_rejected_directories_and_a_config_reload_over_http() {
 
     // 1.1.0 with new bytes, deployed into the watched directory.
     let dir = s.host.plugins_dir.join("bant");
-    let new = strata::runtime::prepare::with_custom_section(&wasm_of("bant"), "api-1.1.0");
-    std::fs::write(dir.join("plugin.wasm.tmp"), &new).unwrap();
-    std::fs::rename(dir.join("plugin.wasm.tmp"), dir.join("plugin.wasm")).unwrap();
-    let m = std::fs::read_to_string(dir.join("plugin.toml"))
-        .unwrap()
-        .replace("version = \"1.0.0\"", "version = \"1.1.0\"");
-    std::fs::write(dir.join("plugin.toml.tmp"), m).unwrap();
-    std::fs::rename(dir.join("plugin.toml.tmp"), dir.join("plugin.toml")).unwrap();
+    deploy_version(&dir, "bant", "1.1.0");
     wait_until("1.1.0 live", async || {
         s.json(Method::GET, "/api/v1/plugins/bant", &s.reader, None)
             .await

@@ -392,6 +392,19 @@ async fn attach_refuses_what_cannot_be_a_challenger_with_a_clear_problem() {
     for (body, says) in [
         (json!({ "challenger": "nope@1.0.0" }), "not loaded"),
         (json!({ "challenger": "xeducation@9.9.9" }), "not kept"),
+    ] {
+        let (st, v) = s
+            .json(
+                Method::PUT,
+                "/api/v1/strategies/bant/challenger",
+                &s.operator,
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{body}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    for (body, says) in [
         (json!({ "challenger": "bant" }), "champion's live version"),
         (json!({ "challenger": "xeducation", "share": 0.0 }), "share"),
         (
@@ -451,5 +464,47 @@ async fn attach_refuses_what_cannot_be_a_challenger_with_a_clear_problem() {
     let c = comparison(&s).await;
     assert_eq!(c["attachment"], Value::Null);
     assert_eq!(c["events"][0]["kind"], "detached");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promoting_a_kept_version_makes_it_live_and_detaches_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(&dir).await;
+    deploy_version(&s.host.plugins_dir.join("bant"), "bant", "1.1.0");
+    wait_until("1.1.0 live", async || {
+        s.json(Method::GET, "/api/v1/plugins/bant", &s.reader, None)
+            .await
+            .1["live_version"]
+            == "1.1.0"
+    })
+    .await;
+    // The earlier version as the challenger: same rules, so the two agree on every lead.
+    attach(&s, json!({ "challenger": "bant@1.0.0" })).await;
+    for i in 0..10 {
+        assert_eq!(score(&s, i).await["strategy"], "bant@1.1.0");
+    }
+    let mut c = comparison(&s).await;
+    wait_until("10 pairs", async || {
+        c = comparison(&s).await;
+        c["agreement"]["pairs"] == 10
+    })
+    .await;
+    assert_eq!(c["agreement"]["priorities"]["agreement"], 1.0);
+    assert_eq!(c["agreement"]["mean_absolute_difference"], 0.0);
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/strategies/bant/challenger/promote",
+            &s.operator,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v, json!({ "live": "bant@1.0.0", "through": "pin" }));
+    assert_eq!(score(&s, 1).await["strategy"], "bant@1.0.0");
+    let c = comparison(&s).await;
+    assert_eq!(c["attachment"], Value::Null);
+    assert_eq!(c["events"][0]["kind"], "promoted");
     s.stop().await;
 }

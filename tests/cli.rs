@@ -539,3 +539,56 @@ async fn foreign_sqlite_file(path: &Path) {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn replay_rescores_stored_scores_with_another_version_and_writes_nothing() {
+    let w = Work::new();
+    let out = w.strata(&["score", "--plugin", "bant", "--input", &demo(), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let db = w.db().await;
+    let stored = db.count_scores().await.unwrap();
+    assert_eq!(stored, 12);
+
+    // The same version reproduces every stored score.
+    let out = w.strata(&[
+        "replay",
+        "--strategy",
+        "bant",
+        "--plugin",
+        "bant@1.0.0",
+        "--json",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["plugin"], "bant@1.0.0");
+    assert_eq!(r["sources"]["from_snapshot"], 12, "{r}");
+    let c = &r["comparison"];
+    assert_eq!(c["agreement"]["pairs"], 12);
+    assert_eq!(c["agreement"]["mean_absolute_difference"], 0.0);
+    assert_eq!(c["agreement"]["priorities"]["agreement"], 1.0);
+
+    // Another scorer: the report says how far it diverges.
+    let out = w.strata(&["replay", "--strategy", "bant", "--plugin", "xeducation"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("replayed 12 stored scores of bant with xeducation@1.0.0"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("drift PSI"), "{stdout}");
+    assert_eq!(
+        db.count_scores().await.unwrap(),
+        stored,
+        "replay writes nothing"
+    );
+
+    // A version the plugins directory does not hold is named.
+    let out = w.strata(&["replay", "--strategy", "bant", "--plugin", "bant@9.0.0"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).1.contains("holds bant@1.0.0, not bant@9.0.0"),
+        "{}",
+        text(&out).1
+    );
+}

@@ -67,6 +67,25 @@ pub fn install(plugins_dir: &Path, rel: &str, dest: &str) -> PathBuf {
     dir
 }
 
+/// Deploys `version` of the plugin installed in `dir` (built from `rel`) with new bytes
+/// (a custom section naming the version), each file by an atomic rename, as a deployment
+/// into a watched directory does.
+pub fn deploy_version(dir: &Path, rel: &str, version: &str) {
+    let new =
+        strata::runtime::prepare::with_custom_section(&wasm_of(rel), &format!("test-{version}"));
+    std::fs::write(dir.join("plugin.wasm.tmp"), &new).unwrap();
+    std::fs::rename(dir.join("plugin.wasm.tmp"), dir.join("plugin.wasm")).unwrap();
+    let m = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+    let old = m
+        .lines()
+        .find(|l| l.starts_with("version = "))
+        .expect("a version line")
+        .to_string();
+    let m = m.replacen(&old, &format!("version = \"{version}\""), 1);
+    std::fs::write(dir.join("plugin.toml.tmp"), m).unwrap();
+    std::fs::rename(dir.join("plugin.toml.tmp"), dir.join("plugin.toml")).unwrap();
+}
+
 /// The bytes of a built plugin's component.
 pub fn wasm_of(rel: &str) -> Vec<u8> {
     std::fs::read(plugin_source(rel).join("plugin.wasm")).unwrap()

@@ -22,21 +22,21 @@ use serde::{Deserialize, Serialize};
 pub struct AttachRequest {
     /// `name@version` of a scorer this replica has (live or kept, e.g. an earlier or a
     /// newer version of the champion, or another scorer), or `name` for its live version.
-    #[schema(min_length = 1, max_length = 130)]
+    #[schema(min_length = 1, max_length = 130, pattern = r"^[^@]+(@[^@]+)?$")]
     pub challenger: String,
     /// `shadow` (default) or `canary`.
     #[serde(default = "shadow")]
     pub mode: ChallengerMode,
     /// Shadow: share of calls scored again (default 1.0). Canary: share of leads served
     /// (default 0.1). More than 0, at most 1.
-    #[schema(minimum = 0.0, maximum = 1.0)]
+    #[schema(exclusive_minimum = 0.0, maximum = 1.0)]
     pub share: Option<f64>,
     /// Canary guard rail: error + timeout rate bound (default 0.05).
     #[schema(minimum = 0.0, maximum = 1.0)]
     pub max_error_rate: Option<f64>,
     /// Canary guard rail: PSI bound of the challenger's scores against the champion's
     /// (default 0.25).
-    #[schema(minimum = 0.0, exclusive_minimum = 0.0, maximum = 100.0)]
+    #[schema(exclusive_minimum = 0.0, maximum = 100.0)]
     pub max_psi: Option<f64>,
     /// Results the guard rails judge (default 500).
     #[schema(minimum = 1, maximum = 100000)]
@@ -92,7 +92,8 @@ fn strategy_scorer(st: &AppState, name: &str) -> Result<(), ApiError> {
 #[utoipa::path(put, path = "/api/v1/strategies/{name}/challenger", tag = "strategies",
     params(("name" = String, Path, description = "The champion scorer's plugin name")),
     request_body = AttachRequest,
-    responses((status = 200, body = ChallengerView), (status = 404, body = crate::server::error::Problem),
+    responses((status = 200, body = ChallengerView),
+        (status = 404, body = crate::server::error::Problem, description = "No such strategy, or the challenger named is not loaded or kept here"),
         (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn attach(
@@ -113,7 +114,8 @@ pub async fn attach(
     }
     let challenger =
         crate::challenger::resolve_in(st.manager.registry(), &cname, cversion.as_deref())
-            .map_err(ApiError::unprocessable)?;
+            // The challenger named is a resource this replica does not have: 404.
+            .map_err(ApiError::not_found)?;
     if challenger.kind() != PluginKind::Scorer {
         return Err(ApiError::unprocessable(format!(
             "challenger {} is a {}, not a scorer",
