@@ -30,6 +30,7 @@ pub mod recorder;
 pub mod replay;
 pub mod report;
 pub mod settings;
+mod shadow_pool;
 
 pub use comparison::Comparison;
 pub use settings::ChallengerSettings;
@@ -132,7 +133,7 @@ pub struct Challengers {
     registry: Arc<Registry>,
     settings: ChallengerSettings,
     attached: ArcSwap<HashMap<String, Arc<ChallengerRecord>>>,
-    shadow_slots: Arc<tokio::sync::Semaphore>,
+    shadows: shadow_pool::ShadowPool,
     recorder: recorder::Handle,
 }
 
@@ -146,7 +147,7 @@ impl Challengers {
     ) -> Arc<Challengers> {
         let recorder = recorder::Handle::new(db.clone(), &settings, audit);
         Arc::new(Challengers {
-            shadow_slots: Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent_shadows)),
+            shadows: shadow_pool::ShadowPool::new(settings.max_concurrent_shadows),
             db,
             registry,
             settings,
@@ -290,8 +291,9 @@ impl Challengers {
         }
     }
 
-    /// Shadow-scores `lead` with `att`'s challenger off the response path, if a shadow
-    /// slot is free (else the sample is skipped and counted). Never fails.
+    /// Shadow-scores `lead` with `att`'s challenger off the response path, on a shadow
+    /// thread (idle-priority) if one is free or about to be (else the sample is skipped
+    /// and counted). Never fails, never waits.
     pub fn shadow(
         self: &Arc<Self>,
         att: Arc<ChallengerRecord>,
@@ -300,14 +302,9 @@ impl Challengers {
         source: Source,
         request_id: Option<Arc<str>>,
     ) {
-        let Ok(permit) = self.shadow_slots.clone().try_acquire_owned() else {
-            metrics::counter!("challenger_shadow_skipped_total", "strategy" => att.strategy.clone())
-                .increment(1);
-            return;
-        };
         let this = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+        let strategy = att.strategy.clone();
+        let queued = self.shadows.try_run(Box::new(move || {
             let run = this.run_challenger(&att, &lead, request_id.clone());
             let row = Self::result(
                 &att,
@@ -319,7 +316,11 @@ impl Challengers {
                 request_id.as_deref(),
             );
             this.record(row);
-        });
+        }));
+        if !queued {
+            metrics::counter!("challenger_shadow_skipped_total", "strategy" => strategy)
+                .increment(1);
+        }
     }
 
     /// Attachments as this replica last read them.
