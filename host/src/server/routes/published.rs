@@ -53,6 +53,8 @@ pub(super) fn version_body(rec: &ReleaseVersionRecord) -> Value {
         "reviewed_by": rec.reviewed_by,
         "reviewed_at": rec.reviewed_at,
         "review_note": rec.review_note,
+        // Files it carries besides manifest and component: relative path → sha256.
+        "files": rec.files().unwrap_or_default(),
         "diff": if doc.is_null() { Value::Null } else { doc_view(&doc) },
     })
 }

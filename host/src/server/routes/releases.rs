@@ -21,7 +21,10 @@ use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// The parts of a publish request (`multipart/form-data`).
+/// The parts of a publish request (`multipart/form-data`). Besides `manifest` and
+/// `component`, a layer sends each file its manifest's `[schemas]` names as one more part
+/// whose name is the file's path relative to the plugin directory (e.g.
+/// `name="schemas/output.json"`, as written, not in the RFC 5987 `name*=` form).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct PublishForm {
@@ -31,6 +34,9 @@ pub struct PublishForm {
     #[schema(value_type = String, format = Binary)]
     component: Vec<u8>,
 }
+
+/// Most files (besides manifest and component) one publish may carry.
+const MAX_PUBLISH_FILES: usize = 64;
 
 #[allow(clippy::too_many_arguments)]
 fn audit(
@@ -87,7 +93,10 @@ async fn read_part(
 }
 
 /// Publish a plugin version: `multipart/form-data` with the parts `manifest` (plugin.toml
-/// text) and `component` (plugin.wasm bytes). The checks of a local load run first
+/// text) and `component` (plugin.wasm bytes), and for a layer one part per file its
+/// `[schemas]` names, named by the file's relative path (`schemas/output.json`); those
+/// files are stored by their sha256 with the version and laid out beside the manifest
+/// on every replica that serves it. The checks of a local load run first
 /// (manifest, name, size, component validity, imports vs declared vs granted, smoke
 /// tests): a failure is 422 naming it (413 for a component over
 /// `release.max_artifact_bytes`). The same version published again with other bytes is
@@ -115,6 +124,7 @@ pub async fn publish(
     let mut multipart = multipart.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let release = st.manager.config().release.clone();
     let (mut manifest, mut component) = (None, None);
+    let mut files = std::collections::BTreeMap::new();
     loop {
         let field = multipart.next_field().await.map_err(|e| {
             ApiError::new(
@@ -146,11 +156,30 @@ pub async fn publish(
                     .await?,
                 )
             }
+            Some(file) if crate::plugins::release::is_plain_relative(file) => {
+                if files.len() >= MAX_PUBLISH_FILES {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("a publish carries at most {MAX_PUBLISH_FILES} files"),
+                    ));
+                }
+                let file = file.to_string();
+                let bytes = read_part(
+                    field,
+                    crate::manifest::MAX_MANIFEST_BYTES,
+                    &file,
+                    "schema file size",
+                )
+                .await?;
+                files.insert(file, bytes);
+            }
             other => {
                 return Err(ApiError::unprocessable(format!(
-                "unknown part {:?}: send `manifest` (plugin.toml) and `component` (plugin.wasm)",
-                other.unwrap_or("")
-            )))
+                    "unknown part {:?}: send `manifest` (plugin.toml), `component` \
+                     (plugin.wasm) and each file the manifest's [schemas] names, under its \
+                     relative path",
+                    other.unwrap_or("")
+                )))
             }
         }
     }
@@ -164,7 +193,7 @@ pub async fn publish(
 
     let plugin = match st
         .manager
-        .check_published(&name, &manifest, component.clone())
+        .check_published(&name, &manifest, component.clone(), &files)
         .await
     {
         Ok(p) => p,
@@ -262,6 +291,10 @@ pub async fn publish(
 
     let stored_sha = st.db.store_artifact(&component).await?;
     debug_assert_eq!(stored_sha, sha256);
+    let mut file_shas = std::collections::BTreeMap::new();
+    for (file, bytes) in &files {
+        file_shas.insert(file.clone(), st.db.store_artifact(bytes).await?);
+    }
     let inserted = st
         .db
         .insert_release_version(&NewReleaseVersion {
@@ -272,6 +305,7 @@ pub async fn publish(
             status,
             diff: Some(doc.to_string()),
             published_by: Some(caller.key_id.clone()),
+            files: file_shas,
         })
         .await;
     match inserted {
