@@ -84,26 +84,20 @@ impl Replica {
     }
 
     async fn publish_as(&self, name: &str, key: &str, manifest: &str, wasm: Vec<u8>) -> Value {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "manifest",
-                reqwest::multipart::Part::text(manifest.to_string()),
-            )
-            .part(
-                "component",
-                reqwest::multipart::Part::bytes(wasm).file_name("plugin.wasm"),
-            );
-        let res = reqwest::Client::new()
-            .post(self.url(&format!("/api/v1/plugins/{name}/versions")))
-            .bearer_auth(key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let v: Value = res.json().await.unwrap();
+        let form = publish::form(manifest, wasm, &[]);
+        let (status, _, v) = publish::publish(&self.url(""), key, name, form).await;
         assert!(status.is_success(), "publish: {status} {v}");
         v
+    }
+
+    /// Waits (60 s at most) until the replica answers `/health`.
+    async fn wait_up(&self) {
+        let health = self.url("/health");
+        wait_for("replica up", || {
+            let health = health.clone();
+            async move { reqwest::get(health).await.ok().map(|_| ()) }
+        })
+        .await
     }
 
     async fn call(
@@ -153,23 +147,39 @@ fn spawn(config: &Path, port: u16) -> Child {
         .unwrap()
 }
 
-/// Polls until every replica serves `sha256` for bant, for at most 60 s.
-async fn all_serve(replicas: &[&Replica], key: &str, sha256: &str, what: &str) {
+/// Polls `probe` every 50 ms until it gives a value, for at most 60 s (`what` names the
+/// wait in the failure).
+async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
     let start = Instant::now();
     loop {
-        let mut serving = Vec::new();
-        for r in replicas {
-            serving.push(r.serving("bant", key).await);
-        }
-        if serving.iter().all(|s| s.as_deref() == Some(sha256)) {
-            return;
+        if let Some(v) = probe().await {
+            return v;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "{what}: replicas serve {serving:?}, not {sha256}"
+            "timed out: {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls until every replica serves `sha256` for bant, for at most 60 s.
+async fn all_serve(replicas: &[&Replica], key: &str, sha256: &str, what: &str) {
+    wait_for(
+        &format!("{what}: every replica serving {sha256}"),
+        || async move {
+            for r in replicas {
+                if r.serving("bant", key).await.as_deref() != Some(sha256) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await
 }
 
 fn manifest(version: &str, extra: &str) -> String {
@@ -214,14 +224,7 @@ async fn three_replicas_follow_publish_release_rollback_and_a_restart() {
     let c = Replica::start(&dirs[2], &url);
     // Up: every replica answers (bant is nowhere yet).
     for r in [&a, &b, &c] {
-        let start = Instant::now();
-        while reqwest::get(r.url("/health")).await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "replica did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        r.wait_up().await;
         assert_eq!(r.serving("bant", &admin).await, None);
     }
 
@@ -318,14 +321,7 @@ async fn a_replica_whose_grants_do_not_cover_a_release_keeps_serving_without_it_
     let a = Replica::start_with(&tmp.path().join("a"), &url, grant);
     let b = Replica::start(&tmp.path().join("b"), &url);
     for r in [&a, &b] {
-        let start = Instant::now();
-        while reqwest::get(r.url("/health")).await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "replica did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        r.wait_up().await;
     }
     let src = plugin_source("testing/stateful");
     let v = a
@@ -358,23 +354,15 @@ async fn a_replica_whose_grants_do_not_cover_a_release_keeps_serving_without_it_
     assert!(rel["problem"].is_null(), "{rel}");
     assert!(a.serving("stateful", &admin).await.is_some());
     // B refuses it: not served, and /ready and the release status say why.
-    let start = Instant::now();
-    let ready = loop {
-        let r: Value = reqwest::get(b.url("/ready"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or_default();
-        if r["release_problems"]["stateful"].is_string() {
-            break r;
+    let ready_url = b.url("/ready");
+    let ready = wait_for("B reports the release it cannot serve", || {
+        let url = ready_url.clone();
+        async move {
+            let r: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            r["release_problems"]["stateful"].is_string().then_some(r)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "B never reported: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let why = ready["release_problems"]["stateful"].as_str().unwrap();
     assert!(why.contains("state"), "{why}");
     assert_eq!(b.serving("stateful", &admin).await, None);
@@ -409,9 +397,7 @@ async fn bench_promotion_to_all_replicas() {
         .map(|d| Replica::start(&tmp.path().join(d), &url))
         .collect();
     for r in &replicas {
-        while reqwest::get(r.url("/health")).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        r.wait_up().await;
     }
     let wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
     let sha1 = replicas[0]
