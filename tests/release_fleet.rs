@@ -84,26 +84,20 @@ impl Replica {
     }
 
     async fn publish_as(&self, name: &str, key: &str, manifest: &str, wasm: Vec<u8>) -> Value {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "manifest",
-                reqwest::multipart::Part::text(manifest.to_string()),
-            )
-            .part(
-                "component",
-                reqwest::multipart::Part::bytes(wasm).file_name("plugin.wasm"),
-            );
-        let res = reqwest::Client::new()
-            .post(self.url(&format!("/api/v1/plugins/{name}/versions")))
-            .bearer_auth(key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let v: Value = res.json().await.unwrap();
+        let form = publish::form(manifest, wasm, &[]);
+        let (status, _, v) = publish::publish(&self.url(""), key, name, form).await;
         assert!(status.is_success(), "publish: {status} {v}");
         v
+    }
+
+    /// Waits (60 s at most) until the replica answers `/health`.
+    async fn wait_up(&self) {
+        let health = self.url("/health");
+        wait_for("replica up", || {
+            let health = health.clone();
+            async move { reqwest::get(health).await.ok().map(|_| ()) }
+        })
+        .await
     }
 
     async fn call(
@@ -153,23 +147,39 @@ fn spawn(config: &Path, port: u16) -> Child {
         .unwrap()
 }
 
-/// Polls until every replica serves `sha256` for bant, for at most 60 s.
-async fn all_serve(replicas: &[&Replica], key: &str, sha256: &str, what: &str) {
+/// Polls `probe` every 50 ms until it gives a value, for at most 60 s (`what` names the
+/// wait in the failure).
+async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
     let start = Instant::now();
     loop {
-        let mut serving = Vec::new();
-        for r in replicas {
-            serving.push(r.serving("bant", key).await);
-        }
-        if serving.iter().all(|s| s.as_deref() == Some(sha256)) {
-            return;
+        if let Some(v) = probe().await {
+            return v;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "{what}: replicas serve {serving:?}, not {sha256}"
+            "timed out: {what}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Polls until every replica serves `sha256` for bant, for at most 60 s.
+async fn all_serve(replicas: &[&Replica], key: &str, sha256: &str, what: &str) {
+    wait_for(
+        &format!("{what}: every replica serving {sha256}"),
+        || async move {
+            for r in replicas {
+                if r.serving("bant", key).await.as_deref() != Some(sha256) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await
 }
 
 fn manifest(version: &str, extra: &str) -> String {
@@ -214,14 +224,7 @@ async fn three_replicas_follow_publish_release_rollback_and_a_restart() {
     let c = Replica::start(&dirs[2], &url);
     // Up: every replica answers (bant is nowhere yet).
     for r in [&a, &b, &c] {
-        let start = Instant::now();
-        while reqwest::get(r.url("/health")).await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "replica did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        r.wait_up().await;
         assert_eq!(r.serving("bant", &admin).await, None);
     }
 
@@ -318,14 +321,7 @@ async fn a_replica_whose_grants_do_not_cover_a_release_keeps_serving_without_it_
     let a = Replica::start_with(&tmp.path().join("a"), &url, grant);
     let b = Replica::start(&tmp.path().join("b"), &url);
     for r in [&a, &b] {
-        let start = Instant::now();
-        while reqwest::get(r.url("/health")).await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "replica did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        r.wait_up().await;
     }
     let src = plugin_source("testing/stateful");
     let v = a
@@ -358,23 +354,15 @@ async fn a_replica_whose_grants_do_not_cover_a_release_keeps_serving_without_it_
     assert!(rel["problem"].is_null(), "{rel}");
     assert!(a.serving("stateful", &admin).await.is_some());
     // B refuses it: not served, and /ready and the release status say why.
-    let start = Instant::now();
-    let ready = loop {
-        let r: Value = reqwest::get(b.url("/ready"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap_or_default();
-        if r["release_problems"]["stateful"].is_string() {
-            break r;
+    let ready_url = b.url("/ready");
+    let ready = wait_for("B reports the release it cannot serve", || {
+        let url = ready_url.clone();
+        async move {
+            let r: Value = reqwest::get(url).await.ok()?.json().await.ok()?;
+            r["release_problems"]["stateful"].is_string().then_some(r)
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "B never reported: {r}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     let why = ready["release_problems"]["stateful"].as_str().unwrap();
     assert!(why.contains("state"), "{why}");
     assert_eq!(b.serving("stateful", &admin).await, None);
@@ -394,7 +382,10 @@ async fn a_replica_whose_grants_do_not_cover_a_release_keeps_serving_without_it_
 
 /// Benchmark, not a test of timing (run with `--ignored --nocapture`): time from the
 /// promote request to every one of three replicas serving the new version, over 50
-/// promotions alternating two versions whose components every replica has compiled.
+/// promotions alternating two versions whose components every replica has compiled; then
+/// `wrk` (bench/score.lua) scoring on all three replicas during 20 promotions; then
+/// promotions of versions no replica but the publishing one has compiled, beside the
+/// time one compile takes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "benchmark: cargo test --test release_fleet -- --ignored --nocapture"]
 async fn bench_promotion_to_all_replicas() {
@@ -404,18 +395,19 @@ async fn bench_promotion_to_all_replicas() {
         .await
         .unwrap();
     let tmp = tempfile::tempdir().unwrap();
+    // Under [server] (`start_with` appends after `workers`): wrk must not meet the rate
+    // limit of one key.
+    let unlimited = "rate_limit_per_second = 10000000\nrate_limit_burst = 10000000\n";
     let replicas: Vec<Replica> = ["a", "b", "c"]
         .iter()
-        .map(|d| Replica::start(&tmp.path().join(d), &url))
+        .map(|d| Replica::start_with(&tmp.path().join(d), &url, unlimited))
         .collect();
     for r in &replicas {
-        while reqwest::get(r.url("/health")).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        r.wait_up().await;
     }
     let wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
     let sha1 = replicas[0]
-        .publish(&admin, &manifest("1.0.0", ""), wasm)
+        .publish(&admin, &manifest("1.0.0", ""), wasm.clone())
         .await["sha256"]
         .as_str()
         .unwrap()
@@ -439,72 +431,168 @@ async fn bench_promotion_to_all_replicas() {
         replicas[0].release(&admin, v).await;
         all_serve(&all, &admin, sha, "warm-up").await;
     }
-    let mut ms = Vec::new();
-    for i in 0..50 {
-        let (v, sha) = if i % 2 == 0 {
+    let alternate = |i: usize| {
+        if i.is_multiple_of(2) {
             ("1.0.0", &sha1)
         } else {
             ("2.0.0", &sha2)
-        };
+        }
+    };
+    let mut ms = Vec::new();
+    for i in 0..50 {
+        let (v, sha) = alternate(i);
         let started = Instant::now();
         let (st, _) = replicas[i % 3].release(&admin, v).await;
         assert_eq!(st, StatusCode::OK);
         all_serve(&all, &admin, sha, "promotion").await;
         ms.push(started.elapsed().as_secs_f64() * 1000.0);
     }
-    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    let (p50, p99, max) = percentiles(&mut ms);
     eprintln!(
-        "BENCH promotion to 3 replicas (PostgreSQL NOTIFY, compiled artifacts): n={} p50={:.1} ms p99={:.1} ms max={:.1} ms",
-        ms.len(),
-        pct(0.5),
-        pct(0.99),
-        ms[ms.len() - 1]
+        "BENCH promotion to 3 replicas (PostgreSQL NOTIFY, compiled artifacts): n={} p50={p50:.1} ms p99={p99:.1} ms max={max:.1} ms",
+        ms.len()
     );
 
-    // Load during promotions: 8 clients scoring with bant round-robin over the three
-    // replicas while 20 promotions run; every answer must be a 200.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let urls: Vec<String> = replicas.iter().map(|r| r.url("/api/v1/score")).collect();
-    let mut clients = Vec::new();
-    for c in 0..8 {
-        let (stop, urls, key) = (stop.clone(), urls.clone(), admin.clone());
-        clients.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let (mut ok, mut failed) = (0u64, Vec::new());
-            let mut i = c;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let body = json!({"lead": {"id": format!("load-{i}"), "title": "CEO", "employees": 300}, "strategy": "bant"});
-                match http.post(&urls[i % 3]).bearer_auth(&key).json(&body).send().await {
-                    Ok(r) if r.status() == StatusCode::OK => ok += 1,
-                    Ok(r) => failed.push(r.status().to_string()),
-                    Err(e) => failed.push(e.to_string()),
-                }
-                i += 1;
-            }
-            (ok, failed)
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // wrk on every replica (bench/score.lua: POST /api/v1/score with bant) while 20
+    // promotions run back to back; stopped with SIGINT (wrk then prints its summary) once
+    // the last one is served everywhere, so the load covers every promotion.
+    let lua = repo_root().join("bench/score.lua");
+    let wrks: Vec<std::process::Child> = replicas
+        .iter()
+        .map(|r| {
+            Command::new("wrk")
+                .args(["-t1", "-c8", "-d300s", "-s"])
+                .arg(&lua)
+                .arg(r.url("/api/v1/score"))
+                .env("STRATA_KEY", &admin)
+                .env("STRATEGY", "bant")
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("wrk (apt-get install wrk)")
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let promoting = Instant::now();
+    // A promotion request refused under load is reported and sent again.
+    let mut refused = Vec::new();
     for i in 0..20 {
-        let (v, sha) = if i % 2 == 0 {
-            ("1.0.0", &sha1)
-        } else {
-            ("2.0.0", &sha2)
-        };
-        replicas[i % 3].release(&admin, v).await;
+        let (v, sha) = alternate(i);
+        loop {
+            let (st, body) = replicas[i % 3].release(&admin, v).await;
+            if st == StatusCode::OK {
+                break;
+            }
+            refused.push(format!("{st}: {}", body["detail"]));
+            assert!(refused.len() < 50, "promotions refused: {refused:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         all_serve(&all, &admin, sha, "promotion under load").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, Vec::new());
-    for c in clients {
-        let (o, f) = c.await.unwrap();
-        ok += o;
-        failed.extend(f);
+    let promoting = promoting.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for w in &wrks {
+        let sent = Command::new("kill")
+            .args(["-INT", &w.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    let (mut requests, mut non_2xx, mut errors) = (0u64, 0u64, 0u64);
+    for w in wrks {
+        let out = w.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let (r, n, e) = wrk_counts(&text);
+        eprintln!("BENCH wrk on one replica:\n{text}");
+        requests += r;
+        non_2xx += n;
+        errors += e;
     }
     eprintln!(
-        "BENCH load during 20 promotions over 3 replicas: {ok} scored, {} failed {:?}",
-        failed.len(),
-        failed.iter().take(5).collect::<Vec<_>>()
+        "BENCH wrk over 3 replicas during 20 promotions ({:.1} s of promotions, load from 1 s before to 0.5 s after): {requests} requests, {non_2xx} non-2xx, {errors} socket errors; promotion requests refused and sent again: {} {refused:?}",
+        promoting.as_secs_f64(),
+        refused.len()
     );
+
+    // A version no replica has compiled: new bytes (a custom section) published on one
+    // replica (whose checks compile it) and released through another; the two others
+    // compile it when they follow. Beside it, one compile of such bytes on a fresh cache.
+    let mut cold = Vec::new();
+    let mut compile = Vec::new();
+    for i in 0..5usize {
+        let bytes = strata::runtime::prepare::append_custom_section(
+            &wasm,
+            "bench",
+            format!("cold-{i}").as_bytes(),
+        );
+        compile.push(compile_ms(&bytes).await);
+        let version = format!("3.0.{i}");
+        let v = replicas[i % 3]
+            .publish(&admin, &manifest(&version, ""), bytes)
+            .await;
+        let sha = v["sha256"].as_str().unwrap().to_string();
+        let started = Instant::now();
+        let (st, r) = replicas[(i + 1) % 3].release(&admin, &version).await;
+        assert_eq!(st, StatusCode::OK, "{r}");
+        all_serve(&all, &admin, &sha, "promotion of an uncompiled version").await;
+        cold.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (cp50, _, cmax) = percentiles(&mut compile);
+    let (p50, _, max) = percentiles(&mut cold);
+    eprintln!(
+        "BENCH promotion of a version not compiled yet: n={} p50={p50:.1} ms max={max:.1} ms; one compile (fresh cache): p50={cp50:.1} ms max={cmax:.1} ms",
+        cold.len()
+    );
+}
+
+/// p50, p99 and max of `ms` (sorted here).
+fn percentiles(ms: &mut [f64]) -> (f64, f64, f64) {
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| ms[((ms.len() as f64 - 1.0) * p).round() as usize];
+    (pct(0.5), pct(0.99), ms[ms.len() - 1])
+}
+
+/// Requests, non-2xx/3xx responses and socket errors from wrk's summary.
+fn wrk_counts(out: &str) -> (u64, u64, u64) {
+    let num = |s: &str| s.trim().trim_end_matches(',').parse::<u64>().unwrap_or(0);
+    let mut counts = (0, 0, 0);
+    for line in out.lines().map(str::trim) {
+        if let Some(rest) = line.split_once(" requests in ") {
+            counts.0 = num(rest.0);
+        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            counts.1 = num(n);
+        } else if let Some(e) = line.strip_prefix("Socket errors:") {
+            // "connect 0, read 0, write 0, timeout 0"
+            counts.2 = e
+                .split(',')
+                .filter_map(|p| p.split_whitespace().nth(1))
+                .map(num)
+                .sum();
+        }
+    }
+    counts
+}
+
+/// Milliseconds one compile, validation and link of bant's manifest with `wasm` takes on
+/// a runtime with an empty cache (what a replica does when it first follows the bytes).
+async fn compile_ms(wasm: &[u8]) -> f64 {
+    let cache = tempfile::tempdir().unwrap();
+    let mut config = strata::config::Config::default();
+    config.runtime.cache_dir = Some(cache.path().to_path_buf());
+    let runtime =
+        strata::app::App::runtime(&config, None, strata::audit::AuditSink::disabled()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = manifest("9.9.9", "");
+    let m =
+        strata::manifest::Manifest::from_bytes(text.as_bytes(), &dir.path().join("plugin.toml"))
+            .unwrap();
+    let wasm = wasm.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        runtime.prepare(m, &wasm, None, None).unwrap();
+        started.elapsed().as_secs_f64() * 1000.0
+    })
+    .await
+    .unwrap()
 }

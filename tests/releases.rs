@@ -6,55 +6,10 @@
 
 mod common;
 
-use common::server::TestServer;
+use common::release_host::ReleaseHost;
 use common::*;
 use reqwest::StatusCode;
-use serde_json::Value;
-use strata::db::{ReleaseStatus, Role};
-
-struct Fleet {
-    server: TestServer,
-    db: strata::db::Db,
-    operator: String,
-    admin: String,
-    admin_id: String,
-    reader: String,
-    _tmp: tempfile::TempDir,
-}
-
-async fn start() -> Fleet {
-    let tmp = tempfile::tempdir().unwrap();
-    let url = sqlite_url(tmp.path());
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let mut config = strata::config::Config::default();
-    config.database.url = url.clone();
-    config.plugins.dir = plugins;
-    config.plugins.watch = false;
-    config.runtime.cache_dir = Some(tmp.path().join("cache"));
-    config.runtime.pool_instances = 16;
-    config.server.bind = "127.0.0.1:0".into();
-    let server = TestServer::start(config).await;
-    let db = migrated_db(&url).await;
-    let key = |role| {
-        let db = db.clone();
-        async move {
-            strata::server::auth::create_key(&db, &format!("{role:?}"), role)
-                .await
-                .unwrap()
-        }
-    };
-    let (admin_rec, admin) = key(Role::Admin).await;
-    Fleet {
-        server,
-        operator: key(Role::Operator).await.1,
-        admin,
-        admin_id: admin_rec.id,
-        reader: key(Role::Reader).await.1,
-        db,
-        _tmp: tmp,
-    }
-}
+use strata::db::ReleaseStatus;
 
 fn bant_manifest() -> String {
     std::fs::read_to_string(plugin_source("bant").join("plugin.toml")).unwrap()
@@ -71,56 +26,9 @@ fn manifest_as(version: &str, extra: &str) -> String {
     format!("{m}\n{extra}\n")
 }
 
-impl Fleet {
-    async fn publish(
-        &self,
-        key: &str,
-        name: &str,
-        manifest: &str,
-        wasm: Vec<u8>,
-    ) -> (StatusCode, String, Value) {
-        let form = reqwest::multipart::Form::new()
-            .part(
-                "manifest",
-                reqwest::multipart::Part::text(manifest.to_string()).file_name("plugin.toml"),
-            )
-            .part(
-                "component",
-                reqwest::multipart::Part::bytes(wasm).file_name("plugin.wasm"),
-            );
-        let res = reqwest::Client::new()
-            .post(self.server.url(&format!("/api/v1/plugins/{name}/versions")))
-            .bearer_auth(key)
-            .multipart(form)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let ct = res
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default();
-        let body: Value = res.json().await.unwrap();
-        (status, ct, body)
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, key: &str) -> (StatusCode, Value) {
-        let mut req = reqwest::Client::new()
-            .request(method.clone(), self.server.url(path))
-            .bearer_auth(key);
-        if method == reqwest::Method::POST {
-            req = req.json(&serde_json::json!({ "note": "reviewed the state scope" }));
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_review_and_refusals_on_sqlite() {
-    let f = start().await;
+    let f = ReleaseHost::start().await;
     let wasm = wasm_of("bant");
 
     // A first publish of a plugin that reaches nothing (no capability): approved.
@@ -348,7 +256,7 @@ async fn publish_review_and_refusals_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_publishes_diffs_and_approves() {
     use clap::Parser;
-    let f = start().await;
+    let f = ReleaseHost::start().await;
     let run = |args: Vec<String>| async move {
         let cli = strata::cli::Cli::try_parse_from(args).unwrap();
         strata::cli::run(cli).await
@@ -427,7 +335,7 @@ async fn cli_publishes_diffs_and_approves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_single_sqlite_host_serves_what_it_releases_and_rolls_back() {
-    let f = start().await;
+    let f = ReleaseHost::start().await;
     let wasm = std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap();
     let (status, _, v1) = f
         .publish(&f.operator, "bant", &bant_manifest(), wasm.clone())
@@ -442,20 +350,7 @@ async fn a_single_sqlite_host_serves_what_it_releases_and_rolls_back() {
         )
         .await;
     assert!(status.is_success(), "{v2}");
-    let release = |version: &'static str| {
-        let f = &f;
-        async move {
-            let res = reqwest::Client::new()
-                .put(f.server.url("/api/v1/plugins/bant/release"))
-                .bearer_auth(&f.operator)
-                .json(&serde_json::json!({ "version": version }))
-                .send()
-                .await
-                .unwrap();
-            let status = res.status();
-            (status, res.json::<Value>().await.unwrap())
-        }
-    };
+    let release = |version: &'static str| f.release("bant", version);
     let live = || async {
         let (_, p) = f
             .call(reqwest::Method::GET, "/api/v1/plugins/bant", &f.reader)
@@ -515,71 +410,153 @@ async fn a_single_sqlite_host_serves_what_it_releases_and_rolls_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn approving_a_version_pins_the_mcp_tools_its_grant_covers() {
-    let tmp = tempfile::tempdir().unwrap();
-    let desc = tmp.path().join("lookup.txt");
-    std::fs::write(&desc, "Looks a company up.").unwrap();
-    let script =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/mcp-peers/mutable.mjs");
-    let url = sqlite_url(tmp.path());
-    let plugins = tmp.path().join("plugins");
-    std::fs::create_dir_all(&plugins).unwrap();
-    let text = format!(
-        "{}\n[server]\nbind = \"127.0.0.1:0\"\n[mcp.servers.mut]\ntransport = \"stdio\"\ncommand = \"node\"\nargs = [{:?}, {:?}]\n[grants.bant]\ncapabilities = [\"mcp\"]\nmcp = {{ tools = [\"mut/*\"] }}\n",
-        host_toml(&url, &plugins, &tmp.path().join("cache")),
-        script.display().to_string(),
-        desc.display().to_string(),
+async fn a_reader_lists_published_versions_with_their_review_and_the_released_one() {
+    use clap::Parser;
+    let f = ReleaseHost::start().await;
+    let wasm = wasm_of("bant");
+    let (status, _, v1) = f
+        .publish(&f.operator, "bant", &bant_manifest(), wasm.clone())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{v1}");
+    let (status, r) = f.release("bant", "1.0.0").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let more = manifest_as("1.1.0", "[capabilities.state]\nmax_keys = 100");
+    let (status, _, v2) = f.publish(&f.operator, "bant", &more, wasm.clone()).await;
+    assert_eq!(status, StatusCode::CREATED, "{v2}");
+
+    // The list: newest publish first, each with its review status and publisher; the
+    // released one marked, beside what this host keeps.
+    let (status, _, list) = f.get("/api/v1/plugins/bant/versions").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    let published = list["published"].as_array().expect("published");
+    let row = |v: &str| {
+        published
+            .iter()
+            .find(|p| p["version"] == v)
+            .unwrap_or_else(|| panic!("{v} not listed: {list}"))
+    };
+    assert_eq!(published.len(), 2, "{list}");
+    assert_eq!(published[0]["version"], "1.1.0", "newest first: {list}");
+    assert_eq!(row("1.1.0")["status"], "awaiting-approval");
+    assert_eq!(row("1.1.0")["released"], false);
+    assert_eq!(row("1.0.0")["status"], "approved");
+    assert_eq!(row("1.0.0")["released"], true);
+    assert_eq!(row("1.0.0")["sha256"], v1["sha256"]);
+    assert_eq!(row("1.0.0")["size"], wasm.len() as u64);
+    assert!(row("1.0.0")["published_by"].is_string(), "{list}");
+    assert!(row("1.0.0")["published_at"].is_i64(), "{list}");
+    assert_eq!(list["released"]["version"], "1.0.0", "{list}");
+    assert_eq!(list["live"]["version"], "1.0.0", "{list}");
+
+    // One version, with the manifest it was published with.
+    let (status, _, one) = f.get("/api/v1/plugins/bant/versions/1.1.0").await;
+    assert_eq!(status, StatusCode::OK, "{one}");
+    assert_eq!(one["status"], "awaiting-approval");
+    assert_eq!(one["released"], false);
+    assert!(
+        one["manifest"].as_str().unwrap().contains("max_keys = 100"),
+        "{one}"
     );
-    let config: strata::config::Config = toml::from_str(&text).unwrap();
-    let server = TestServer::start(config).await;
-    let db = migrated_db(&url).await;
-    let (_, op) = strata::server::auth::create_key(&db, "op", Role::Operator)
-        .await
-        .unwrap();
-    let (_, admin) = strata::server::auth::create_key(&db, "admin", Role::Admin)
-        .await
-        .unwrap();
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "manifest",
-            reqwest::multipart::Part::text(manifest_as("1.2.0", "[capabilities.mcp]")),
-        )
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(
-                std::fs::read(plugin_source("bant").join("plugin.wasm")).unwrap(),
-            )
-            .file_name("plugin.wasm"),
-        );
-    let http = reqwest::Client::new();
-    let v: Value = http
-        .post(server.url("/api/v1/plugins/bant/versions"))
-        .bearer_auth(&op)
-        .multipart(form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["status"], "awaiting-approval", "{v}");
-    let approved: Value = http
-        .post(server.url("/api/v1/plugins/bant/versions/1.2.0/approve"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(approved["status"], "approved", "{approved}");
     assert_eq!(
-        approved["mcp_pins"],
-        serde_json::json!(["mut/lookup"]),
-        "{approved}"
+        one["diff"]["changes"]["capabilities"]["added"],
+        serde_json::json!(["state"])
     );
-    let pins = db.list_mcp_tool_pins(Some("bant")).await.unwrap();
-    assert_eq!(pins.len(), 1);
-    assert_eq!(pins[0].definition["description"], "Looks a company up.");
-    server.stop().await;
+
+    // Unknown version, unknown plugin: 404 problem+json.
+    for path in [
+        "/api/v1/plugins/bant/versions/9.9.9",
+        "/api/v1/plugins/nothing/versions",
+        "/api/v1/plugins/nothing/versions/1.0.0",
+    ] {
+        let (status, ct, v) = f.get(path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {v}");
+        assert!(ct.starts_with("application/problem+json"), "{path}: {ct}");
+    }
+    // A plugin published but never served here is listed too.
+    let xe = plugin_source("xeducation");
+    let (status, _, _) = f
+        .publish(
+            &f.operator,
+            "xeducation",
+            &std::fs::read_to_string(xe.join("plugin.toml")).unwrap(),
+            wasm_of("xeducation"),
+        )
+        .await;
+    assert!(status.is_success());
+    let (status, _, list) = f.get("/api/v1/plugins/xeducation/versions").await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(
+        list["live"].is_null() && list["released"].is_null(),
+        "{list}"
+    );
+    assert_eq!(list["published"][0]["version"], "1.0.0", "{list}");
+
+    // The CLI lists them with a reader key.
+    let cli = strata::cli::Cli::try_parse_from([
+        "strata",
+        "plugin",
+        "versions",
+        "bant",
+        "--server",
+        &f.server.url(""),
+        "--key",
+        &f.reader,
+    ])
+    .unwrap();
+    strata::cli::run(cli).await.unwrap();
+    f.server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_this_host_cannot_serve_is_recorded_and_the_answer_says_why() {
+    // The default scorer from the plugins directory, so that `/ready` answers 200.
+    let f = ReleaseHost::start_with(|tmp| {
+        install(&tmp.join("plugins"), "bant", "bant");
+        String::new()
+    })
+    .await;
+    // `stateful` needs `state`, which this host does not grant: stored as another replica
+    // (one that grants it) would have published and approved it.
+    let src = plugin_source("testing/stateful");
+    let wasm = std::fs::read(src.join("plugin.wasm")).unwrap();
+    let sha256 = f.db.store_artifact(&wasm).await.unwrap();
+    f.db.insert_release_version(&strata::db::NewReleaseVersion {
+        name: "stateful".into(),
+        version: "1.0.0".into(),
+        sha256: sha256.clone(),
+        manifest: std::fs::read_to_string(src.join("plugin.toml")).unwrap(),
+        status: ReleaseStatus::Approved,
+        diff: None,
+        published_by: None,
+        files: Default::default(),
+    })
+    .await
+    .unwrap();
+
+    // Never published, or not approved: refused, nothing written.
+    let (status, v) = f.release("stateful", "9.9.9").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    // Released: the state is the fleet's and is written; this host says it cannot serve it.
+    let (status, r) = f.release("stateful", "1.0.0").await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["version"].as_str(), r["sha256"].as_str()),
+        (Some("1.0.0"), Some(sha256.as_str()))
+    );
+    let problem = r["problem"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no problem: {r}"));
+    assert!(problem.contains("state"), "{problem}");
+    let state = f.db.get_release_state("stateful").await.unwrap().unwrap();
+    assert_eq!(state.version, "1.0.0");
+    let (_, _, ready) = f.get("/ready").await;
+    assert!(
+        ready["release_problems"]["stateful"]
+            .as_str()
+            .is_some_and(|p| p.contains("state")),
+        "{ready}"
+    );
+    let (_, _, p) = f.get("/api/v1/plugins/stateful").await;
+    assert!(p["live_version"].is_null(), "not served here: {p}");
+    f.server.stop().await;
 }

@@ -107,11 +107,20 @@ impl App {
     }
 
     /// Connects every configured MCP server in the background (failures are logged and
-    /// shown in the MCP status; calls connect on demand).
+    /// shown in the MCP status; calls connect on demand), then probes them every
+    /// `mcp.health_interval_ms` (each probe lists the tools again, which is how a changed
+    /// definition of a pinned tool is noticed).
     pub fn connect_mcp(&self) {
         if !self.mcp.servers().is_empty() {
             let mcp = self.mcp.clone();
             tokio::spawn(async move { mcp.connect_all().await });
+            let every = self.config.mcp.health_interval_ms;
+            if every > 0 {
+                drop(
+                    self.mcp
+                        .spawn_health_checks(std::time::Duration::from_millis(every)),
+                );
+            }
         }
     }
 

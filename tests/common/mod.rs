@@ -6,6 +6,8 @@ pub mod api_server;
 pub mod frappe;
 pub mod llm;
 pub mod pipeline_runs;
+pub mod publish;
+pub mod release_host;
 pub mod server;
 
 use std::path::{Path, PathBuf};

@@ -52,6 +52,9 @@ pub struct NewReleaseVersion {
     pub diff: Option<String>,
     /// API key id of the publisher.
     pub published_by: Option<String>,
+    /// The files it carries besides manifest and component (a layer's `[schemas]`
+    /// files): relative path → sha256 of bytes stored with [`Db::store_artifact`].
+    pub files: std::collections::BTreeMap<String, String>,
 }
 
 /// A stored published version.
@@ -71,9 +74,24 @@ pub struct ReleaseVersionRecord {
     pub review_note: Option<String>,
     /// Size of the component (from its artifact).
     pub size: i64,
+    /// JSON {relative path: sha256} of the files it carries (see [`Self::files`]).
+    pub files: Option<String>,
 }
 
 impl ReleaseVersionRecord {
+    /// The files it carries besides manifest and component: relative path → sha256 of
+    /// the stored bytes (empty for none); [`DbError::Corrupt`] for a column no version of
+    /// this code writes.
+    pub fn files(&self) -> Result<std::collections::BTreeMap<String, String>, DbError> {
+        match self.files.as_deref() {
+            None | Some("") => Ok(Default::default()),
+            Some(text) => serde_json::from_str(text).map_err(|e| DbError::Corrupt {
+                op: "release version files",
+                reason: format!("{}@{}: {e}", self.name, self.version),
+            }),
+        }
+    }
+
     /// The status; [`DbError::Corrupt`] for a text no version of this code writes.
     pub fn status(&self) -> Result<ReleaseStatus, DbError> {
         self.status.parse().map_err(|reason| DbError::Corrupt {
@@ -89,7 +107,7 @@ pub enum InsertedVersion {
     /// A new row.
     Inserted,
     /// The same name@version with the same bytes was published before: that row.
-    Existing(ReleaseVersionRecord),
+    Existing(Box<ReleaseVersionRecord>),
 }
 
 /// The version of a plugin live on every replica.
@@ -116,7 +134,8 @@ pub struct ReplicaHeartbeat {
 }
 
 const VERSION_COLUMNS: &str = "v.name, v.version, v.sha256, v.manifest, v.status, v.diff, \
-    v.published_by, v.published_at, v.reviewed_by, v.reviewed_at, v.review_note, a.size";
+    v.published_by, v.published_at, v.reviewed_by, v.reviewed_at, v.review_note, a.size, \
+    v.files";
 
 impl Db {
     /// Stores a component by its sha256 (computed here); storing the same bytes again does
@@ -153,9 +172,9 @@ impl Db {
         Ok(row.map(|(b,)| b))
     }
 
-    /// Records a published version. The same name@version again with the same sha256 is
-    /// [`InsertedVersion::Existing`] (nothing changes); with another sha256 it is
-    /// [`DbError::Conflict`]: a version number names one set of bytes.
+    /// Records a published version. The same name@version again with the same sha256 and
+    /// files is [`InsertedVersion::Existing`] (nothing changes); with another sha256 or
+    /// other files it is [`DbError::Conflict`]: a version number names one set of bytes.
     pub async fn insert_release_version(
         &self,
         v: &NewReleaseVersion,
@@ -171,6 +190,13 @@ impl Db {
             "SELECT {VERSION_COLUMNS} FROM plugin_releases_versions v \
              JOIN plugin_artifacts a ON a.sha256 = v.sha256 WHERE v.name = $1 AND v.version = $2"
         );
+        let files = (!v.files.is_empty())
+            .then(|| serde_json::to_string(&v.files))
+            .transpose()
+            .map_err(|e| DbError::InvalidInput {
+                op: OP,
+                reason: e.to_string(),
+            })?;
         let existing: Option<ReleaseVersionRecord> = on_pool!(self, |pool| {
             let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
             let existing: Option<ReleaseVersionRecord> = sqlx::query_as(&sql)
@@ -182,8 +208,8 @@ impl Db {
             if existing.is_none() {
                 sqlx::query(
                     "INSERT INTO plugin_releases_versions (name, version, sha256, manifest, \
-                     status, diff, published_by, published_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     status, diff, published_by, published_at, files) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(v.name.as_str())
                 .bind(v.version.as_str())
@@ -193,6 +219,7 @@ impl Db {
                 .bind(v.diff.as_deref())
                 .bind(v.published_by.as_deref())
                 .bind(now_ms())
+                .bind(files.as_deref())
                 .execute(&mut *tx)
                 .await
                 .map_err(q(OP))?;
@@ -202,7 +229,19 @@ impl Db {
         });
         match existing {
             None => Ok(InsertedVersion::Inserted),
-            Some(e) if e.sha256 == v.sha256 => Ok(InsertedVersion::Existing(e)),
+            Some(e) if e.sha256 == v.sha256 && e.files()? == v.files => {
+                Ok(InsertedVersion::Existing(Box::new(e)))
+            }
+            Some(e) if e.sha256 == v.sha256 => Err(DbError::Conflict {
+                op: OP,
+                reason: format!(
+                    "{}@{} was published with other files ({}); publish these under a new \
+                     version",
+                    v.name,
+                    v.version,
+                    e.files.as_deref().unwrap_or("none")
+                ),
+            }),
             Some(e) => Err(DbError::Conflict {
                 op: OP,
                 reason: format!(

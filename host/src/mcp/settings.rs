@@ -35,6 +35,10 @@ pub struct McpSettings {
     pub connect_timeout_ms: u64,
     /// Deadline of a health probe (a `tools/list`).
     pub health_timeout_ms: u64,
+    /// How often `strata serve` probes every server (0: never). A probe lists the tools
+    /// again, so a pinned tool whose definition changed is refused (and shown in the MCP
+    /// status) within this interval, not only after a reconnect.
+    pub health_interval_ms: u64,
     /// First wait before reconnecting after a second consecutive failure (the first
     /// reconnect after a lost connection is immediate); doubles per failure.
     pub backoff_initial_ms: u64,
@@ -55,6 +59,7 @@ impl Default for McpSettings {
             call_timeout_ms: 10_000,
             connect_timeout_ms: 10_000,
             health_timeout_ms: 5_000,
+            health_interval_ms: 30_000,
             backoff_initial_ms: 500,
             backoff_max_ms: 30_000,
             breaker_failures: 5,

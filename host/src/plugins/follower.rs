@@ -2,8 +2,8 @@
 //! that `plugin_release_state` names.
 //!
 //! A [`ReleaseFollower`] compares the state with what the registry serves; for a plugin
-//! that differs it fetches the published manifest and the component (by sha256) from the
-//! database, writes them into this replica's own directory for released plugins
+//! that differs it fetches the published manifest, the component and any schema files
+//! (each by sha256) from the database, writes them into this replica's own directory for released plugins
 //! (`<dir>/<name>/`), loads that directory through the manager (every check of a local
 //! load runs again here, against *this* replica's grants; the compiled artifact comes
 //! from the cache when any version with these bytes was compiled before) and pins the
@@ -198,7 +198,26 @@ impl ReleaseFollower {
                     version: version.clone(),
                     sha256: st.sha256.clone(),
                 })?;
+        // A layer's schema files, by their sha256, laid out beside the manifest.
+        let mut files = BTreeMap::new();
+        for (file, sha256) in row.files()? {
+            let bytes =
+                self.db
+                    .get_artifact(&sha256)
+                    .await?
+                    .ok_or_else(|| FollowError::NoArtifact {
+                        name: name.clone(),
+                        version: version.clone(),
+                        sha256: sha256.clone(),
+                    })?;
+            files.insert(file, bytes);
+        }
         let dir = self.dir.join(&name);
+        super::release::write_files(&dir, &files).map_err(|reason| FollowError::Refused {
+            name: name.clone(),
+            version: version.clone(),
+            reason,
+        })?;
         self.write_unit(&dir, &row.manifest, &bytes)
             .map_err(|(path, source)| FollowError::Write {
                 name: name.clone(),

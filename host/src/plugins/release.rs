@@ -30,6 +30,7 @@ use crate::runtime::{LoadError, LoadedPlugin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 /// What a version may do beyond computing (see the module documentation).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -259,9 +260,59 @@ pub enum PublishError {
     /// The manifest names another plugin than the URL.
     #[error("the manifest names plugin {found:?}, but it was published as {path:?}")]
     NameMismatch { path: String, found: String },
+    /// A file was sent that the manifest's `[schemas]` does not name.
+    #[error(
+        "the file {file:?} is not one the manifest's [schemas] names ({named:?}): send only those"
+    )]
+    UnknownFile { file: String, named: Vec<String> },
     /// The version failed a check of a local load.
     #[error(transparent)]
     Invalid(#[from] LoadError),
+}
+
+/// The files a manifest's `[schemas]` names (relative to the plugin directory).
+pub fn schema_files(spec: &crate::pipelines::schemas::SchemasSpec) -> BTreeSet<&str> {
+    spec.output
+        .iter()
+        .chain(spec.inputs.values())
+        .chain(spec.events.values())
+        .map(String::as_str)
+        .collect()
+}
+
+/// `file` is a plain relative path inside a plugin directory: not empty, not absolute,
+/// no `..`, `.` or empty component.
+pub fn is_plain_relative(file: &str) -> bool {
+    !file.is_empty()
+        && !file.starts_with('/')
+        && !file.contains('\\')
+        && file
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Writes `files` (relative path → bytes) under `dir`, each through a temporary file
+/// renamed into place; a path that is not [`is_plain_relative`] is refused.
+pub fn write_files(dir: &Path, files: &BTreeMap<String, Vec<u8>>) -> Result<(), String> {
+    for (file, bytes) in files {
+        if !is_plain_relative(file) {
+            return Err(format!(
+                "file path {file:?} must be relative to the plugin directory, without `..`"
+            ));
+        }
+        let path = dir.join(file);
+        let parent = path.parent().unwrap_or(dir);
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let tmp = parent.join(format!(
+            ".{}.tmp",
+            path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+        ));
+        std::fs::write(&tmp, bytes).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(())
 }
 
 impl PluginManager {
@@ -270,11 +321,17 @@ impl PluginManager {
     /// granted (the operator's grant for `name`), world, smoke tests — without making the
     /// version live or recording a load attempt. The prepared plugin is returned (its
     /// component stays in the compile cache).
+    ///
+    /// `files` are the other files the version carries (relative path → bytes): a
+    /// layer's `[schemas]` files. Each must be one the manifest's `[schemas]` names; they
+    /// are laid out in a directory of their own beside the manifest, as a local load
+    /// finds them.
     pub async fn check_published(
         &self,
         name: &str,
         manifest_text: &[u8],
         wasm: Vec<u8>,
+        files: &BTreeMap<String, Vec<u8>>,
     ) -> Result<LoadedPlugin, PublishError> {
         let config = self.config();
         let size = wasm.len() as u64;
@@ -299,8 +356,8 @@ impl PluginManager {
             }
             .into());
         }
-        // The manifest is read as a local load reads it: from a directory of its own (a
-        // layer's schema files would be looked up beside it; publishing carries none).
+        // The manifest is read as a local load reads it: from a directory of its own, a
+        // layer's schema files beside it.
         let tmp = tempfile::Builder::new()
             .prefix("strata-publish-")
             .tempdir()
@@ -308,8 +365,19 @@ impl PluginManager {
                 plugin: name.to_string(),
                 message: format!("cannot create a temporary directory: {e}"),
             })?;
+        write_files(tmp.path(), files).map_err(|message| LoadError::Other {
+            plugin: name.to_string(),
+            message,
+        })?;
         let path = tmp.path().join(MANIFEST_FILE);
         let manifest = Manifest::from_bytes(manifest_text, &path).map_err(LoadError::from)?;
+        let named = schema_files(&manifest.schemas);
+        if let Some(extra) = files.keys().find(|f| !named.contains(f.as_str())) {
+            return Err(PublishError::UnknownFile {
+                file: extra.clone(),
+                named: named.into_iter().map(str::to_string).collect(),
+            });
+        }
         if manifest.plugin.name != name {
             return Err(PublishError::NameMismatch {
                 path: name.to_string(),

@@ -11,6 +11,7 @@ pub mod llm;
 pub mod mcp;
 pub mod pipelines;
 pub mod plugins;
+pub mod published;
 pub mod release_state;
 pub mod releases;
 pub mod scores;

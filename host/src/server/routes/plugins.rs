@@ -126,8 +126,13 @@ fn slot_of(st: &AppState, name: &str) -> ApiResult<std::sync::Arc<crate::plugins
         .ok_or_else(|| ApiError::not_found(format!("no plugin {name:?}")))
 }
 
-/// A plugin's versions: those kept in memory (live, or available for pin/rollback) and
-/// every recorded load attempt with its status and error.
+/// A plugin's versions: those kept in memory on this host (`live`, `pinned`, `kept`),
+/// every recorded load attempt with its status and error (`attempts`), and the versions
+/// published through the API (`published`: version, sha256, size, publisher key id,
+/// published_at, review `status` — `awaiting-approval`, `approved` or `rejected` — and
+/// `released`), with the fleet's release state (`released`: version, sha256, generation;
+/// null when not released). 404 (problem+json) for a name neither loaded here nor ever
+/// published.
 #[utoipa::path(get, path = "/api/v1/plugins/{name}/versions", tag = "plugins", params(("name" = String, Path)),
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
@@ -135,13 +140,25 @@ pub async fn versions(
     State(st): State<AppState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let slot = slot_of(&st, &name)?;
+    let slot = st.manager.registry().slot(&name);
+    let published = super::published::published_of(&st, &name).await?;
+    if slot.is_none() && published.is_none() {
+        return Err(ApiError::not_found(format!(
+            "no plugin {name:?} on this host, and none published"
+        )));
+    }
+    let (released, published) = match published {
+        Some(p) => (p["released"].clone(), p["published"].clone()),
+        None => (Value::Null, json!([])),
+    };
     Ok(Json(json!({
         "name": name,
-        "live": slot.live().as_deref().map(version_of),
-        "pinned": slot.is_pinned(),
-        "kept": kept(&slot),
+        "live": slot.as_ref().and_then(|s| s.live()).as_deref().map(version_of),
+        "pinned": slot.as_ref().is_some_and(|s| s.is_pinned()),
+        "kept": slot.as_ref().map(|s| kept(s)).unwrap_or_else(|| json!([])),
         "attempts": attempts(&st, &name).await?,
+        "released": released,
+        "published": published,
     })))
 }
 

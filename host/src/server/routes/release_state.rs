@@ -48,7 +48,9 @@ pub struct ReleaseStatus {
     /// Key id that made the last change.
     pub updated_by: Option<String>,
     pub replicas: Vec<ReplicaServing>,
-    /// Why the replica that answers does not serve the released version, if it does not.
+    /// Why the replica that answers does not serve the released version (its grants do
+    /// not cover it, or it fails to compile or link here); null when it serves it. The
+    /// release state stands either way.
     pub problem: Option<String>,
 }
 
@@ -96,6 +98,15 @@ pub async fn get_release(
 /// Promote (or roll back to) an approved published version on every replica. The change is
 /// one row; replicas follow it (PostgreSQL NOTIFY, else their poll). This replica applies
 /// it before answering.
+///
+/// A version never published is 404 and one that is not approved (awaiting approval or
+/// rejected) is 409, both problem+json, and nothing changes. Otherwise the release state
+/// is written — it is the fleet's, not this replica's — and the answer is 200 even when
+/// the replica that takes the request cannot serve the version itself (its grants do not
+/// cover it, or the component fails to compile or link here): then `problem` says why,
+/// this replica keeps serving what it served before, the other replicas follow the
+/// release as usual, and `/ready` and `GET /api/v1/plugins/{name}` report the same
+/// reason until this replica's configuration allows the version or another is released.
 #[utoipa::path(put, path = "/api/v1/plugins/{name}/release", tag = "plugins",
     params(("name" = String, Path)), request_body = ReleaseRequest,
     responses((status = 200, body = ReleaseStatus), (status = 404, body = crate::server::error::Problem),

@@ -6,21 +6,25 @@
 //! refused), approval and rejection is audited (`capability = "release"`) with the id of
 //! the key that did it.
 
+use super::published::{against_of, doc_view, stored_surface, version_body};
 use crate::audit::AuditRecord;
 use crate::config::RequireApproval;
-use crate::db::{InsertedVersion, NewReleaseVersion, ReleaseStatus, ReleaseVersionRecord};
+use crate::db::{InsertedVersion, NewReleaseVersion, ReleaseStatus};
 use crate::plugins::release::{PublishError, Surface, SurfaceDiff};
 use crate::server::auth::Caller;
 use crate::server::error::{ApiError, ApiResult};
 use crate::server::{AppState, RequestId};
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// The parts of a publish request (`multipart/form-data`).
+/// The parts of a publish request (`multipart/form-data`). Besides `manifest` and
+/// `component`, a layer sends each file its manifest's `[schemas]` names as one more part
+/// whose name is the file's path relative to the plugin directory (e.g.
+/// `name="schemas/output.json"`, as written, not in the RFC 5987 `name*=` form).
 #[derive(utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct PublishForm {
@@ -31,16 +35,8 @@ pub struct PublishForm {
     component: Vec<u8>,
 }
 
-/// What the version was compared with.
-fn against_of(source: &str, version: Option<&str>, sha256: Option<&str>) -> Value {
-    json!({ "source": source, "version": version, "sha256": sha256 })
-}
-
-/// The surface a published version recorded (in its `diff` document).
-fn stored_surface(rec: &ReleaseVersionRecord) -> Option<Surface> {
-    let doc: Value = serde_json::from_str(rec.diff.as_deref()?).ok()?;
-    serde_json::from_value(doc.get("surface")?.clone()).ok()
-}
+/// Most files (besides manifest and component) one publish may carry.
+const MAX_PUBLISH_FILES: usize = 64;
 
 #[allow(clippy::too_many_arguments)]
 fn audit(
@@ -97,7 +93,10 @@ async fn read_part(
 }
 
 /// Publish a plugin version: `multipart/form-data` with the parts `manifest` (plugin.toml
-/// text) and `component` (plugin.wasm bytes). The checks of a local load run first
+/// text) and `component` (plugin.wasm bytes), and for a layer one part per file its
+/// `[schemas]` names, named by the file's relative path (`schemas/output.json`); those
+/// files are stored by their sha256 with the version and laid out beside the manifest
+/// on every replica that serves it. The checks of a local load run first
 /// (manifest, name, size, component validity, imports vs declared vs granted, smoke
 /// tests): a failure is 422 naming it (413 for a component over
 /// `release.max_artifact_bytes`). The same version published again with other bytes is
@@ -125,6 +124,7 @@ pub async fn publish(
     let mut multipart = multipart.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
     let release = st.manager.config().release.clone();
     let (mut manifest, mut component) = (None, None);
+    let mut files = std::collections::BTreeMap::new();
     loop {
         let field = multipart.next_field().await.map_err(|e| {
             ApiError::new(
@@ -156,11 +156,30 @@ pub async fn publish(
                     .await?,
                 )
             }
+            Some(file) if crate::plugins::release::is_plain_relative(file) => {
+                if files.len() >= MAX_PUBLISH_FILES {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!("a publish carries at most {MAX_PUBLISH_FILES} files"),
+                    ));
+                }
+                let file = file.to_string();
+                let bytes = read_part(
+                    field,
+                    crate::manifest::MAX_MANIFEST_BYTES,
+                    &file,
+                    "schema file size",
+                )
+                .await?;
+                files.insert(file, bytes);
+            }
             other => {
                 return Err(ApiError::unprocessable(format!(
-                "unknown part {:?}: send `manifest` (plugin.toml) and `component` (plugin.wasm)",
-                other.unwrap_or("")
-            )))
+                    "unknown part {:?}: send `manifest` (plugin.toml), `component` \
+                     (plugin.wasm) and each file the manifest's [schemas] names, under its \
+                     relative path",
+                    other.unwrap_or("")
+                )))
             }
         }
     }
@@ -174,7 +193,7 @@ pub async fn publish(
 
     let plugin = match st
         .manager
-        .check_published(&name, &manifest, component.clone())
+        .check_published(&name, &manifest, component.clone(), &files)
         .await
     {
         Ok(p) => p,
@@ -272,6 +291,10 @@ pub async fn publish(
 
     let stored_sha = st.db.store_artifact(&component).await?;
     debug_assert_eq!(stored_sha, sha256);
+    let mut file_shas = std::collections::BTreeMap::new();
+    for (file, bytes) in &files {
+        file_shas.insert(file.clone(), st.db.store_artifact(bytes).await?);
+    }
     let inserted = st
         .db
         .insert_release_version(&NewReleaseVersion {
@@ -282,6 +305,7 @@ pub async fn publish(
             status,
             diff: Some(doc.to_string()),
             published_by: Some(caller.key_id.clone()),
+            files: file_shas,
         })
         .await;
     match inserted {
@@ -323,100 +347,6 @@ pub async fn publish(
     }
 }
 
-/// The diff document without the stored surface.
-fn doc_view(doc: &Value) -> Value {
-    json!({
-        "against": doc.get("against").cloned().unwrap_or(Value::Null),
-        "changed": doc.get("changed").cloned().unwrap_or(Value::Null),
-        "changes": doc.get("changes").cloned().unwrap_or(Value::Null),
-        "text": doc.get("text").cloned().unwrap_or(Value::Null),
-    })
-}
-
-/// A published version as the API shows it.
-fn version_body(rec: &ReleaseVersionRecord) -> Value {
-    let doc: Value = rec
-        .diff
-        .as_deref()
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or(Value::Null);
-    json!({
-        "name": rec.name,
-        "version": rec.version,
-        "sha256": rec.sha256,
-        "size": rec.size,
-        "status": rec.status,
-        "published_by": rec.published_by,
-        "published_at": rec.published_at,
-        "reviewed_by": rec.reviewed_by,
-        "reviewed_at": rec.reviewed_at,
-        "review_note": rec.review_note,
-        "diff": if doc.is_null() { Value::Null } else { doc_view(&doc) },
-    })
-}
-
-async fn published(st: &AppState, name: &str, version: &str) -> ApiResult<ReleaseVersionRecord> {
-    st.db
-        .get_release_version(name, version)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no published version {name}@{version}")))
-}
-
-#[derive(Deserialize, utoipa::IntoParams)]
-pub struct DiffQuery {
-    /// Another published version to compare with (default: what the version was compared
-    /// with when it was published).
-    pub against: Option<String>,
-}
-
-/// A published version's capability surface diff: machine-readable (`changes`: added,
-/// removed and changed imports, capabilities, scopes, limits) and as text. By default
-/// against what it was compared with when published; `?against=V` compares with another
-/// published version V (V → this version).
-#[utoipa::path(get, path = "/api/v1/plugins/{name}/versions/{version}/diff", tag = "releases",
-    params(("name" = String, Path), ("version" = String, Path), DiffQuery),
-    responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem)),
-    security(("api_key" = [])))]
-pub async fn diff(
-    State(st): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
-    Query(q): Query<DiffQuery>,
-) -> ApiResult<Json<Value>> {
-    let rec = published(&st, &name, &version).await?;
-    let status = rec.status.clone();
-    let view = match q.against.as_deref().filter(|a| !a.is_empty()) {
-        None => {
-            let doc: Value = rec
-                .diff
-                .as_deref()
-                .and_then(|d| serde_json::from_str(d).ok())
-                .unwrap_or(Value::Null);
-            doc_view(&doc)
-        }
-        Some(other) => {
-            let base = published(&st, &name, other).await?;
-            let missing = |v: &str| {
-                ApiError::internal(format!("{name}@{v} has no recorded capability surface"))
-            };
-            let old = stored_surface(&base).ok_or_else(|| missing(other))?;
-            let new = stored_surface(&rec).ok_or_else(|| missing(&version))?;
-            let d = SurfaceDiff::between(&old, &new);
-            json!({
-                "against": against_of("published", Some(&base.version), Some(&base.sha256)),
-                "changed": !d.is_empty(),
-                "text": d.text(),
-                "changes": d,
-            })
-        }
-    };
-    let mut out =
-        json!({ "name": name, "version": version, "sha256": rec.sha256, "status": status });
-    if let (Value::Object(o), Value::Object(v)) = (&mut out, view) {
-        o.extend(v);
-    }
-    Ok(Json(out))
-}
-
 /// `{"note": "…"}`: why, for the record.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -424,67 +354,108 @@ pub struct ReviewRequest {
     pub note: Option<String>,
 }
 
-async fn review(
+/// An admin's review request, as both `approve` and `reject` take it: the version named
+/// by the path, the caller, the request id and the optional `{"note": "…"}` body (an
+/// empty body or JSON `null` is no note).
+pub struct Review {
     st: AppState,
     caller: Caller,
-    request_id: Option<Extension<RequestId>>,
+    request_id: Option<RequestId>,
     name: String,
     version: String,
-    body: &[u8],
-    status: ReleaseStatus,
-) -> ApiResult<Json<Value>> {
-    let req: ReviewRequest =
-        if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
-            ReviewRequest::default()
+    note: Option<String>,
+}
+
+impl axum::extract::FromRequest<AppState> for Review {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, st: &AppState) -> ApiResult<Self> {
+        use axum::extract::FromRequestParts;
+        let (mut parts, body) = req.into_parts();
+        let Path((name, version)) = Path::<(String, String)>::from_request_parts(&mut parts, st)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        let caller =
+            parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+                ApiError::internal("review route without an authenticated caller")
+            })?;
+        let request_id = parts.extensions.get::<RequestId>().cloned();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let body = axum::body::Bytes::from_request(req, st)
+            .await
+            .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+        let note = if body.iter().all(u8::is_ascii_whitespace) || body.trim_ascii() == b"null" {
+            None
         } else {
-            crate::server::json::parse(body, st.config.server.json_depth_limit)?
+            crate::server::json::parse::<ReviewRequest>(&body, st.config.server.json_depth_limit)?
+                .note
         };
-    let op = if status == ReleaseStatus::Approved {
-        "approve"
-    } else {
-        "reject"
-    };
-    let rid = request_id.as_ref().map(|e| &e.0);
-    let rec = match st
-        .db
-        .set_release_review(
+        Ok(Review {
+            st: st.clone(),
+            caller,
+            request_id,
+            name,
+            version,
+            note,
+        })
+    }
+}
+
+impl Review {
+    /// Records the decision (`approved` or `rejected`), audits it with the caller's key,
+    /// and on approval pins the MCP tools the grant covers.
+    async fn decide(self, status: ReleaseStatus) -> ApiResult<Json<Value>> {
+        let Review {
+            st,
+            caller,
+            request_id,
+            name,
+            version,
+            note,
+        } = self;
+        let op = if status == ReleaseStatus::Approved {
+            "approve"
+        } else {
+            "reject"
+        };
+        let rid = request_id.as_ref();
+        let rec = match st
+            .db
+            .set_release_review(
+                &name,
+                &version,
+                status,
+                Some(&caller.key_id),
+                note.as_deref(),
+            )
+            .await
+        {
+            Ok(rec) => rec,
+            Err(e) => {
+                if e.is_conflict() {
+                    audit(&st, &caller, rid, &name, &version, op, false, e.to_string());
+                }
+                return Err(e.into());
+            }
+        };
+        let note = note.map(|n| format!(": {n}")).unwrap_or_default();
+        audit(
+            &st,
+            &caller,
+            rid,
             &name,
             &version,
-            status,
-            Some(&caller.key_id),
-            req.note.as_deref(),
-        )
-        .await
-    {
-        Ok(rec) => rec,
-        Err(e) => {
-            if e.is_conflict() {
-                audit(&st, &caller, rid, &name, &version, op, false, e.to_string());
-            }
-            return Err(e.into());
+            op,
+            true,
+            format!("{} sha256 {}{note}", rec.status, rec.sha256),
+        );
+        tracing::info!(plugin = %name, %version, status = %rec.status, key = %caller.key_id, "published plugin version reviewed");
+        let mut out = version_body(&rec);
+        if status == ReleaseStatus::Approved {
+            pin_granted_tools(&st, &caller, &name, &mut out).await;
         }
-    };
-    let note = req
-        .note
-        .as_deref()
-        .map(|n| format!(": {n}"))
-        .unwrap_or_default();
-    audit(
-        &st,
-        &caller,
-        rid,
-        &name,
-        &version,
-        op,
-        true,
-        format!("{} sha256 {}{note}", rec.status, rec.sha256),
-    );
-    tracing::info!(plugin = %name, %version, status = %rec.status, key = %caller.key_id, "published plugin version reviewed");
-    let mut out = version_body(&rec);
-    if status == ReleaseStatus::Approved {
-        pin_granted_tools(&st, &caller, &name, &mut out).await;
+        Ok(Json(out))
     }
-    Ok(Json(out))
 }
 
 /// On approval, the definitions of the MCP tools the operator's grant covers are pinned
@@ -526,23 +497,8 @@ async fn pin_granted_tools(st: &AppState, caller: &Caller, name: &str, out: &mut
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem),
               (status = 409, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn approve(
-    State(st): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
-    Extension(caller): Extension<Caller>,
-    request_id: Option<Extension<RequestId>>,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
-    review(
-        st,
-        caller,
-        request_id,
-        name,
-        version,
-        &body,
-        ReleaseStatus::Approved,
-    )
-    .await
+pub async fn approve(review: Review) -> ApiResult<Json<Value>> {
+    review.decide(ReleaseStatus::Approved).await
 }
 
 /// Reject a published version (admin): it is never released. Body optional:
@@ -553,21 +509,6 @@ pub async fn approve(
     responses((status = 200, body = Object), (status = 404, body = crate::server::error::Problem),
               (status = 409, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
-pub async fn reject(
-    State(st): State<AppState>,
-    Path((name, version)): Path<(String, String)>,
-    Extension(caller): Extension<Caller>,
-    request_id: Option<Extension<RequestId>>,
-    body: axum::body::Bytes,
-) -> ApiResult<Json<Value>> {
-    review(
-        st,
-        caller,
-        request_id,
-        name,
-        version,
-        &body,
-        ReleaseStatus::Rejected,
-    )
-    .await
+pub async fn reject(review: Review) -> ApiResult<Json<Value>> {
+    review.decide(ReleaseStatus::Rejected).await
 }

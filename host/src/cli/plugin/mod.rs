@@ -1,4 +1,7 @@
-//! `strata plugin new|build|inspect|test`.
+//! `strata plugin new|build|inspect|test`; the commands that act on a running server
+//! (versions, rollback, pin, publish, review, promote, status) are in [`remote`].
+
+mod remote;
 
 use crate::audit::AuditSink;
 use crate::capabilities::{grants, Capability};
@@ -42,12 +45,13 @@ pub enum PluginCommand {
         /// The plugin directory (or its plugin.toml).
         path: PathBuf,
     },
-    /// List a served plugin's versions (live, available, every recorded attempt) on a
-    /// running server.
+    /// List a plugin's versions on a running server: those it keeps (live, available),
+    /// every recorded load attempt, and the versions published to the fleet with their
+    /// review status and which one is released.
     Versions {
         name: String,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
         /// Print the server's JSON answer.
         #[arg(long)]
         json: bool,
@@ -59,7 +63,7 @@ pub enum PluginCommand {
         #[arg(long)]
         to: Option<String>,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
     },
     /// Pin a served plugin's live version (or a kept one) on a running server: new
     /// versions from its directory are kept as available until `unpin`.
@@ -69,23 +73,24 @@ pub enum PluginCommand {
         #[arg(long)]
         version: Option<String>,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
     },
     /// Unpin a served plugin on a running server: the newest version its directory
     /// delivered goes live.
     Unpin {
         name: String,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
     },
-    /// Publish a plugin directory (its plugin.toml and component) to a running server
-    /// (operator key). The server checks it as a local load would and stores it; it waits
-    /// for an admin's approval when its capability surface changed. Exits 1 when refused.
+    /// Publish a plugin directory (its plugin.toml, component and a layer's schema files)
+    /// to a running server (operator key). The server checks it as a local load would and
+    /// stores it; it waits for an admin's approval when its capability surface changed.
+    /// Exits 1 when refused.
     Publish {
         /// The plugin directory (or its plugin.toml).
         dir: PathBuf,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
         /// Print the server's JSON answer.
         #[arg(long)]
         json: bool,
@@ -97,7 +102,7 @@ pub enum PluginCommand {
         v1: String,
         v2: Option<String>,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
         /// Print the server's JSON answer.
         #[arg(long)]
         json: bool,
@@ -110,7 +115,7 @@ pub enum PluginCommand {
         #[arg(long)]
         note: Option<String>,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
     },
     /// Release an approved published version on every replica (operator key): promote,
     /// or roll back by naming an older version.
@@ -118,13 +123,13 @@ pub enum PluginCommand {
         name: String,
         version: String,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
     },
     /// The released version of a plugin and what each replica serves.
     Status {
         name: String,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
         /// Print the server's JSON answer.
         #[arg(long)]
         json: bool,
@@ -137,7 +142,7 @@ pub enum PluginCommand {
         #[arg(long)]
         note: Option<String>,
         #[command(flatten)]
-        server: super::remote::ServerArgs,
+        server: crate::cli::remote::ServerArgs,
     },
 }
 
@@ -166,282 +171,17 @@ pub async fn run(
         }),
         PluginCommand::Inspect { path, json } => inspect(&path, json, &config()?).await,
         PluginCommand::Test { path } => test(&path, config()?).await,
-        PluginCommand::Versions { name, server, json } => {
-            let v = server
-                .get(&format!("/api/v1/plugins/{name}/versions"))
-                .await?;
-            print_versions(&v, json)
-        }
-        PluginCommand::Rollback { name, to, server } => {
-            let body = serde_json::json!({ "to": to });
-            let v = server
-                .post(&format!("/api/v1/plugins/{name}/rollback"), &body)
-                .await?;
-            print_moved("rolled back", &v);
-            Ok(())
-        }
-        PluginCommand::Pin {
-            name,
-            version,
-            server,
-        } => {
-            let body = serde_json::json!({ "version": version });
-            let v = server
-                .post(&format!("/api/v1/plugins/{name}/pin"), &body)
-                .await?;
-            print_moved("pinned", &v);
-            Ok(())
-        }
-        PluginCommand::Unpin { name, server } => {
-            let v = server
-                .post(
-                    &format!("/api/v1/plugins/{name}/unpin"),
-                    &serde_json::json!({}),
-                )
-                .await?;
-            print_moved("unpinned", &v);
-            Ok(())
-        }
-        PluginCommand::Publish { dir, server, json } => {
-            let (name, form) = publish_form(&dir)?;
-            let v = server
-                .post_multipart(&format!("/api/v1/plugins/{name}/versions"), form)
-                .await
-                .with_context(|| format!("publishing {} refused", dir.display()))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!(
-                    "published {}@{} (sha256 {}, {} bytes): {}",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["version"].as_str().unwrap_or("?"),
-                    v["sha256"].as_str().unwrap_or("?"),
-                    v["size"],
-                    v["status"].as_str().unwrap_or("?"),
-                );
-                print_diff(&v["diff"]);
-            }
-            Ok(())
-        }
-        PluginCommand::Diff {
-            name,
-            v1,
-            v2,
-            server,
-            json,
-        } => {
-            let path = match &v2 {
-                Some(v2) => format!("/api/v1/plugins/{name}/versions/{v2}/diff?against={v1}"),
-                None => format!("/api/v1/plugins/{name}/versions/{v1}/diff"),
-            };
-            let v = server.get(&path).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!(
-                    "{}@{} ({})",
-                    v["name"].as_str().unwrap_or("?"),
-                    v["version"].as_str().unwrap_or("?"),
-                    v["status"].as_str().unwrap_or("?")
-                );
-                print_diff(&v);
-            }
-            Ok(())
-        }
-        PluginCommand::Approve {
-            name,
-            version,
-            note,
-            server,
-        } => review(&server, &name, &version, "approve", note).await,
-        PluginCommand::Reject {
-            name,
-            version,
-            note,
-            server,
-        } => review(&server, &name, &version, "reject", note).await,
-        PluginCommand::Promote {
-            name,
-            version,
-            server,
-        } => {
-            let v = server
-                .put(
-                    &format!("/api/v1/plugins/{name}/release"),
-                    &serde_json::json!({ "version": version }),
-                )
-                .await?;
-            print_release(&v);
-            if let Some(p) = v["problem"].as_str() {
-                anyhow::bail!(
-                    "released, but the replica that took the request does not serve it: {p}"
-                );
-            }
-            Ok(())
-        }
-        PluginCommand::Status { name, server, json } => {
-            let v = server
-                .get(&format!("/api/v1/plugins/{name}/release"))
-                .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print_release(&v);
-            }
-            Ok(())
-        }
+        cmd @ (PluginCommand::Versions { .. }
+        | PluginCommand::Rollback { .. }
+        | PluginCommand::Pin { .. }
+        | PluginCommand::Unpin { .. }
+        | PluginCommand::Publish { .. }
+        | PluginCommand::Diff { .. }
+        | PluginCommand::Approve { .. }
+        | PluginCommand::Reject { .. }
+        | PluginCommand::Promote { .. }
+        | PluginCommand::Status { .. }) => remote::run(cmd).await,
     }
-}
-
-/// The release state and one line per replica.
-fn print_release(v: &serde_json::Value) {
-    match v["version"].as_str() {
-        Some(ver) => println!(
-            "{} released: {ver} (sha256 {}, generation {})",
-            v["name"].as_str().unwrap_or("?"),
-            v["sha256"].as_str().unwrap_or("?"),
-            v["generation"]
-        ),
-        None => println!("{} is not released", v["name"].as_str().unwrap_or("?")),
-    }
-    for r in v["replicas"].as_array().into_iter().flatten() {
-        println!(
-            "  {} ({}): {} {}{}",
-            r["replica_id"].as_str().unwrap_or("?"),
-            r["host"].as_str().unwrap_or("?"),
-            r["version"].as_str().unwrap_or("-"),
-            r["sha256"]
-                .as_str()
-                .map(|s| &s[..s.len().min(12)])
-                .unwrap_or(""),
-            if r["converged"] == true {
-                ""
-            } else {
-                "  (not converged)"
-            }
-        );
-    }
-}
-
-/// The multipart body of a publish: the directory's plugin.toml as it is, and its
-/// component. Returns the plugin's name with it.
-fn publish_form(path: &Path) -> anyhow::Result<(String, reqwest::multipart::Form)> {
-    let dir = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().unwrap_or(Path::new(".")).to_path_buf()
-    };
-    let text = crate::plugins::files::read_plugin_file(
-        &dir,
-        MANIFEST_FILE,
-        crate::manifest::MAX_MANIFEST_BYTES,
-    )?;
-    let manifest = Manifest::from_bytes(&text, &dir.join(MANIFEST_FILE))?;
-    let wasm =
-        crate::plugins::files::read_plugin_file(&dir, &manifest.plugin.component, 1 << 30)
-            .with_context(|| format!("{} (build it with `strata plugin build`)", manifest.id()))?;
-    let form = reqwest::multipart::Form::new()
-        .part(
-            "manifest",
-            reqwest::multipart::Part::bytes(text)
-                .file_name(MANIFEST_FILE)
-                .mime_str("text/plain")?,
-        )
-        .part(
-            "component",
-            reqwest::multipart::Part::bytes(wasm)
-                .file_name("plugin.wasm")
-                .mime_str("application/wasm")?,
-        );
-    Ok((manifest.plugin.name, form))
-}
-
-/// Prints a diff document (`against`, `text`).
-fn print_diff(d: &serde_json::Value) {
-    let against = &d["against"];
-    match against["version"].as_str() {
-        Some(v) => println!(
-            "compared with {} {v} (sha256 {})",
-            against["source"].as_str().unwrap_or("?"),
-            against["sha256"].as_str().unwrap_or("?")
-        ),
-        None => println!("compared with nothing (first publish)"),
-    }
-    print!("{}", d["text"].as_str().unwrap_or(""));
-}
-
-async fn review(
-    server: &super::remote::ServerArgs,
-    name: &str,
-    version: &str,
-    action: &str,
-    note: Option<String>,
-) -> anyhow::Result<()> {
-    let v = server
-        .post(
-            &format!("/api/v1/plugins/{name}/versions/{version}/{action}"),
-            &serde_json::json!({ "note": note }),
-        )
-        .await?;
-    println!(
-        "{}@{}: {} (sha256 {})",
-        v["name"].as_str().unwrap_or("?"),
-        v["version"].as_str().unwrap_or("?"),
-        v["status"].as_str().unwrap_or("?"),
-        v["sha256"].as_str().unwrap_or("?")
-    );
-    Ok(())
-}
-
-fn print_moved(what: &str, v: &serde_json::Value) {
-    println!(
-        "{} {what}: live {} (sha256 {}){}",
-        v["name"].as_str().unwrap_or("?"),
-        v["live"]["id"].as_str().unwrap_or("?"),
-        v["live"]["sha256"].as_str().unwrap_or("?"),
-        if v["pinned"].as_bool() == Some(true) {
-            ", pinned"
-        } else {
-            ""
-        }
-    );
-}
-
-fn print_versions(v: &serde_json::Value, json: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(v)?);
-        return Ok(());
-    }
-    println!(
-        "{}: live {}{}",
-        v["name"].as_str().unwrap_or("?"),
-        v["live"]["id"].as_str().unwrap_or("none"),
-        if v["pinned"].as_bool() == Some(true) {
-            " (pinned)"
-        } else {
-            ""
-        }
-    );
-    println!("  kept:");
-    for k in v["kept"].as_array().into_iter().flatten() {
-        println!(
-            "    {:<10} {:<10} sha256 {}",
-            k["version"].as_str().unwrap_or("?"),
-            k["state"].as_str().unwrap_or("?"),
-            k["sha256"].as_str().unwrap_or("?")
-        );
-    }
-    println!("  attempts (newest first):");
-    for a in v["attempts"].as_array().into_iter().flatten() {
-        println!(
-            "    {:<10} {:<11} {:.12}  {}",
-            a["version"].as_str().unwrap_or("?"),
-            a["status"].as_str().unwrap_or("?"),
-            a["sha256"].as_str().unwrap_or(""),
-            a["error"].as_str().unwrap_or("")
-        );
-    }
-    Ok(())
 }
 
 fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<()> {
