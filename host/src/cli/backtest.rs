@@ -34,6 +34,7 @@ pub async fn run(args: BacktestArgs, config: Config) -> anyhow::Result<()> {
         format,
         &ReadOptions {
             label: Some(args.label.clone()),
+            ..Default::default()
         },
     )?;
     let positive: Vec<bool> = read
