@@ -35,6 +35,8 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}: label column {label:?} not in the header")]
+    MissingLabel { path: String, label: String },
     #[error("{path}, line {line}: {message}")]
     Record {
         path: String,
@@ -308,10 +310,9 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
         originals
             .iter()
             .position(|h| h == l)
-            .ok_or_else(|| InputError::Record {
+            .ok_or_else(|| InputError::MissingLabel {
                 path: p.clone(),
-                line: 1,
-                message: format!("label column {l:?} not in the header"),
+                label: l.clone(),
             })
     });
     let label_col = label_col.transpose()?;

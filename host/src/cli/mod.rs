@@ -3,6 +3,8 @@
 mod backtest;
 mod backup;
 mod bench;
+mod columns;
+mod fit;
 mod keys;
 mod mcp;
 mod pipeline;
@@ -44,8 +46,13 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Score leads from a CSV or JSON Lines file, store and print the scores.
     Score(score::ScoreArgs),
-    /// Score a labelled file without storing and report ranking quality (AUC, lift).
+    /// Score a labelled file without storing and report how well the scores rank and
+    /// are calibrated (AUC with interval, lift, KS, Brier, calibration, by priority).
     Backtest(backtest::BacktestArgs),
+    /// Fit a scorecard plugin from a labelled history (CSV or JSON Lines): guards,
+    /// regularised logistic regression, calibration, a holdout report, a ready plugin
+    /// directory.
+    Fit(fit::FitArgs),
     /// Run database migrations.
     Migrate,
     /// Measure call latency, throughput, compile/load and hot-swap times; `bench serve`:
@@ -87,6 +94,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd, config).await,
         Command::Score(args) => score::run(args, config()?).await,
         Command::Backtest(args) => backtest::run(args, config()?).await,
+        Command::Fit(args) => fit::run(args),
         Command::Migrate => {
             let cfg = config()?;
             let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;

@@ -269,4 +269,4 @@ fn choose_features<'c>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -18,7 +18,8 @@ pub const POST_CONTACT: [&str; 9] = [
     "Last Activity",
 ];
 
-fn xeducation() -> (Vec<Lead>, Vec<bool>) {
+/// The X Education leads (as plugins see them) and their outcomes.
+pub(crate) fn xeducation() -> (Vec<Lead>, Vec<bool>) {
     let path =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/leads-xeducation.csv");
     let read = input::read(

@@ -3,7 +3,7 @@
 //! tests' expectations with [`score`]), so both read a lead the same way.
 
 use serde::{Deserialize, Serialize};
-use strata_sdk::{Lead, LeadExt, LeadStatus, Priority, Score};
+use strata_sdk::{Lead, LeadExt, Priority, Score};
 
 /// Format of [`Model`]; a component refuses another.
 pub const FORMAT: u32 = 1;
@@ -76,19 +76,8 @@ pub fn read(lead: &Lead, column: &str) -> Option<String> {
         "industry" => text(&lead.industry),
         "source" => text(&lead.source),
         "company" => text(&lead.company),
-        "status" => Some(status_name(lead.status).to_string()),
+        "status" => Some(strata_sdk::layer::status_name(lead.status).to_string()),
         _ => lead.attr(column).map(str::to_string),
-    }
-}
-
-fn status_name(s: LeadStatus) -> &'static str {
-    match s {
-        LeadStatus::New => "new",
-        LeadStatus::Contacted => "contacted",
-        LeadStatus::Nurture => "nurture",
-        LeadStatus::Qualified => "qualified",
-        LeadStatus::Unqualified => "unqualified",
-        LeadStatus::Junk => "junk",
     }
 }
 
