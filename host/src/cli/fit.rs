@@ -161,7 +161,9 @@ pub fn run(args: FitArgs) -> anyhow::Result<()> {
             "report": report,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        super::backtest::emit(&report, false, args.html.as_deref()).ok();
+        if let Some(f) = &args.html {
+            super::backtest::write_html(&report, f)?;
+        }
     } else {
         print_notes(&fitted.notes, unlabelled, &args.label);
         println!(

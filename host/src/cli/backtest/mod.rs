@@ -136,9 +136,16 @@ pub fn emit(report: &Report, json: bool, html_file: Option<&Path>) -> anyhow::Re
         print!("{table}");
     }
     if let Some(f) = html_file {
-        std::fs::write(f, html::render(report, &table))
-            .with_context(|| format!("writing {}", f.display()))?;
-        eprintln!("report written to {}", f.display());
+        write_html(report, f)?;
     }
+    Ok(())
+}
+
+/// Writes the report as a self-contained HTML page.
+pub fn write_html(report: &Report, file: &Path) -> anyhow::Result<()> {
+    let table = report::render_table(report);
+    std::fs::write(file, html::render(report, &table))
+        .with_context(|| format!("writing {}", file.display()))?;
+    eprintln!("report written to {}", file.display());
     Ok(())
 }
