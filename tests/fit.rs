@@ -191,26 +191,29 @@ async fn backtest_of_the_holdout_reproduces_the_fit_report_through_the_sandbox()
     assert_eq!(r["warnings"], serde_json::json!([]));
 }
 
+/// `strata backtest --json` of the constant test scorer `minimal` on X Education.
+fn backtest_minimal(tmp: &Path, extra: &[&str]) -> serde_json::Value {
+    let plugins = tmp.join("plugins");
+    install(&plugins, "testing/minimal", "minimal");
+    let cfg = config(tmp, &plugins);
+    let input = fixture();
+    let mut args = vec![
+        "backtest",
+        "--plugin",
+        "minimal",
+        "--input",
+        input.to_str().unwrap(),
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    ok_json(&strata(Some(&cfg), &args))
+}
+
 #[tokio::test]
 async fn backtest_warns_about_a_constant_scorer_and_writes_a_self_contained_page() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    install(&plugins, "testing/minimal", "minimal");
-    let cfg = config(tmp.path(), &plugins);
     let html = tmp.path().join("report.html");
-    let r = ok_json(&strata(
-        Some(&cfg),
-        &[
-            "backtest",
-            "--plugin",
-            "minimal",
-            "--input",
-            fixture().to_str().unwrap(),
-            "--json",
-            "--html",
-            html.to_str().unwrap(),
-        ],
-    ));
+    let r = backtest_minimal(tmp.path(), &["--html", html.to_str().unwrap()]);
     let warnings = r["warnings"].to_string();
     assert!(
         warnings.contains("every lead got the same score (50)"),
@@ -225,22 +228,7 @@ async fn backtest_warns_about_a_constant_scorer_and_writes_a_self_contained_page
 #[tokio::test]
 async fn backtest_warns_when_the_label_column_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
-    let plugins = tmp.path().join("plugins");
-    install(&plugins, "testing/minimal", "minimal");
-    let cfg = config(tmp.path(), &plugins);
-    let r = ok_json(&strata(
-        Some(&cfg),
-        &[
-            "backtest",
-            "--plugin",
-            "minimal",
-            "--input",
-            fixture().to_str().unwrap(),
-            "--label",
-            "Won",
-            "--json",
-        ],
-    ));
+    let r = backtest_minimal(tmp.path(), &["--label", "Won"]);
     assert!(
         r["warnings"][0]
             .as_str()

@@ -74,6 +74,24 @@ pub(crate) fn score_all(
         .collect()
 }
 
+/// [`score_all`] on a blocking thread, with a progress bar on a terminal.
+pub(crate) async fn score_off_runtime(
+    plugin: &Arc<LoadedPlugin>,
+    leads: &Arc<Vec<Lead>>,
+    threads: usize,
+) -> anyhow::Result<Vec<Result<Score, CallError>>> {
+    let (p, l) = (plugin.clone(), leads.clone());
+    Ok(tokio::task::spawn_blocking(move || {
+        let pb = progress_bar(l.len());
+        let r = score_all(&p, &l, threads, pb.as_ref());
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        r
+    })
+    .await?)
+}
+
 /// A progress bar on stderr for `len` calls: only on a terminal, and only for files
 /// large enough to wait for (silent when piped or redirected).
 pub(crate) fn progress_bar(len: usize) -> Option<ProgressBar> {
@@ -125,16 +143,7 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let (p, l, threads) = (plugin.clone(), leads.clone(), threads(args.threads));
-    let results = tokio::task::spawn_blocking(move || {
-        let pb = progress_bar(l.len());
-        let r = score_all(&p, &l, threads, pb.as_ref());
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        r
-    })
-    .await?;
+    let results = score_off_runtime(&plugin, &leads, threads(args.threads)).await?;
     let scored_in = started.elapsed();
 
     let mut stored = Vec::new();

@@ -236,8 +236,8 @@ mod tests {
             }
             grad[6] += g;
         }
-        for j in 0..6 {
-            grad[j] += lambda * w.columns[j];
+        for (g, b) in grad.iter_mut().zip(&w.columns) {
+            *g += lambda * b;
         }
         assert!(grad.iter().all(|g| g.abs() < 1e-4), "{grad:?}");
     }

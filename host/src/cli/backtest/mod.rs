@@ -4,7 +4,7 @@
 pub mod html;
 pub mod report;
 
-use super::score::{progress_bar, score_all, threads};
+use super::score::{score_off_runtime, threads};
 use crate::config::Config;
 use crate::fit::Split;
 use crate::input::{self, parse_label, InputError, InputFormat, ReadOptions};
@@ -87,16 +87,7 @@ pub async fn run(args: BacktestArgs, config: Config) -> anyhow::Result<()> {
     let app = crate::app::App::start(config).await?;
     let plugin = super::load_named(&app.manager, &args.plugin).await?;
     let leads = Arc::new(read.leads);
-    let (p, l, n) = (plugin.clone(), leads.clone(), threads(args.threads));
-    let results = tokio::task::spawn_blocking(move || {
-        let pb = progress_bar(l.len());
-        let r = score_all(&p, &l, n, pb.as_ref());
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        r
-    })
-    .await?;
+    let results = score_off_runtime(&plugin, &leads, threads(args.threads)).await?;
     app.shutdown().await;
     let outcomes: Vec<Outcome> = leads
         .iter()
