@@ -16,3 +16,12 @@ for manifest in */plugin.toml layers/*/plugin.toml testing/*/plugin.toml; do
     mv "$dir/plugin.wasm.tmp" "$dir/plugin.wasm"
     printf '%-36s %8d bytes\n' "$dir/plugin.wasm" "$(stat -c %s "$dir/plugin.wasm")"
 done
+
+# The generic fitted scorecard has no manifest (it carries no model until `strata fit`
+# writes one in): the host embeds this copy (host/src/fit/component.rs), committed so
+# `cargo build` needs no wasm toolchain. Replaced only when the bytes changed.
+asset=../host/assets/scorecard.wasm
+if ! cmp -s "$out/scorecard.wasm" "$asset"; then
+    cp "$out/scorecard.wasm" "$asset.tmp" && mv "$asset.tmp" "$asset"
+    echo "$asset refreshed: rebuild strata to embed it"
+fi

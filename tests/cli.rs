@@ -163,8 +163,10 @@ async fn backtest_reports_auc_without_showing_the_label_to_the_plugin() {
     let r: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(r["leads"], 9240);
     assert_eq!(r["positives"], 3561);
-    assert!(r["auc"].as_f64().unwrap() > 0.9, "{r}");
-    assert!(r["lift_top_10pct"].as_f64().unwrap() > 2.0, "{r}");
+    assert_eq!(r["schema"], "strata.backtest.v1");
+    assert!(r["auc"]["value"].as_f64().unwrap() > 0.9, "{r}");
+    assert!(r["auc"]["low"].as_f64() < r["auc"]["value"].as_f64(), "{r}");
+    assert!(r["lift"]["top_10pct"].as_f64().unwrap() > 2.0, "{r}");
 }
 
 #[tokio::test]

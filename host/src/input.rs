@@ -35,6 +35,8 @@ pub enum InputError {
         path: String,
         source: std::io::Error,
     },
+    #[error("{path}: label column {label:?} not in the header")]
+    MissingLabel { path: String, label: String },
     #[error("{path}, line {line}: {message}")]
     Record {
         path: String,
@@ -43,10 +45,89 @@ pub enum InputError {
     },
 }
 
-/// Options of reading: which column (if any) is a label to set aside (for backtests).
+/// Options of reading: which column (if any) is a label to set aside (for backtests and
+/// fits), and which columns fill which lead fields beyond the built-in names.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOptions {
     pub label: Option<String>,
+    pub map: ColumnMap,
+}
+
+/// A label value read as an outcome: `1`/`true`/`yes`/`y`/`won`/`converted` are
+/// positive, `0`/`false`/`no`/`n`/`lost` negative (any case); anything else, or empty,
+/// is no outcome (`None`).
+pub fn parse_label(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "1.0" | "true" | "yes" | "y" | "won" | "converted" => Some(true),
+        "0" | "0.0" | "false" | "no" | "n" | "lost" => Some(false),
+        _ => None,
+    }
+}
+
+/// Which input column fills which lead field (`--map timeline=timeline_days`): the
+/// target is a lead field name (`employees`, `budget`, …) or, for any other name, the
+/// attribute the column is renamed to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ColumnMap {
+    /// (target, source column), in the order given.
+    pub pairs: Vec<(String, String)>,
+}
+
+impl ColumnMap {
+    /// Parses `target=column` pairs separated by commas or new lines; `#` starts a
+    /// comment line (the format of `--map-file`).
+    pub fn parse(text: &str) -> Result<ColumnMap, String> {
+        let mut pairs = Vec::new();
+        for part in text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .flat_map(|l| l.split(','))
+        {
+            let part = part.trim();
+            if part.is_empty() {
+                continue;
+            }
+            let (target, source) = part.split_once('=').ok_or_else(|| {
+                format!("{part:?} is not target=column (e.g. employees=headcount)")
+            })?;
+            let (target, source) = (target.trim(), source.trim());
+            if target.is_empty() || source.is_empty() {
+                return Err(format!("{part:?}: both sides of = must be named"));
+            }
+            if pairs.iter().any(|(t, _): &(String, String)| t == target) {
+                return Err(format!("{target:?} is mapped twice"));
+            }
+            pairs.push((target.to_string(), source.to_string()));
+        }
+        Ok(ColumnMap { pairs })
+    }
+
+    /// The mapping of `--map` pairs and a `--map-file`, the file first.
+    pub fn from_args(map: &[String], file: Option<&Path>) -> Result<ColumnMap, String> {
+        let mut text = String::new();
+        if let Some(f) = file {
+            text = std::fs::read_to_string(f)
+                .map_err(|e| format!("cannot read {}: {e}", f.display()))?;
+            text.push('\n');
+        }
+        for m in map {
+            text.push_str(m);
+            text.push('\n');
+        }
+        ColumnMap::parse(&text)
+    }
+
+    /// The target a source column is mapped to, if any.
+    pub fn target_of(&self, column: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(_, s)| s == column)
+            .map(|(t, _)| t.as_str())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
 }
 
 /// Leads and, when `label` is set, their labels (in the same order).
@@ -196,18 +277,42 @@ fn parse_csv(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, In
             message: e.to_string(),
         })?
         .clone();
-    let columns: Vec<(String, Option<Field>)> = headers
-        .iter()
-        .map(|h| (h.trim().to_string(), typed_field(&normalise(h))))
-        .collect();
-    let label_col = opts.label.as_ref().map(|l| {
-        columns
-            .iter()
-            .position(|(h, _)| h == l)
-            .ok_or_else(|| InputError::Record {
+    for (_, source) in &opts.map.pairs {
+        if !headers.iter().any(|h| h.trim() == source) {
+            return Err(InputError::Record {
                 path: p.clone(),
                 line: 1,
-                message: format!("label column {l:?} not in the header"),
+                message: format!("mapped column {source:?} not in the header"),
+            });
+        }
+    }
+    // A mapped column takes its target's name; a column whose own name is a mapping's
+    // target (and is not mapped itself) steps aside as an attribute, so one field has
+    // one source.
+    let columns: Vec<(String, Option<Field>)> = headers
+        .iter()
+        .map(|h| {
+            let h = h.trim();
+            match opts.map.target_of(h) {
+                Some(t) => (t.to_string(), typed_field(&normalise(t))),
+                None if opts.map.pairs.iter().any(|(t, _)| {
+                    typed_field(&normalise(t)).is_some() && normalise(t) == normalise(h)
+                }) =>
+                {
+                    (h.to_string(), None)
+                }
+                None => (h.to_string(), typed_field(&normalise(h))),
+            }
+        })
+        .collect();
+    let originals: Vec<String> = headers.iter().map(|h| h.trim().to_string()).collect();
+    let label_col = opts.label.as_ref().map(|l| {
+        originals
+            .iter()
+            .position(|h| h == l)
+            .ok_or_else(|| InputError::MissingLabel {
+                path: p.clone(),
+                label: l.clone(),
             })
     });
     let label_col = label_col.transpose()?;
@@ -338,6 +443,9 @@ fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, 
                 .map(|v| v.as_str().map(str::to_string).unwrap_or(v.to_string())),
             _ => None,
         };
+        if let Some(obj) = value.as_object_mut() {
+            apply_map_json(obj, &opts.map);
+        }
         let lead: Lead = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
         if lead.id.is_empty() {
             return Err(err("empty id".into()));
@@ -347,6 +455,50 @@ fn parse_jsonl(bytes: &[u8], origin: &str, opts: &ReadOptions) -> Result<Leads, 
         out.leads.push(lead);
     }
     Ok(out)
+}
+
+/// Renames a JSON lead's keys by the mapping: a top-level key or an attribute becomes
+/// its target; a typed numeric target gets a number from a numeric string.
+fn apply_map_json(obj: &mut serde_json::Map<String, serde_json::Value>, map: &ColumnMap) {
+    for (target, source) in &map.pairs {
+        let value = obj.remove(source).or_else(|| {
+            obj.get_mut("attributes")
+                .and_then(|a| a.as_object_mut())
+                .and_then(|a| a.remove(source))
+        });
+        let Some(mut value) = value else { continue };
+        match typed_field(&normalise(target)) {
+            Some(field) => {
+                if matches!(
+                    field,
+                    Field::Employees | Field::AnnualRevenue | Field::Budget
+                ) {
+                    if let Some(n) = value
+                        .as_str()
+                        .and_then(|s| s.replace(',', "").trim().parse::<f64>().ok())
+                    {
+                        value = serde_json::json!(n);
+                        if matches!(field, Field::Employees) && n.fract() == 0.0 && n >= 0.0 {
+                            value = serde_json::json!(n as u64);
+                        }
+                    }
+                }
+                obj.insert(normalise(target), value);
+            }
+            None => {
+                let attrs = obj
+                    .entry("attributes")
+                    .or_insert_with(|| serde_json::json!({}));
+                if let Some(a) = attrs.as_object_mut() {
+                    let text = value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or(value.to_string());
+                    a.insert(target.clone(), serde_json::Value::String(text));
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -360,6 +512,70 @@ mod tests {
             InputFormat::Csv,
             &ReadOptions::default(),
         )
+    }
+
+    fn mapped(text: &str, map: &str, format: InputFormat) -> Result<Leads, InputError> {
+        let opts = ReadOptions {
+            label: None,
+            map: ColumnMap::parse(map).unwrap(),
+        };
+        parse(text.as_bytes(), "body", format, &opts)
+    }
+
+    #[test]
+    fn a_mapped_csv_column_fills_its_lead_field() {
+        let l = mapped(
+            "id,headcount,timeline,wait\nm-1,250,soon,in 2 weeks\n",
+            "employees=headcount,timeline=wait",
+            InputFormat::Csv,
+        )
+        .unwrap();
+        let lead = &l.leads[0];
+        assert_eq!(lead.employees, Some(250));
+        assert_eq!(lead.timeline.as_deref(), Some("in 2 weeks"));
+        // The column that had the target's name steps aside as an attribute.
+        assert_eq!(
+            lead.attributes.get("timeline").map(String::as_str),
+            Some("soon")
+        );
+        assert!(!lead.attributes.contains_key("headcount"));
+    }
+
+    #[test]
+    fn a_mapping_naming_a_missing_column_is_refused() {
+        let e = mapped("id,x\nm-1,2\n", "employees=headcount", InputFormat::Csv)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("\"headcount\" not in the header"), "{e}");
+    }
+
+    #[test]
+    fn a_mapped_json_key_or_attribute_fills_its_lead_field() {
+        let l = mapped(
+            r#"{"id":"j-1","headcount":"1,200","attributes":{"wait":"Q3"}}"#,
+            "employees=headcount,timeline=wait",
+            InputFormat::Json,
+        )
+        .unwrap();
+        assert_eq!(l.leads[0].employees, Some(1200));
+        assert_eq!(l.leads[0].timeline.as_deref(), Some("Q3"));
+    }
+
+    #[test]
+    fn map_text_refuses_pairs_without_equals_and_twice_mapped_targets() {
+        assert!(ColumnMap::parse("employees").is_err());
+        assert!(ColumnMap::parse("a=b,a=c").is_err());
+        let m = ColumnMap::parse("# comment\nemployees = headcount\nbudget=b").unwrap();
+        assert_eq!(m.target_of("b"), Some("budget"));
+    }
+
+    #[test]
+    fn labels_read_common_outcome_words() {
+        assert_eq!(parse_label(" Yes "), Some(true));
+        assert_eq!(parse_label("0"), Some(false));
+        assert_eq!(parse_label(""), None);
+        assert_eq!(parse_label("maybe"), None);
     }
 
     #[test]

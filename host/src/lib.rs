@@ -10,6 +10,7 @@ pub mod crm;
 pub mod db;
 pub mod domain;
 pub mod evaluation;
+pub mod fit;
 pub mod input;
 pub mod llm;
 pub mod manifest;

@@ -4,6 +4,8 @@ mod backtest;
 mod backup;
 mod bench;
 mod compare;
+mod columns;
+mod fit;
 mod keys;
 mod mcp;
 mod pipeline;
@@ -45,7 +47,8 @@ pub enum Command {
     Plugin(plugin::PluginCommand),
     /// Score leads from a CSV or JSON Lines file, store and print the scores.
     Score(score::ScoreArgs),
-    /// Score a labelled file without storing and report ranking quality (AUC, lift).
+    /// Score a labelled file without storing and report how well the scores rank and
+    /// are calibrated (AUC with interval, lift, KS, Brier, calibration, by priority).
     Backtest(backtest::BacktestArgs),
     /// Compare a strategy's champion and challenger (shadow or canary results, known
     /// outcomes) over a window.
@@ -53,6 +56,10 @@ pub enum Command {
     /// Re-score a strategy's stored scores with another version offline and compare
     /// (nothing is written).
     Replay(compare::ReplayArgs),
+    /// Fit a scorecard plugin from a labelled history (CSV or JSON Lines): guards,
+    /// regularised logistic regression, calibration, a holdout report, a ready plugin
+    /// directory.
+    Fit(fit::FitArgs),
     /// Run database migrations.
     Migrate,
     /// Measure call latency, throughput, compile/load and hot-swap times; `bench serve`:
@@ -96,6 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(args) => backtest::run(args, config()?).await,
         Command::Compare(args) => compare::compare(args, config()?).await,
         Command::Replay(args) => compare::replay(args, config()?).await,
+        Command::Fit(args) => fit::run(args),
         Command::Migrate => {
             let cfg = config()?;
             let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;

@@ -35,6 +35,8 @@ pub struct ScoreArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub map: super::columns::MapArgs,
 }
 
 /// Scores every lead on `threads` threads; results in input order. Blocking.
@@ -72,8 +74,29 @@ pub(crate) fn score_all(
         .collect()
 }
 
+/// [`score_all`] on a blocking thread, with a progress bar on a terminal.
+pub(crate) async fn score_off_runtime(
+    plugin: &Arc<LoadedPlugin>,
+    leads: &Arc<Vec<Lead>>,
+    threads: usize,
+) -> anyhow::Result<Vec<Result<Score, CallError>>> {
+    let (p, l) = (plugin.clone(), leads.clone());
+    Ok(tokio::task::spawn_blocking(move || {
+        let pb = progress_bar(l.len());
+        let r = score_all(&p, &l, threads, pb.as_ref());
+        if let Some(pb) = pb {
+            pb.finish_and_clear();
+        }
+        r
+    })
+    .await?)
+}
+
+/// A progress bar on stderr for `len` calls: only on a terminal, and only for files
+/// large enough to wait for (silent when piped or redirected).
 pub(crate) fn progress_bar(len: usize) -> Option<ProgressBar> {
-    if len < 1000 {
+    use std::io::IsTerminal;
+    if len < 1000 || !std::io::stderr().is_terminal() {
         return None;
     }
     let pb = ProgressBar::new(len as u64);
@@ -102,7 +125,14 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| InputFormat::detect(&args.input));
     let app = App::start(config).await?;
     let plugin = super::load_named(&app.manager, &name).await?;
-    let read = input::read(&args.input, format, &ReadOptions::default())?;
+    let read = input::read(
+        &args.input,
+        format,
+        &ReadOptions {
+            label: None,
+            map: args.map.column_map()?,
+        },
+    )?;
     let leads = Arc::new(read.leads);
     eprintln!(
         "scoring {} leads from {} with {} (sha256 {})",
@@ -113,16 +143,7 @@ pub async fn run(args: ScoreArgs, config: Config) -> anyhow::Result<()> {
     );
 
     let started = Instant::now();
-    let (p, l, threads) = (plugin.clone(), leads.clone(), threads(args.threads));
-    let results = tokio::task::spawn_blocking(move || {
-        let pb = progress_bar(l.len());
-        let r = score_all(&p, &l, threads, pb.as_ref());
-        if let Some(pb) = pb {
-            pb.finish_and_clear();
-        }
-        r
-    })
-    .await?;
+    let results = score_off_runtime(&plugin, &leads, threads(args.threads)).await?;
     let scored_in = started.elapsed();
 
     let mut stored = Vec::new();

@@ -3,7 +3,9 @@
 //! measure, tested against independent computations.
 
 pub mod agreement;
+pub mod calibration;
 pub mod ranking;
 
 pub use agreement::{psi, spearman, Confusion, Summary, PRIORITIES};
+pub use calibration::{calibration_error, calibration_table, CalibrationBin};
 pub use ranking::{auc, auc_interval, bootstrap, brier, ks, lift, Interval};

@@ -355,6 +355,7 @@ async fn bulk_figures(
         InputFormat::detect(input),
         &ReadOptions {
             label: Some("Converted".into()),
+            ..Default::default()
         },
     )?;
     let leads = Arc::new(read.leads);
