@@ -1389,3 +1389,42 @@ async fn database_outage_fails_fast_reports_not_ready_and_keeps_pure_scoring_for
     assert_eq!(ready, StatusCode::OK, "ready after the outage");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_of_a_stored_lead_never_scored_is_a_conflict_and_of_an_unknown_lead_a_404() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Server::start(&sqlite_url(tmp.path()), "", |_| {}).await;
+    let (st, v) = s
+        .json(
+            Method::POST,
+            "/api/v1/leads",
+            &s.operator,
+            Some(lead_json("unscored")),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let body = json!({ "score": 90.0, "reason": "met them" });
+    let (st, v) = s
+        .json(
+            Method::PUT,
+            "/api/v1/leads/scores/unscored/override",
+            &s.operator,
+            Some(body.clone()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{v}");
+    assert!(
+        v["detail"].as_str().unwrap().contains("no score yet"),
+        "{v}"
+    );
+    let (st, v) = s
+        .json(
+            Method::PUT,
+            "/api/v1/leads/scores/nobody/override",
+            &s.operator,
+            Some(body),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    s.stop().await;
+}

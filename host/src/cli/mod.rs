@@ -3,8 +3,8 @@
 mod backtest;
 mod backup;
 mod bench;
-mod compare;
 mod columns;
+mod compare;
 mod fit;
 mod keys;
 mod mcp;

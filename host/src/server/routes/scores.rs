@@ -172,6 +172,7 @@ impl utoipa::ToSchema for OverrideBody {
 #[utoipa::path(put, path = "/api/v1/leads/scores/{lead_id}/override", tag = "scores",
     params(("lead_id" = String, Path)), request_body = OverrideBody,
     responses((status = 200, body = StoredScore), (status = 404, body = crate::server::error::Problem),
+              (status = 409, body = crate::server::error::Problem, description = "The lead is stored but has no score yet"),
               (status = 422, body = crate::server::error::Problem)),
     security(("api_key" = [])))]
 pub async fn set_override(
@@ -200,10 +201,21 @@ pub async fn set_override(
         reason: req.reason,
         at: crate::domain::now_ms(),
     };
-    let id = st
+    let id = match st
         .db
         .set_override(&OverrideTarget::LatestOfLead(lead_id.clone()), &ov)
-        .await?;
+        .await
+    {
+        Ok(id) => id,
+        // A stored lead never scored: the lead is there, the score to override is not yet.
+        Err(e) if e.is_not_found() && st.db.get_lead(&lead_id).await?.is_some() => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::CONFLICT,
+                format!("lead {lead_id:?} has no score yet to override; score or qualify it first"),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
     let stored = st
         .db
         .get_score(&id)

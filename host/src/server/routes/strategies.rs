@@ -38,12 +38,12 @@ pub struct AttachRequest {
     /// (default 0.25).
     #[schema(exclusive_minimum = 0.0, maximum = 100.0)]
     pub max_psi: Option<f64>,
-    /// Results the guard rails judge (default 500).
-    #[schema(minimum = 1, maximum = 100000)]
-    pub guard_window: Option<i64>,
+    /// Results the guard rails judge (default 500). A whole number (`500.0` too).
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    pub guard_window: Option<f64>,
     /// Results a side needs before a guard rail judges (default 50).
-    #[schema(minimum = 1, maximum = 100000)]
-    pub guard_min_samples: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 100000)]
+    pub guard_min_samples: Option<f64>,
 }
 
 fn shadow() -> ChallengerMode {
@@ -72,6 +72,16 @@ fn in_range(name: &str, v: f64, low_exclusive: f64, high: f64) -> Result<f64, Ap
             "{name} must be more than {low_exclusive} and at most {high}, not {v}"
         )))
     }
+}
+
+/// A whole number of results, 1–100000 (JSON may write it `50` or `50.0`).
+fn count(name: &str, v: f64) -> Result<i64, ApiError> {
+    if v.fract() != 0.0 {
+        return Err(ApiError::unprocessable(format!(
+            "{name} must be a whole number, not {v}"
+        )));
+    }
+    Ok(in_range(name, v, 0.0, 100_000.0)? as i64)
 }
 
 /// The scorer `name` that is a strategy here.
@@ -155,18 +165,8 @@ pub async fn attach(
             None => 0.05,
         },
         max_psi: in_range("max_psi", req.max_psi.unwrap_or(0.25), 0.0, 100.0)?,
-        guard_window: in_range(
-            "guard_window",
-            req.guard_window.unwrap_or(500) as f64,
-            0.0,
-            100_000.0,
-        )? as i64,
-        guard_min_samples: in_range(
-            "guard_min_samples",
-            req.guard_min_samples.unwrap_or(50) as f64,
-            0.0,
-            100_000.0,
-        )? as i64,
+        guard_window: count("guard_window", req.guard_window.unwrap_or(500.0))?,
+        guard_min_samples: count("guard_min_samples", req.guard_min_samples.unwrap_or(50.0))?,
         created_by: Some(caller.key_id.clone()),
     };
     let stored = st.db.attach_challenger(&record).await?;
