@@ -3,7 +3,8 @@
 //! both on the same leads with bootstrap intervals. Shared by
 //! `GET /api/v1/strategies/{name}/comparison`, `strata compare` and `strata replay`.
 
-use crate::db::challengers::{ChallengerRecord, ChallengerResult, StrategyEvent};
+use crate::db::challenger_results::ChallengerResult;
+use crate::db::challengers::{ChallengerRecord, StrategyEvent};
 use crate::domain::Priority;
 use crate::evaluation::{self, Confusion, Interval, Summary};
 use serde::Serialize;
@@ -227,7 +228,8 @@ pub fn outcomes(rows: &[(f64, f64, bool)]) -> Outcomes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::challengers::{ChallengerMode, SideResult};
+    use crate::db::challenger_results::SideResult;
+    use crate::db::challengers::ChallengerMode;
 
     fn row(lead: &str, champ: f64, chall: Option<f64>, outcome: &str) -> ChallengerResult {
         let prio = |s: f64| if s >= 70.0 { "high" } else { "low" }.to_string();

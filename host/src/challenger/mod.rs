@@ -36,7 +36,8 @@ pub use comparison::Comparison;
 pub use settings::ChallengerSettings;
 
 use crate::audit::AuditSink;
-use crate::db::challengers::{ChallengerMode, ChallengerRecord, ChallengerResult, SideResult};
+use crate::db::challenger_results::{ChallengerResult, SideResult};
+use crate::db::challengers::{ChallengerMode, ChallengerRecord};
 use crate::db::{Db, DbError, ScoreInput};
 use crate::domain::{now_ms, Lead, Score};
 use crate::plugins::Registry;
@@ -109,7 +110,7 @@ pub fn side(plugin: &LoadedPlugin, score: &Score, elapsed: Duration) -> SideResu
 }
 
 /// A stored score as the champion's side of a replayed result.
-pub fn side_of_stored(r: &crate::db::challengers::StoredForReplay) -> SideResult {
+pub fn side_of_stored(r: &crate::db::challenger_results::StoredForReplay) -> SideResult {
     SideResult {
         id: r.strategy.clone(),
         sha256: r.strategy_sha256.clone().unwrap_or_default(),

@@ -15,7 +15,8 @@
 
 use super::{ChallengerSettings, Challengers};
 use crate::audit::{AuditRecord, AuditSink};
-use crate::db::challengers::{ChallengerMode, ChallengerResult};
+use crate::db::challenger_results::ChallengerResult;
+use crate::db::challengers::ChallengerMode;
 use crate::db::Db;
 use crate::domain::now_ms;
 use std::collections::{HashMap, VecDeque};

@@ -8,7 +8,8 @@
 
 use super::comparison::Comparison;
 use super::{run_on, side_of_stored, ChallengerRun};
-use crate::db::challengers::{ChallengerMode, ChallengerResult, SideResult};
+use crate::db::challenger_results::{ChallengerResult, SideResult};
+use crate::db::challengers::ChallengerMode;
 use crate::db::{Db, DbError, ScoreInput};
 use crate::domain::Lead;
 use crate::runtime::LoadedPlugin;

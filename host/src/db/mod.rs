@@ -86,6 +86,7 @@ pub(crate) use text_enum;
 
 pub mod audit;
 pub mod backup;
+pub mod challenger_results;
 pub mod challengers;
 mod checkpoint;
 pub(crate) mod direct;
