@@ -10,6 +10,7 @@ mod pipeline;
 mod plugin;
 mod qualify;
 mod remote;
+mod replay_execution;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -51,8 +52,8 @@ pub enum Command {
     /// outcomes) over a window.
     Compare(compare::CompareArgs),
     /// Re-score a strategy's stored scores with another version offline and compare
-    /// (nothing is written).
-    Replay(compare::ReplayArgs),
+    /// (nothing is written); `replay execution ID`: re-run a recorded agent execution.
+    Replay(replay_execution::ReplayCommand),
     /// Run database migrations.
     Migrate,
     /// Measure call latency, throughput, compile/load and hot-swap times; `bench serve`:
@@ -95,7 +96,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(args, config()?).await,
         Command::Backtest(args) => backtest::run(args, config()?).await,
         Command::Compare(args) => compare::compare(args, config()?).await,
-        Command::Replay(args) => compare::replay(args, config()?).await,
+        Command::Replay(cmd) => replay_execution::run(cmd, config()?).await,
         Command::Migrate => {
             let cfg = config()?;
             let db = crate::db::Db::connect(&cfg.database.url, &Default::default()).await?;
