@@ -150,6 +150,7 @@ async fn a_recorded_execution_replays_offline_and_a_changed_version_diverges() {
     let stored = serde_json::to_string(&tape.tape).unwrap();
     assert!(!stored.contains(OPENAI_KEY), "{stored}");
     assert!(stored.contains("[redacted]"), "{stored}");
+    assert!(!tape.input.contains(OPENAI_KEY), "{}", tape.input);
     assert!(tape.output.is_some());
 
     // The LLM is gone: a replay that reached it would fail (and fall back to BANT).

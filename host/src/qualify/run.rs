@@ -461,6 +461,10 @@ impl Qualification {
         output: Option<&str>,
         tape: Vec<crate::capabilities::tape::TapeEntry>,
     ) {
+        // The task is a lead as the CRM holds it: it may quote a secret too (a replay
+        // then runs on the redacted task; its calls are compared redacted as well).
+        let mut task = task.clone();
+        plugin.services.secrets.redact_json(&mut task);
         let t = crate::db::ExecutionTape::new(
             exec_id,
             plugin.name(),
