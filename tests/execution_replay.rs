@@ -32,6 +32,8 @@ fn answer() -> Value {
 
 struct Setup {
     app: App,
+    /// The configuration file the host was started with (for the CLI).
+    config_path: std::path::PathBuf,
     llm: Option<MockLlm>,
     _tmp: tempfile::TempDir,
 }
@@ -88,6 +90,8 @@ mcp = {{ tools = ["mut/lookup"] }}
         cache = tmp.path().join("cache").display(),
         llm_url = llm.url(),
     );
+    let config_path = tmp.path().join("strata.toml");
+    std::fs::write(&config_path, &text).unwrap();
     let config: Config = toml::from_str(&text).expect("test config");
     config.validate().expect("valid config");
     let db = strata::db::Db::connect(&url, &Default::default())
@@ -102,6 +106,7 @@ mcp = {{ tools = ["mut/lookup"] }}
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     Setup {
         app,
+        config_path,
         llm: Some(llm),
         _tmp: tmp,
     }
@@ -163,6 +168,46 @@ async fn a_recorded_execution_replays_offline_and_a_changed_version_diverges() {
     assert!(r.output_equal && r.output_diff.is_empty(), "{r:#?}");
     assert!(r.error.is_none(), "{r:#?}");
     assert_eq!(r.replayed, "qualify-agent@1.0.0");
+
+    // The CLI gives the same report.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["replay", "execution", &id, "--json", "--config"])
+        .arg(&s.config_path)
+        .env("STRATA_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(cli["same"], true, "{cli}");
+    assert_eq!(cli["calls_matched"], 1, "{cli}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "replay",
+            "execution",
+            &id,
+            "--plugin",
+            "mcp-agent@1.0.0",
+            "--config",
+        ])
+        .arg(&s.config_path)
+        .env("STRATA_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("diverged"), "{text}");
+    assert!(
+        text.contains("first divergence: call 0: mcp call-tool mcp:mut/lookup"),
+        "{text}"
+    );
 
     // Another agent calls differently: the first call is the divergence, the recorded
     // LLM call is never made, the output differs.
