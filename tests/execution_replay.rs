@@ -132,6 +132,20 @@ async fn qualify(s: &Setup) -> (Value, String) {
     (v, execs[0].id.clone())
 }
 
+/// `strata replay execution ID ARGS` with the host's configuration: its stdout.
+fn replay_cli(s: &Setup, id: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["replay", "execution", id, "--config"])
+        .arg(&s.config_path)
+        .args(args)
+        .env("STRATA_LOG", "error")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_execution_replays_offline_and_a_changed_version_diverges() {
     let mut s = setup("record_executions = true").await;
@@ -170,39 +184,10 @@ async fn a_recorded_execution_replays_offline_and_a_changed_version_diverges() {
     assert_eq!(r.replayed, "qualify-agent@1.0.0");
 
     // The CLI gives the same report.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(["replay", "execution", &id, "--json", "--config"])
-        .arg(&s.config_path)
-        .env("STRATA_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cli: Value = serde_json::from_str(&replay_cli(&s, &id, &["--json"])).unwrap();
     assert_eq!(cli["same"], true, "{cli}");
     assert_eq!(cli["calls_matched"], 1, "{cli}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "replay",
-            "execution",
-            &id,
-            "--plugin",
-            "mcp-agent@1.0.0",
-            "--config",
-        ])
-        .arg(&s.config_path)
-        .env("STRATA_LOG", "error")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = replay_cli(&s, &id, &["--plugin", "mcp-agent@1.0.0"]);
     assert!(text.contains("diverged"), "{text}");
     assert!(
         text.contains("first divergence: call 0: mcp call-tool mcp:mut/lookup"),
