@@ -108,6 +108,8 @@ pub struct CallState {
     pub(crate) published: Vec<PublishedEvent>,
     /// How many audit records this call sent, and the summaries past its cap.
     pub(crate) audit: CallAudit,
+    /// The execution tape: recording the brokered calls, or answering them from one.
+    pub(crate) tape: super::tape::TapeMode,
 }
 
 /// The pipeline context of a layer call.
@@ -159,6 +161,7 @@ impl CallState {
             layer: None,
             published: Vec::new(),
             audit: CallAudit::new(audit_max_records),
+            tape: Default::default(),
         }
     }
 

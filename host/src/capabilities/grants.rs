@@ -33,6 +33,11 @@ pub struct Grant {
     /// fresh instance per call. Reuse lets a guest carry memory from one call into the next.
     #[serde(default)]
     pub reuse_calls: u32,
+    /// Opt-in: an agent execution of this plugin stores its tape — the `llm`, `mcp` and
+    /// `state` calls it made, with what it received, redacted of configured secrets — so
+    /// `strata replay execution ID` can re-run it offline (see `capabilities::tape`).
+    #[serde(default)]
+    pub record_executions: bool,
 }
 
 /// The capabilities one plugin version actually gets, with narrowed scopes.
@@ -44,6 +49,8 @@ pub struct EffectiveGrants {
     pub mcp: Option<McpScope>,
     pub scoring: Option<ScoringScope>,
     pub events: Option<EventsScope>,
+    /// `[grants.<plugin>] record_executions`: agent executions store their tape.
+    pub record_executions: bool,
 }
 
 impl EffectiveGrants {
@@ -122,6 +129,7 @@ pub fn effective(manifest: &Manifest, grant: Option<&Grant>) -> EffectiveGrants 
             (Some(asked), true) => Some(asked.narrow(&grant.expect("granted").events)),
             _ => None,
         },
+        record_executions: grant.is_some_and(|g| g.record_executions),
     }
 }
 

@@ -433,6 +433,19 @@ impl CallState {
 
 impl wit::Host for CallState {
     fn complete(&mut self, request: wit::CompletionRequest) -> Result<wit::Completion, GuestError> {
+        let taped = super::tape::completion_request(&request);
+        let target = request.model.clone().unwrap_or_default();
+        self.taped(Capability::Llm, "complete", &target, taped, |s| {
+            s.llm_complete(request)
+        })
+    }
+}
+
+impl CallState {
+    fn llm_complete(
+        &mut self,
+        request: wit::CompletionRequest,
+    ) -> Result<wit::Completion, GuestError> {
         let started = Instant::now();
         let o = self.llm_call(request);
         self.usage.add_llm(o.tokens_in, o.tokens_out, o.cost_usd);

@@ -9,6 +9,7 @@ use super::grants::matches_any;
 use super::{CallState, Capability};
 use crate::wit::since_v0_1_0::{agent, mcp as wit, types::CapabilityError};
 use serde::Deserialize;
+use serde_json::Value;
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -118,6 +119,31 @@ fn unavailable(e: crate::mcp::McpError) -> CapabilityError {
 
 impl wit::Host for CallState {
     fn list_tools(&mut self, server: String) -> Result<Vec<wit::Tool>, CapabilityError> {
+        let target = format!("mcp:{server}");
+        self.taped(Capability::Mcp, "list-tools", &target, Value::Null, |s| {
+            s.mcp_list_tools(server)
+        })
+    }
+
+    fn call_tool(
+        &mut self,
+        server: String,
+        tool: String,
+        arguments: String,
+    ) -> Result<wit::ToolResult, CapabilityError> {
+        let target = format!("mcp:{server}/{tool}");
+        // Parsed when it is JSON, so a replay matches on the arguments, not their spacing.
+        let request = serde_json::from_str::<Value>(&arguments)
+            .map(|a| serde_json::json!({ "arguments": a }))
+            .unwrap_or_else(|_| serde_json::json!({ "arguments_text": arguments }));
+        self.taped(Capability::Mcp, "call-tool", &target, request, |s| {
+            s.mcp_call_tool(server, tool, arguments)
+        })
+    }
+}
+
+impl CallState {
+    fn mcp_list_tools(&mut self, server: String) -> Result<Vec<wit::Tool>, CapabilityError> {
         let started = Instant::now();
         let r = (|| {
             let scope = self.mcp_scope()?.clone();
@@ -151,7 +177,7 @@ impl wit::Host for CallState {
         )
     }
 
-    fn call_tool(
+    fn mcp_call_tool(
         &mut self,
         server: String,
         tool: String,

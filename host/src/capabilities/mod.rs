@@ -23,6 +23,7 @@ pub mod log;
 pub mod mcp;
 pub mod scoring;
 pub mod state;
+pub mod tape;
 pub mod usage;
 pub mod wasi;
 

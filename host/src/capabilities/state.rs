@@ -11,6 +11,7 @@ use super::{CallState, Capability};
 use crate::db::StateEntry;
 use crate::wit::since_v0_1_0::{scorer, state as wit, types::CapabilityError};
 use serde::Deserialize;
+use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
@@ -259,6 +260,31 @@ fn max_keys_denied(count: i64, scope: StateScope) -> CapabilityError {
 
 impl wit::Host for CallState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
+        self.taped(Capability::State, "get", &key.clone(), Value::Null, |s| {
+            s.state_get_live(key)
+        })
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
+        let request = serde_json::json!({ "value": super::tape::bytes(&value) });
+        self.taped(Capability::State, "set", &key.clone(), request, |s| {
+            s.state_set_live(key, value)
+        })
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
+        self.taped(
+            Capability::State,
+            "delete",
+            &key.clone(),
+            Value::Null,
+            |s| s.state_delete_live(key),
+        )
+    }
+}
+
+impl CallState {
+    fn state_get_live(&mut self, key: String) -> Result<Option<Vec<u8>>, CapabilityError> {
         if self.buffers_state() {
             if let Some(v) = self.usage.state.writes.get(&key) {
                 let v = v.clone();
@@ -280,7 +306,7 @@ impl wit::Host for CallState {
         got
     }
 
-    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
+    fn state_set_live(&mut self, key: String, value: Vec<u8>) -> Result<(), CapabilityError> {
         if self.dry_run() {
             return self.state_held_back("set", &key, Some(&value));
         }
@@ -310,7 +336,7 @@ impl wit::Host for CallState {
         })
     }
 
-    fn delete(&mut self, key: String) -> Result<bool, CapabilityError> {
+    fn state_delete_live(&mut self, key: String) -> Result<bool, CapabilityError> {
         if self.dry_run() {
             return self.state_held_back("delete", &key, None).map(|()| false);
         }

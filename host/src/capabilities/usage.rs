@@ -22,6 +22,9 @@ pub struct CallUsage {
     /// with the layer run (see [`super::state::StateBuffer`]).
     #[serde(skip)]
     pub state: super::state::StateBuffer,
+    /// An agent execution's tape: what it recorded, or what its replay observed.
+    #[serde(skip)]
+    pub tape: super::tape::TapeMode,
 }
 
 impl CallUsage {

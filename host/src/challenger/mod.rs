@@ -26,6 +26,7 @@
 //!   guard rail rolls back only that generation.
 
 pub mod comparison;
+pub mod execution_replay;
 pub mod recorder;
 pub mod replay;
 pub mod report;

@@ -12,6 +12,7 @@ mod pipeline;
 mod plugin;
 mod qualify;
 mod remote;
+mod replay_execution;
 mod score;
 
 use clap::{Parser, Subcommand};
@@ -54,8 +55,8 @@ pub enum Command {
     /// outcomes) over a window.
     Compare(compare::CompareArgs),
     /// Re-score a strategy's stored scores with another version offline and compare
-    /// (nothing is written).
-    Replay(compare::ReplayArgs),
+    /// (nothing is written); `replay execution ID`: re-run a recorded agent execution.
+    Replay(replay_execution::ReplayCommand),
     /// Fit a scorecard plugin from a labelled history (CSV or JSON Lines): guards,
     /// regularised logistic regression, calibration, a holdout report, a ready plugin
     /// directory.
@@ -102,7 +103,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Score(args) => score::run(args, config()?).await,
         Command::Backtest(args) => backtest::run(args, config()?).await,
         Command::Compare(args) => compare::compare(args, config()?).await,
-        Command::Replay(args) => compare::replay(args, config()?).await,
+        Command::Replay(cmd) => replay_execution::run(cmd, config()?).await,
         Command::Fit(args) => fit::run(args),
         Command::Migrate => {
             let cfg = config()?;

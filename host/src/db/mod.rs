@@ -93,6 +93,7 @@ pub(crate) mod direct;
 pub(crate) use direct::{blocking_scope, may_block};
 pub mod error;
 pub mod events;
+pub mod execution_tapes;
 pub mod executions;
 pub mod jobs;
 pub mod keys;
@@ -114,6 +115,7 @@ pub use events::{
     ContainerSummary, DeliveryRecord, DeliveryStatus, EventRecord, EventWithDeliveries, NewEvent,
     Subscriber,
 };
+pub use execution_tapes::ExecutionTape;
 pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecution};
 pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
 pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};

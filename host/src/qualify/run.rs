@@ -18,6 +18,7 @@
 use super::link::{CrmLink, LinkError, WriteBack};
 use super::mapping::Verdict;
 use super::settings::QualifySettings;
+use crate::capabilities::tape::TapeMode;
 use crate::challenger::{side, Challengers, Plan, Source};
 use crate::db::{Db, DbError, ExecutionFinish, ExecutionRecord, JobScore, NewExecution, NewScore};
 use crate::domain::{now_ms, Lead, Score};
@@ -397,7 +398,7 @@ impl Qualification {
         let input = task.to_string();
         let joined = tokio::task::spawn_blocking(move || a.run_agent_with_usage(&input, rid)).await;
         let ms = started.elapsed().as_millis() as i64;
-        let (result, usage) = match joined {
+        let (result, mut usage) = match joined {
             Ok(r) => r,
             Err(e) => {
                 let e = QualifyError::from(e);
@@ -406,6 +407,10 @@ impl Qualification {
                 return Err(e);
             }
         };
+        if let TapeMode::Record(tape) = std::mem::take(&mut usage.tape) {
+            self.store_tape(&exec_id, plugin, &task, result.as_deref().ok(), tape)
+                .await;
+        }
         let parsed = result.map_err(QualifyError::from).and_then(|out| {
             let v: Value =
                 serde_json::from_str(&out).map_err(|source| QualifyError::InvalidJson {
@@ -443,6 +448,33 @@ impl Qualification {
                 metrics::counter!("agent_runs_total", "agent" => plugin.id().to_string(), "outcome" => "failed").increment(1);
                 Err(e)
             }
+        }
+    }
+
+    /// Stores an execution's tape (best effort: a replay is not worth failing the
+    /// qualification over; logged if it cannot).
+    async fn store_tape(
+        &self,
+        exec_id: &str,
+        plugin: &LoadedPlugin,
+        task: &Value,
+        output: Option<&str>,
+        tape: Vec<crate::capabilities::tape::TapeEntry>,
+    ) {
+        // The task is a lead as the CRM holds it: it may quote a secret too (a replay
+        // then runs on the redacted task; its calls are compared redacted as well).
+        let mut task = task.clone();
+        plugin.services.secrets.redact_json(&mut task);
+        let t = crate::db::ExecutionTape::new(
+            exec_id,
+            plugin.name(),
+            plugin.version(),
+            &task.to_string(),
+            output,
+            tape,
+        );
+        if let Err(e) = self.db.insert_execution_tape(&t).await {
+            tracing::warn!(execution_id = %exec_id, error = %e, "cannot store the execution's tape");
         }
     }
 

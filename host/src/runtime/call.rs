@@ -5,6 +5,7 @@
 use super::plugin::WorldPre;
 use super::{CallError, LoadedPlugin};
 use crate::capabilities::call_state::{LayerCallContext, PublishedEvent};
+use crate::capabilities::tape::TapeMode;
 use crate::capabilities::wasi::MemoryLimitExceeded;
 use crate::capabilities::{CallState, CallUsage};
 use crate::domain::{Lead, Score};
@@ -448,6 +449,22 @@ impl LoadedPlugin {
         input: &str,
         request_id: Option<Arc<str>>,
     ) -> (Result<String, CallError>, CallUsage) {
+        let tape = if self.grants.record_executions {
+            TapeMode::Record(Vec::new())
+        } else {
+            TapeMode::Off
+        };
+        self.run_agent_taped(input, request_id, tape)
+    }
+
+    /// Runs the agent with `tape`: recording (the tape comes back in the usage), replaying
+    /// a recorded one (no broker, no database: the usage carries the replay's log), or off.
+    pub fn run_agent_taped(
+        &self,
+        input: &str,
+        request_id: Option<Arc<str>>,
+        tape: TapeMode,
+    ) -> (Result<String, CallError>, CallUsage) {
         if input.len() > self.limits.max_input_bytes {
             let e = CallError::InputTooLarge {
                 plugin: self.id().into(),
@@ -463,6 +480,7 @@ impl LoadedPlugin {
             Ok(s) => s,
             Err(e) => return (Err(e), CallUsage::default()),
         };
+        store.data_mut().tape = tape;
         let out = (|| {
             let WorldPre::Agent(pre) = &self.pre else {
                 unreachable!("kind checked above")
@@ -471,7 +489,8 @@ impl LoadedPlugin {
         })();
         let result = out.map_err(|e| self.classify(e, &store));
         store.data().finish_call();
-        let usage = store.data().usage().clone();
+        let mut usage = store.data().usage().clone();
+        usage.tape = std::mem::take(&mut store.data_mut().tape);
         let result = result.and_then(|o| {
             let o = o.map_err(|e| self.plugin_error(e))?;
             if o.len() > self.limits.max_output_bytes {
