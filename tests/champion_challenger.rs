@@ -40,11 +40,11 @@ fn lead(i: usize) -> Value {
         "email": format!("lead{i}@example.com"),
         "company": format!("Company {i}"),
         "title": titles[i % titles.len()],
-        "industry": if i % 3 == 0 { "Software" } else { "Retail" },
+        "industry": if i.is_multiple_of(3) { "Software" } else { "Retail" },
         "employees": 10 + (i * 37) % 900,
         "budget": (i * 7919 % 200_000) as f64,
         "timeline": timelines[i % timelines.len()],
-        "source": if i % 2 == 0 { "referral" } else { "web" },
+        "source": if i.is_multiple_of(2) { "referral" } else { "web" },
     })
 }
 

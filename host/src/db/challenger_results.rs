@@ -265,7 +265,7 @@ impl Db {
                  created_at FROM lead_scores WHERE strategy LIKE $1 AND created_at >= $2 \
                  ORDER BY created_at, id LIMIT $3",
             )
-            .bind(format!("{}%", prefix.replace('%', "").replace('_', "")))
+            .bind(format!("{}%", prefix.replace(['%', '_'], "")))
             .bind(since_ms)
             .bind(limit.clamp(1, MAX_RESULTS))
             .fetch_all(pool)

@@ -72,7 +72,7 @@ fn outcome_kind(o: &super::manager::LoadOutcome) -> &'static str {
 
 /// `p` is the released version: same version, same component bytes.
 fn serves(p: &crate::runtime::LoadedPlugin, st: &ReleaseState) -> bool {
-    p.version().to_string() == st.version && p.sha256 == st.sha256
+    p.version() == st.version && p.sha256 == st.sha256
 }
 
 /// One replica's follower of the release state.
