@@ -3,20 +3,25 @@
 //! they answered, redacted of configured secrets) is stored with the execution. Replayed
 //! with the same version after the double is gone, it reproduces the output with no
 //! divergence; replayed with another agent, the divergence is reported. Recording is off
-//! unless granted.
+//! unless granted. Pipeline layer runs record and replay the same way, under their layer
+//! run's id.
 
 mod common;
 #[path = "support/llm_mock.rs"]
 mod llm_mock;
+#[path = "common/pipeline_host.rs"]
+mod pipeline_host;
+mod support;
 
 use common::llm::{set_keys, OPENAI_KEY, OPENAI_KEY_VAR};
 use common::*;
 use llm_mock::{Behaviour, MockLlm};
+use pipeline_host::{golden_lead, prepare, start, Crm};
 use serde_json::{json, Value};
 use strata::app::App;
 use strata::challenger::execution_replay::replay_execution;
 use strata::config::Config;
-use strata::db::ExecutionFilter;
+use strata::db::{Backend, ExecutionFilter, LeadFilter, RunStatus, TapeKind};
 
 const AGENT: &str = "qualify-agent";
 
@@ -218,4 +223,90 @@ async fn recording_is_off_unless_granted() {
     let agent = s.app.manager.registry().get(AGENT).unwrap();
     let e = replay_execution(&s.app.db, &id, agent).await.unwrap_err();
     assert!(e.to_string().contains("record_executions"), "{e}");
+}
+
+/// Intake (MCP calls to the CRM, one of them a side-effect tool) and forecast (`state`
+/// reads and writes) record their layer runs in the golden pipeline; each replays from its
+/// tape with no divergence, and nothing reaches the CRM or `state`; the forecast run
+/// replayed with another layer diverges; an unrecorded layer run has no tape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_layer_run_replays_offline_and_another_layer_diverges() {
+    let mut p = prepare(Backend::Sqlite, "pricing", Crm::Builtin, |_| {}).await;
+    for layer in ["intake", "forecast"] {
+        p.config.grants.get_mut(layer).unwrap().record_executions = true;
+    }
+    let s = start(p).await;
+    let summary = s
+        .run("golden", golden_lead("replay@example.com"), false)
+        .await;
+    assert_eq!(summary.status, RunStatus::Succeeded, "{summary:?}");
+    let detail = s.app.db.get_run(&summary.run_id).await.unwrap().unwrap();
+    let run_of = |layer: &str| {
+        detail
+            .layer_runs
+            .iter()
+            .find(|l| l.layer == layer)
+            .unwrap_or_else(|| panic!("no {layer} run"))
+            .id
+            .clone()
+    };
+    let leads = s.app.db.count_leads(&LeadFilter::default()).await.unwrap();
+    let state = |db: strata::db::Db| async move {
+        let mut all = Vec::new();
+        for k in db.state_keys("forecast").await.unwrap() {
+            all.push((k.clone(), db.state_get("forecast", &k).await.unwrap()));
+        }
+        all
+    };
+    let forecast_state = state(s.app.db.clone()).await;
+    let registry = s.app.manager.registry();
+
+    for layer in ["intake", "forecast"] {
+        let id = run_of(layer);
+        let tape = s.app.db.get_execution_tape(&id).await.unwrap();
+        let tape = tape.unwrap_or_else(|| panic!("{layer}: no tape"));
+        assert_eq!((tape.kind, tape.agent.as_str()), (TapeKind::Layer, layer));
+        assert!(!tape.tape.is_empty(), "{layer}: no calls taped");
+        let capability = if layer == "intake" { "mcp" } else { "state" };
+        assert!(
+            tape.tape.iter().all(|e| e.call.capability == capability),
+            "{layer}: {:?}",
+            tape.tape
+        );
+        let r = replay_execution(&s.app.db, &id, registry.get(layer).unwrap())
+            .await
+            .unwrap();
+        assert!(r.same, "{layer}: {r:#?}");
+        assert_eq!(r.kind, TapeKind::Layer);
+        assert_eq!(r.calls_matched, r.calls_recorded, "{layer}: {r:#?}");
+    }
+    // Nothing reached the CRM or the layer's `state`.
+    assert_eq!(
+        s.app.db.count_leads(&LeadFilter::default()).await.unwrap(),
+        leads
+    );
+    assert_eq!(state(s.app.db.clone()).await, forecast_state);
+
+    // Invoicing keeps `state` too, and calls it differently.
+    let id = run_of("forecast");
+    let r = replay_execution(&s.app.db, &id, registry.get("invoicing").unwrap())
+        .await
+        .unwrap();
+    assert!(!r.same, "{r:#?}");
+    assert!(r.error.is_some() || !r.output_equal, "{r:#?}");
+
+    // An agent cannot replay a layer run; a layer run not recorded has no tape.
+    let e = replay_execution(&s.app.db, &id, registry.get("bant").unwrap())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("recorded by a layer"), "{e}");
+    let e = replay_execution(
+        &s.app.db,
+        &run_of("booking"),
+        registry.get("booking").unwrap(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("record_executions"), "{e}");
+    s.close().await;
 }

@@ -249,3 +249,82 @@ fn the_embedded_scorecard_component_is_the_one_plugins_scorecard_builds() {
         "plugins/scorecard changed since strata was built: rebuild strata to embed it"
     );
 }
+
+/// A CSV whose columns carry other names than Strata's lead fields: 40 leads, the won ones
+/// with big budgets, large companies and senior titles.
+fn renamed_columns_csv(path: &Path) {
+    let mut text = String::from("id,headcount,money,role,when,won\n");
+    for i in 0..40 {
+        let won = i % 2 == 0;
+        let (staff, money, role, when) = if won {
+            (800 + i, 90_000 + i * 1000, "VP of Sales", "immediate")
+        } else {
+            (5 + i, 500 + i, "Intern", "next year")
+        };
+        text += &format!("L-{i},{staff},{money},{role},{when},{}\n", u8::from(won));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+#[tokio::test]
+async fn column_mapping_fills_lead_fields_for_backtest_from_flags_and_from_a_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    install(&plugins, "bant", "bant");
+    let cfg = config(tmp.path(), &plugins);
+    let csv = tmp.path().join("renamed.csv");
+    renamed_columns_csv(&csv);
+    let map_file = tmp.path().join("columns.map");
+    std::fs::write(
+        &map_file,
+        "# our export's names\nemployees=headcount\nbudget=money\ntitle=role\ntimeline=when\n",
+    )
+    .unwrap();
+    let backtest = |extra: &[&str]| {
+        let mut args = vec![
+            "backtest",
+            "--plugin",
+            "bant",
+            "--input",
+            csv.to_str().unwrap(),
+        ];
+        args.extend_from_slice(&["--label", "won", "--json"]);
+        args.extend_from_slice(extra);
+        ok_json(&strata(Some(&cfg), &args))
+    };
+    // Unmapped, the columns are attributes BANT does not read: every lead scores alike.
+    let unmapped = backtest(&[]);
+    assert!(
+        unmapped["warnings"].to_string().contains("same score"),
+        "{unmapped}"
+    );
+    // Mapped (flags, comma-separated and repeated; or a file), BANT reads them.
+    let flags = backtest(&[
+        "--map",
+        "employees=headcount,budget=money",
+        "--map",
+        "title=role,timeline=when",
+    ]);
+    let file = backtest(&["--map-file", map_file.to_str().unwrap()]);
+    for r in [&flags, &file] {
+        assert_eq!(r["warnings"], serde_json::json!([]), "{r}");
+        assert_eq!(r["auc"]["value"], 1.0, "{r}");
+    }
+    assert_eq!(flags["auc"], file["auc"]);
+    // A mapping that names no lead field's column is refused with the cause.
+    let out = strata(
+        Some(&cfg),
+        &[
+            "backtest",
+            "--plugin",
+            "bant",
+            "--input",
+            csv.to_str().unwrap(),
+            "--map",
+            "employees",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("column mapping"), "{err}");
+}

@@ -10,28 +10,10 @@ mod support;
 
 use common::server::TestServer;
 use common::*;
-use pipeline_host::{prepare, setup, setup_with, Crm, Prepared, LAYERS};
+use pipeline_host::{golden_lead, prepare, setup, setup_with, Crm, Prepared, LAYERS};
 use serde_json::{json, Value};
 use std::time::Duration;
 use strata::db::{Backend, DeliveryStatus, LayerRunStatus, RunStatus};
-
-/// A realistic hot B2B lead (BANT: budget, authority, need, timeline all strong).
-fn golden_lead(email: &str) -> Value {
-    json!({
-        "name": "  ada   LOVELACE ",
-        "email": email,
-        "company": "Analytical Engines Ltd",
-        "title": "VP of Engineering",
-        "industry": "Software",
-        "employees": "250",
-        "annual_revenue": "$12M",
-        "budget": "$80,000",
-        "timeline": "immediate",
-        "source": "Referral",
-        "country": "GB",
-        "now_ms": 1_795_000_000_000i64
-    })
-}
 
 fn topics(detail: &strata::db::RunDetail) -> Vec<String> {
     detail

@@ -6,12 +6,30 @@
 
 use crate::common::{host_toml, install, migrated_db};
 use crate::support;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use strata::app::App;
 use strata::config::Config;
 use strata::db::Backend;
 use tempfile::TempDir;
+
+/// A realistic hot B2B lead (BANT: budget, authority, need, timeline all strong).
+pub fn golden_lead(email: &str) -> Value {
+    json!({
+        "name": "  ada   LOVELACE ",
+        "email": email,
+        "company": "Analytical Engines Ltd",
+        "title": "VP of Engineering",
+        "industry": "Software",
+        "employees": "250",
+        "annual_revenue": "$12M",
+        "budget": "$80,000",
+        "timeline": "immediate",
+        "source": "Referral",
+        "country": "GB",
+        "now_ms": 1_795_000_000_000i64
+    })
+}
 
 pub const LAYERS: [&str; 9] = [
     "intake",
@@ -201,7 +219,11 @@ pub async fn setup_with(
     crm: Crm,
     tweak: impl FnOnce(&Path),
 ) -> Setup {
-    let p = prepare(backend, pricing_as, crm, tweak).await;
+    start(prepare(backend, pricing_as, crm, tweak).await).await
+}
+
+/// The host of a prepared setup, migrated, started and its plugins loaded.
+pub async fn start(p: Prepared) -> Setup {
     let db = migrated_db(&p.url).await;
     let app = App::with_db(p.config, db).unwrap();
     let report = app.manager.load_all().await;

@@ -33,9 +33,10 @@ pub struct Grant {
     /// fresh instance per call. Reuse lets a guest carry memory from one call into the next.
     #[serde(default)]
     pub reuse_calls: u32,
-    /// Opt-in: an agent execution of this plugin stores its tape — the `llm`, `mcp` and
-    /// `state` calls it made, with what it received, redacted of configured secrets — so
-    /// `strata replay execution ID` can re-run it offline (see `capabilities::tape`).
+    /// Opt-in: an agent execution or pipeline layer run of this plugin stores its tape —
+    /// the `llm`, `mcp` and `state` calls it made, with what it received, redacted of
+    /// configured secrets — so `strata replay execution ID` can re-run it offline (see
+    /// `capabilities::tape`).
     #[serde(default)]
     pub record_executions: bool,
 }

@@ -1,12 +1,15 @@
-//! Replay of a recorded agent execution: the same task, a version (the recorded one or
-//! another), and the execution's tape instead of the brokers. Each `llm`, `mcp` and
+//! Replay of a recorded agent execution or pipeline layer run: the same task (or the same
+//! run context and trigger event), a version (the recorded one or another), and the tape
+//! instead of the brokers. Each `llm`, `mcp` and
 //! `state` call is answered from the tape when it is the next recorded call, else it is a
 //! divergence and the plugin gets `unavailable`; nothing reaches the network or the
 //! database (`state` writes are swallowed and counted). `scoring` calls are not taped:
 //! they run the scorer plugin in its own sandbox, as live.
 
 use crate::capabilities::tape::{Divergence, ReplayLog, TapeMode};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, TapeKind};
+use crate::manifest::PluginKind;
+use crate::runtime::call::LayerInput;
 use crate::runtime::LoadedPlugin;
 use serde::Serialize;
 use serde_json::Value;
@@ -21,8 +24,15 @@ pub enum ExecutionReplayError {
          when it ran (or the execution does not exist)"
     )]
     NoTape(String),
-    #[error("{plugin} is not an agent: only agent executions are replayed")]
-    NotAnAgent { plugin: String },
+    #[error("{plugin} is a {actual}, but execution {id} was recorded by a {recorded}")]
+    WrongKind {
+        id: String,
+        plugin: String,
+        actual: &'static str,
+        recorded: &'static str,
+    },
+    #[error("the recorded input of layer run {id} cannot be read: {reason}")]
+    BadInput { id: String, reason: String },
     #[error("replaying execution {id} with {plugin}: the blocking task failed: {message}")]
     Join {
         id: String,
@@ -35,7 +45,9 @@ pub enum ExecutionReplayError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExecutionReplay {
     pub execution_id: String,
-    /// `agent@version` that ran the recorded execution.
+    /// `agent` or `layer`.
+    pub kind: TapeKind,
+    /// `name@version` that ran the recorded execution.
     pub recorded: String,
     /// `name@version` replayed.
     pub replayed: String,
@@ -70,17 +82,32 @@ pub async fn replay_execution(
         .get_execution_tape(id)
         .await?
         .ok_or_else(|| ExecutionReplayError::NoTape(id.to_string()))?;
-    if plugin.kind() != crate::manifest::PluginKind::Agent {
-        return Err(ExecutionReplayError::NotAnAgent {
+    let (wanted, recorded) = match tape.kind {
+        TapeKind::Agent => (PluginKind::Agent, "agent"),
+        TapeKind::Layer => (PluginKind::Layer, "layer"),
+    };
+    if plugin.kind() != wanted {
+        return Err(ExecutionReplayError::WrongKind {
+            id: id.to_string(),
             plugin: plugin.id().to_string(),
+            actual: plugin.kind().as_str(),
+            recorded,
         });
     }
     let recorded_calls = tape.tape.len();
-    let p = plugin.clone();
+    let (p, kind) = (plugin.clone(), tape.kind);
     let input = tape.input.clone();
-    let entries = tape.tape;
-    let (result, usage) = tokio::task::spawn_blocking(move || {
-        p.run_agent_taped(&input, None, TapeMode::replay(entries))
+    let replay = TapeMode::replay(tape.tape);
+    let layer_input = match kind {
+        TapeKind::Agent => None,
+        TapeKind::Layer => Some(parse_layer_input(id, &input)?),
+    };
+    let (result, usage) = tokio::task::spawn_blocking(move || match layer_input {
+        None => p.run_agent_taped(&input, None, replay),
+        Some((input, payload)) => {
+            let (r, usage) = p.run_pipeline_layer_taped(&input, &payload, None, replay);
+            (r.map(|r| r.tape_output().to_string()), usage)
+        }
     })
     .await
     .map_err(|e| ExecutionReplayError::Join {
@@ -98,6 +125,7 @@ pub async fn replay_execution(
     let same = log.divergences.is_empty() && log.unconsumed == 0 && output_equal;
     Ok(ExecutionReplay {
         execution_id: id.to_string(),
+        kind,
         recorded: format!("{}@{}", tape.agent, tape.agent_version),
         replayed: plugin.id().to_string(),
         same,
@@ -112,6 +140,18 @@ pub async fn replay_execution(
         output_diff,
         error,
     })
+}
+
+/// A layer run's recorded input and its payload parsed (the replay checks it against the
+/// layer's input schema as the live run did).
+fn parse_layer_input(id: &str, input: &str) -> Result<(LayerInput, Value), ExecutionReplayError> {
+    let bad = |reason: String| ExecutionReplayError::BadInput {
+        id: id.to_string(),
+        reason,
+    };
+    let input: LayerInput = serde_json::from_str(input).map_err(|e| bad(e.to_string()))?;
+    let payload = serde_json::from_str(&input.payload).map_err(|e| bad(e.to_string()))?;
+    Ok((input, payload))
 }
 
 /// Where two outputs differ: JSON paths when both are JSON, else `$` when the texts differ.

@@ -245,6 +245,10 @@ fn smoke_cases(scores: &[(usize, Score)], leads: &[&Lead]) -> Vec<crate::manifes
         .collect()
 }
 
+/// The versioned shape of the `model.json` a fit writes beside its plugin (docs/backtest.md):
+/// a new field is added within a version; a field removed or changed in meaning is a new one.
+pub const MODEL_SCHEMA: &str = "strata.fit-model.v1";
+
 fn manifest_toml(
     args: &FitArgs,
     sha256: &str,
@@ -316,6 +320,7 @@ fn write_plugin(
         })
         .collect();
     let model_json = json!({
+        "schema": MODEL_SCHEMA,
         "fitted_by": "strata fit",
         "plugin": format!("{}@{}", args.name, args.version),
         "component_sha256": sha256,

@@ -1,5 +1,5 @@
 //! `strata replay execution ID [--plugin NAME@VERSION] [--json]`: a recorded agent
-//! execution re-run from its tape, offline (see `challenger::execution_replay`).
+//! execution or pipeline layer run re-run from its tape, offline (see `challenger::execution_replay`).
 //! `strata replay --strategy … --plugin …` (past scores re-scored) stays as it was.
 
 use super::compare::{self, ReplayArgs};
@@ -19,18 +19,19 @@ pub struct ReplayCommand {
 
 #[derive(clap::Subcommand)]
 pub enum ReplayWhat {
-    /// Re-run a recorded agent execution from its tape (its agent's grant had
-    /// `record_executions = true`): no network, no writes; reports where the calls and the
-    /// output diverge.
+    /// Re-run a recorded agent execution or pipeline layer run from its tape (its plugin's
+    /// grant had `record_executions = true`): no network, no writes; reports where the
+    /// calls and the output diverge.
     Execution(ExecutionArgs),
 }
 
 #[derive(clap::Args)]
 pub struct ExecutionArgs {
-    /// The execution id.
+    /// The agent execution's id, or the layer run's (`GET /api/v1/pipelines/runs/{id}`
+    /// lists them).
     pub id: String,
-    /// The version to replay with: `name@version` (or `name`) of an agent in the plugins
-    /// directory. Default: the agent that ran it, which must be at the recorded version.
+    /// The version to replay with: `name@version` (or `name`) of an agent or layer in the
+    /// plugins directory. Default: the plugin that ran it, at the recorded version.
     #[arg(long)]
     pub plugin: Option<String>,
     /// Print the report as JSON.
@@ -88,10 +89,14 @@ async fn replay(app: &crate::app::App, args: &ExecutionArgs) -> anyhow::Result<E
 /// The readable report.
 pub fn render(r: &ExecutionReplay) -> String {
     let mut s = format!(
-        "replayed execution {} (recorded by {}) with {}: {}\n\
+        "replayed {} {} (recorded by {}) with {}: {}\n\
          calls: {} recorded, {} matched, {} not on the tape, {} recorded but not made; \
          {} state writes swallowed; nothing was written\n\
          output: {}\n",
+        match r.kind {
+            crate::db::TapeKind::Agent => "execution",
+            crate::db::TapeKind::Layer => "layer run",
+        },
         r.execution_id,
         r.recorded,
         r.replayed,

@@ -1,20 +1,41 @@
-//! Execution tapes: the recorded brokered calls of an agent execution (see
-//! `capabilities::tape`), stored beside the execution for `strata replay execution`.
+//! Execution tapes: the recorded brokered calls of an agent execution or of a pipeline
+//! layer run (see `capabilities::tape`), stored for `strata replay execution`.
 
 use super::error::q;
 use super::{Db, DbError};
 use crate::capabilities::tape::TapeEntry;
 use crate::domain::now_ms;
 
+/// What ran: an agent execution, or one pipeline layer run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TapeKind {
+    Agent,
+    Layer,
+}
+
+impl TapeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TapeKind::Agent => "agent",
+            TapeKind::Layer => "layer",
+        }
+    }
+}
+
 /// One execution's tape.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExecutionTape {
+    /// The agent execution's id, or the layer run's.
     pub execution_id: String,
+    pub kind: TapeKind,
+    /// The plugin that ran (agent or layer) and its version.
     pub agent: String,
     pub agent_version: String,
-    /// The task the agent was given, as its JSON text.
+    /// The task the agent was given, as its JSON text; for a layer run, its
+    /// [`crate::runtime::call::LayerInput`] as JSON.
     pub input: String,
-    /// What the agent returned (`None`: the run failed).
+    /// What the agent returned, or the layer's `{output, events}` (`None`: it failed).
     pub output: Option<String>,
     pub tape: Vec<TapeEntry>,
     pub created_at: i64,
@@ -23,6 +44,7 @@ pub struct ExecutionTape {
 impl ExecutionTape {
     pub fn new(
         execution_id: &str,
+        kind: TapeKind,
         agent: &str,
         agent_version: &str,
         input: &str,
@@ -31,6 +53,7 @@ impl ExecutionTape {
     ) -> Self {
         ExecutionTape {
             execution_id: execution_id.into(),
+            kind,
             agent: agent.into(),
             agent_version: agent_version.into(),
             input: input.into(),
@@ -41,7 +64,16 @@ impl ExecutionTape {
     }
 }
 
-type Row = (String, String, String, String, Option<String>, String, i64);
+type Row = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+);
 
 impl Db {
     /// Stores an execution's tape (once: a second tape for the same execution replaces it).
@@ -56,10 +88,11 @@ impl Db {
                 .await
                 .map_err(q(OP))?;
             sqlx::query(
-                "INSERT INTO execution_tapes (execution_id, agent, agent_version, input, \
-                 output, tape, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO execution_tapes (execution_id, kind, agent, agent_version, input, \
+                 output, tape, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(t.execution_id.as_str())
+            .bind(t.kind.as_str())
             .bind(t.agent.as_str())
             .bind(t.agent_version.as_str())
             .bind(t.input.as_str())
@@ -79,7 +112,7 @@ impl Db {
         const OP: &str = "get_execution_tape";
         let row: Option<Row> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT execution_id, agent, agent_version, input, output, tape, created_at \
+                "SELECT execution_id, kind, agent, agent_version, input, output, tape, created_at \
                  FROM execution_tapes WHERE execution_id = $1",
             )
             .bind(id)
@@ -87,9 +120,19 @@ impl Db {
             .await
             .map_err(q(OP))?
         });
-        let Some((execution_id, agent, agent_version, input, output, tape, created_at)) = row
+        let Some((execution_id, kind, agent, agent_version, input, output, tape, created_at)) = row
         else {
             return Ok(None);
+        };
+        let kind = match kind.as_str() {
+            "agent" => TapeKind::Agent,
+            "layer" => TapeKind::Layer,
+            other => {
+                return Err(DbError::Corrupt {
+                    op: OP,
+                    reason: format!("the tape of execution {execution_id} has kind {other:?}"),
+                })
+            }
         };
         let tape = serde_json::from_str(&tape).map_err(|e| DbError::Corrupt {
             op: OP,
@@ -97,6 +140,7 @@ impl Db {
         })?;
         Ok(Some(ExecutionTape {
             execution_id,
+            kind,
             agent,
             agent_version,
             input,

@@ -115,7 +115,7 @@ pub use events::{
     ContainerSummary, DeliveryRecord, DeliveryStatus, EventRecord, EventWithDeliveries, NewEvent,
     Subscriber,
 };
-pub use execution_tapes::ExecutionTape;
+pub use execution_tapes::{ExecutionTape, TapeKind};
 pub use executions::{ExecutionFilter, ExecutionFinish, ExecutionRecord, NewExecution};
 pub use jobs::{JobFilter, JobRecord, JobStatus, NewJob, QueueDepth};
 pub use keys::{hash_api_key_secret, ApiKeyRecord, NewApiKey, Role};

@@ -467,6 +467,7 @@ impl Qualification {
         plugin.services.secrets.redact_json(&mut task);
         let t = crate::db::ExecutionTape::new(
             exec_id,
+            crate::db::TapeKind::Agent,
             plugin.name(),
             plugin.version(),
             &task.to_string(),

@@ -284,7 +284,7 @@ impl LoadedPlugin {
         input: &LayerInput,
         request_id: Option<Arc<str>>,
     ) -> Result<LayerOutput, CallError> {
-        let (out, _usage, _published) = self.call_layer(input, None, request_id);
+        let (out, _usage, _published) = self.call_layer(input, None, request_id, TapeMode::Off);
         out
     }
 
@@ -292,12 +292,25 @@ impl LoadedPlugin {
     /// manifest's `[schemas.inputs]` before the call, the output and every event (from the
     /// outcome and from `events.publish`) after it; dry-run holds back side effects.
     /// `payload` is `input.payload` parsed (the stored event's, not parsed again here).
-    /// Reports what the call consumed and held back, also when it failed. Blocking.
+    /// Reports what the call consumed and held back, also when it failed; with the
+    /// plugin's grant `record_executions`, the usage carries the run's tape. Blocking.
     pub fn run_pipeline_layer(
         &self,
         input: &LayerInput,
         payload: &serde_json::Value,
         request_id: Option<Arc<str>>,
+    ) -> (Result<LayerResult, CallError>, CallUsage) {
+        self.run_pipeline_layer_taped(input, payload, request_id, self.recording_tape())
+    }
+
+    /// [`Self::run_pipeline_layer`] with `tape`: recording, replaying a recorded run (no
+    /// broker, no database: the usage carries the replay's log), or off.
+    pub fn run_pipeline_layer_taped(
+        &self,
+        input: &LayerInput,
+        payload: &serde_json::Value,
+        request_id: Option<Arc<str>>,
+        tape: TapeMode,
     ) -> (Result<LayerResult, CallError>, CallUsage) {
         let plugin = self.id().to_string();
         let Some(schemas) = self.manifest.layer_schemas.clone() else {
@@ -320,7 +333,7 @@ impl LoadedPlugin {
             dry_run: input.dry_run,
             schemas: Some(schemas.clone()),
         };
-        let (out, usage, published) = self.call_layer(input, Some(ctx), request_id);
+        let (out, usage, published) = self.call_layer(input, Some(ctx), request_id, tape);
         let invalid = |reason: String| CallError::InvalidOutput {
             plugin: plugin.clone(),
             reason,
@@ -364,6 +377,7 @@ impl LoadedPlugin {
         input: &LayerInput,
         ctx: Option<LayerCallContext>,
         request_id: Option<Arc<str>>,
+        tape: TapeMode,
     ) -> (
         Result<LayerOutput, CallError>,
         CallUsage,
@@ -398,13 +412,15 @@ impl LoadedPlugin {
             Err(e) => return (Err(e), CallUsage::default(), Vec::new()),
         };
         store.data_mut().layer = ctx;
+        store.data_mut().tape = tape;
         let out = (|| {
             pre.instantiate(&mut store)?
                 .call_run_layer(&mut store, &wit_ctx)
         })();
         let result = out.map_err(|e| self.classify(e, &store));
         store.data().finish_call();
-        let usage = store.data().usage().clone();
+        let mut usage = store.data().usage().clone();
+        usage.tape = std::mem::take(&mut store.data_mut().tape);
         let published = std::mem::take(&mut store.data_mut().published);
         super::reaper::drop_later(store);
         let result = result.and_then(|o| {
@@ -449,12 +465,16 @@ impl LoadedPlugin {
         input: &str,
         request_id: Option<Arc<str>>,
     ) -> (Result<String, CallError>, CallUsage) {
-        let tape = if self.grants.record_executions {
+        self.run_agent_taped(input, request_id, self.recording_tape())
+    }
+
+    /// A recording tape when the plugin's grant asks for it (`record_executions`), else off.
+    fn recording_tape(&self) -> TapeMode {
+        if self.grants.record_executions {
             TapeMode::Record(Vec::new())
         } else {
             TapeMode::Off
-        };
-        self.run_agent_taped(input, request_id, tape)
+        }
     }
 
     /// Runs the agent with `tape`: recording (the tape comes back in the usage), replaying
@@ -503,6 +523,19 @@ impl LoadedPlugin {
             Ok(o)
         });
         (result, usage)
+    }
+}
+
+impl LayerResult {
+    /// What the run produced, as a tape stores it and a replay compares it: the output and
+    /// the events emitted (published and returned), in order.
+    pub fn tape_output(&self) -> serde_json::Value {
+        let events: Vec<serde_json::Value> = self
+            .events
+            .iter()
+            .map(|e| serde_json::json!({"topic": e.topic, "payload": e.payload}))
+            .collect();
+        serde_json::json!({"output": self.output, "events": events})
     }
 }
 

@@ -2,7 +2,7 @@
 //! its result on one blocking thread, a panic committed as a failed layer run, and what
 //! became of the delivery ([`Ran`]) counted in the layer metrics.
 
-use super::layer_job::LayerJob;
+use super::layer_job::{LayerJob, LayerTape};
 use super::{Orchestrator, PipelineError};
 use crate::db::{CommitOutcome, LayerRunStatus, PendingDelivery};
 use crate::pipelines::settings::PipelineDef;
@@ -47,9 +47,9 @@ impl Orchestrator {
         // On a blocking thread: the layer's in-process CRM writes may run on it.
         let work = move || {
             crate::db::blocking_scope(|| {
-                let (ok, commit) = task.run(request_id);
+                let (ok, commit, tape) = task.run(request_id);
                 let outcome = db.commit_layer_run_blocking(&commit);
-                (ok, commit, outcome)
+                (ok, commit, outcome, tape)
             })
         };
         let done = if crate::db::may_block() {
@@ -65,7 +65,7 @@ impl Orchestrator {
                 .await
                 .map_err(|e| e.to_string())
         };
-        let (ok, commit, outcome) = match done {
+        let (ok, commit, outcome, tape) = match done {
             Ok(done) => done,
             // A panic in the layer's task is that layer run failing, not a bad request.
             Err(e) => {
@@ -76,7 +76,7 @@ impl Orchestrator {
                     started.elapsed(),
                 );
                 let outcome = self.db.commit_layer_run(&commit).await;
-                (ok, commit, outcome)
+                (ok, commit, outcome, None)
             }
         };
         let ran = match outcome? {
@@ -84,19 +84,25 @@ impl Orchestrator {
                 layer_run,
                 deliveries,
                 ..
-            } => match layer_run.status {
-                LayerRunStatus::Succeeded => Ran::Succeeded(deliveries),
-                // The layer succeeded but the commit found its state reads stale: always
-                // retried (with fresh reads); `max_layer_runs` bounds a run's retries.
-                LayerRunStatus::Failed if ok => {
-                    tracing::warn!(run = %run_id, layer = %d.subscriber, attempt,
-                        "layer run not stored: {}", layer_run.error.as_deref().unwrap_or(""));
-                    Ran::Failed { retry: true }
+            } => {
+                if let Some(tape) = tape {
+                    self.store_layer_tape(&layer_run.id, &job.plugin, tape)
+                        .await;
                 }
-                LayerRunStatus::Failed => Ran::Failed {
-                    retry: !job.final_attempt,
-                },
-            },
+                match layer_run.status {
+                    LayerRunStatus::Succeeded => Ran::Succeeded(deliveries),
+                    // The layer succeeded but the commit found its state reads stale: always
+                    // retried (with fresh reads); `max_layer_runs` bounds a run's retries.
+                    LayerRunStatus::Failed if ok => {
+                        tracing::warn!(run = %run_id, layer = %d.subscriber, attempt,
+                        "layer run not stored: {}", layer_run.error.as_deref().unwrap_or(""));
+                        Ran::Failed { retry: true }
+                    }
+                    LayerRunStatus::Failed => Ran::Failed {
+                        retry: !job.final_attempt,
+                    },
+                }
+            }
             CommitOutcome::Duplicate => {
                 tracing::info!(run = %run_id, event = %d.event.id, layer = %d.subscriber,
                     "delivery already acknowledged by another executor; result discarded");
@@ -113,5 +119,27 @@ impl Orchestrator {
         metrics::histogram!("layer_run_duration_seconds", "layer" => d.subscriber.clone())
             .record(commit.duration_ms / 1000.0);
         Ok(ran)
+    }
+
+    /// Stores a layer run's tape under its id (best effort: a replay is not worth failing
+    /// the run over; logged if it cannot).
+    async fn store_layer_tape(
+        &self,
+        layer_run_id: &str,
+        plugin: &crate::runtime::LoadedPlugin,
+        tape: LayerTape,
+    ) {
+        let t = crate::db::ExecutionTape::new(
+            layer_run_id,
+            crate::db::TapeKind::Layer,
+            plugin.name(),
+            plugin.version(),
+            &tape.input,
+            tape.output.as_deref(),
+            tape.entries,
+        );
+        if let Err(e) = self.db.insert_execution_tape(&t).await {
+            tracing::warn!(layer_run = %layer_run_id, error = %e, "cannot store the layer run's tape");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! commit of the layer run from the result (emitted events addressed to their
 //! subscribers, `state` reads and writes, held-back actions).
 
+use crate::capabilities::tape::{TapeEntry, TapeMode};
 use crate::db::{LayerRunCommit, LayerRunResult, NewEvent, PendingDelivery};
 use crate::pipelines::settings::PipelineDef;
 use crate::runtime::call::{LayerInput, LayerResult};
@@ -22,9 +23,23 @@ pub(super) struct LayerJob {
     pub(super) final_attempt: bool,
 }
 
+/// A layer run's recording (its plugin's grant has `record_executions`): stored under the
+/// layer run's id once its commit gives one.
+pub(super) struct LayerTape {
+    /// The [`LayerInput`] as JSON, its payload redacted of the configured secrets.
+    pub(super) input: String,
+    /// `{output, events: [{topic, payload}]}`; `None`: the run failed.
+    pub(super) output: Option<String>,
+    pub(super) entries: Vec<TapeEntry>,
+}
+
 impl LayerJob {
-    /// Runs the layer (blocking); whether it succeeded, and its commit.
-    pub(super) fn run(&self, request_id: Option<Arc<str>>) -> (bool, LayerRunCommit) {
+    /// Runs the layer (blocking); whether it succeeded, its commit, and its tape when the
+    /// layer records its runs.
+    pub(super) fn run(
+        &self,
+        request_id: Option<Arc<str>>,
+    ) -> (bool, LayerRunCommit, Option<LayerTape>) {
         let d = &self.delivery;
         let input = LayerInput {
             run_id: self.run_id.clone(),
@@ -38,15 +53,45 @@ impl LayerJob {
         };
         let started_at = crate::domain::now_ms();
         let started = Instant::now();
-        let (result, usage) = self
-            .plugin
-            .run_pipeline_layer(&input, &d.event.payload, request_id);
-        self.commit(
+        let (result, mut usage) =
+            self.plugin
+                .run_pipeline_layer(&input, &d.event.payload, request_id);
+        let elapsed = started.elapsed();
+        let tape = match std::mem::take(&mut usage.tape) {
+            TapeMode::Record(entries) => Some(self.tape(input, result.as_ref().ok(), entries)),
+            _ => None,
+        };
+        let (ok, commit) = self.commit(
             result.map_err(|e| e.to_string()),
             usage,
             started_at,
-            started.elapsed(),
-        )
+            elapsed,
+        );
+        (ok, commit, tape)
+    }
+
+    /// The recording of a run: its input and output, redacted like its calls.
+    fn tape(
+        &self,
+        mut input: LayerInput,
+        result: Option<&LayerResult>,
+        entries: Vec<TapeEntry>,
+    ) -> LayerTape {
+        let secrets = &self.plugin.services.secrets;
+        let mut payload: serde_json::Value =
+            serde_json::from_str(&input.payload).unwrap_or(serde_json::Value::Null);
+        secrets.redact_json(&mut payload);
+        input.payload = payload.to_string();
+        let output = result.map(|r| {
+            let mut v = r.tape_output();
+            secrets.redact_json(&mut v);
+            v.to_string()
+        });
+        LayerTape {
+            input: serde_json::to_string(&input).expect("a layer input serializes"),
+            output,
+            entries,
+        }
     }
 
     /// The commit of a layer run that ended with `result`; whether it succeeded.
