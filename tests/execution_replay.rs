@@ -232,7 +232,7 @@ async fn recording_is_off_unless_granted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recorded_layer_run_replays_offline_and_another_layer_diverges() {
     let mut p = prepare(Backend::Sqlite, "pricing", Crm::Builtin, |_| {}).await;
-    for layer in ["intake", "forecast"] {
+    for layer in ["intake", "forecast", "events-probe"] {
         p.config.grants.get_mut(layer).unwrap().record_executions = true;
     }
     let s = start(p).await;
@@ -280,6 +280,42 @@ async fn a_recorded_layer_run_replays_offline_and_another_layer_diverges() {
         assert_eq!(r.kind, TapeKind::Layer);
         assert_eq!(r.calls_matched, r.calls_recorded, "{layer}: {r:#?}");
     }
+    // The probe reads the first probe run's event and publishes one (its id in its
+    // output): replayed, the read and the publish are answered from the tape.
+    s.run("probe", json!({"n": 1}), false).await;
+    let probe = s.run("probe", json!({"n": 2}), false).await;
+    let probe = s.app.db.get_run(&probe.run_id).await.unwrap().unwrap();
+    let id = probe.layer_runs[0].id.clone();
+    let audited = |db: strata::db::Db| async move {
+        let filter = strata::db::AuditFilter {
+            plugin: Some("events-probe".into()),
+            ..Default::default()
+        };
+        db.list_audit(&filter).await.unwrap().len()
+    };
+    s.app.audit.flush().await;
+    let audit_rows = audited(s.app.db.clone()).await;
+    let r = replay_execution(&s.app.db, &id, registry.get("events-probe").unwrap())
+        .await
+        .unwrap();
+    assert!(r.same, "{r:#?}");
+    let ops: Vec<_> = s
+        .app
+        .db
+        .get_execution_tape(&id)
+        .await
+        .unwrap()
+        .unwrap()
+        .tape;
+    let ops: Vec<_> = ops.iter().map(|e| e.call.operation.as_str()).collect();
+    assert!(ops.contains(&"read") && ops.contains(&"publish"), "{ops:?}");
+    s.app.audit.flush().await;
+    assert_eq!(
+        audited(s.app.db.clone()).await,
+        audit_rows,
+        "a replay is not audited"
+    );
+
     // Nothing reached the CRM or the layer's `state`.
     assert_eq!(
         s.app.db.count_leads(&LeadFilter::default()).await.unwrap(),

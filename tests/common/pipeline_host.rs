@@ -1,3 +1,5 @@
+#![allow(dead_code)] // included by several test crates, each using a part
+
 //! The host of the pipeline tests (`tests/pipelines.rs`, which includes this file next to
 //! `common` and `support`): the nine layers in three containers (pricing replaceable),
 //! BANT and the testing layers installed; the golden and probe pipelines, the booking

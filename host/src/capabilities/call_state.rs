@@ -288,6 +288,11 @@ impl CallState {
         started: Instant,
         usage: Option<(u64, u64, f64)>,
     ) {
+        // A replay happens offline: its calls (answered from the tape, or kept in the
+        // sandbox like a replayed layer's `events.publish`) are not the plugin's activity.
+        if matches!(self.tape, super::tape::TapeMode::Replay { .. }) {
+            return;
+        }
         let duration_us = started.elapsed().as_micros() as i64;
         let capability = capability.interface();
         let detail = detail.map(|d| self.services.secrets.redact_string(d));

@@ -1,6 +1,7 @@
 //! `crm`: read access to leads and their past scores. Every call is audited.
 
 use super::{CallState, Capability};
+use crate::domain::{Lead, StoredScore};
 use crate::wit::since_v0_1_0::{crm as wit, scorer, types};
 use serde::Deserialize;
 use std::time::Instant;
@@ -51,6 +52,33 @@ impl CallState {
 
 impl wit::Host for CallState {
     fn get_lead(&mut self, id: String) -> Result<Option<types::Lead>, CapabilityError> {
+        let target = format!("lead:{id}");
+        let lead = self.taped(
+            Capability::Crm,
+            "get-lead",
+            &target,
+            serde_json::Value::Null,
+            |s| s.get_lead_live(&id),
+        )?;
+        Ok(lead.as_ref().map(types::Lead::from))
+    }
+
+    fn list_scores(
+        &mut self,
+        lead_id: String,
+        limit: u32,
+    ) -> Result<Vec<types::StoredScore>, CapabilityError> {
+        let target = format!("lead:{lead_id}");
+        let request = serde_json::json!({ "limit": limit });
+        let scores = self.taped(Capability::Crm, "list-scores", &target, request, |s| {
+            s.list_scores_live(&lead_id, limit)
+        })?;
+        Ok(scores.iter().map(types::StoredScore::from).collect())
+    }
+}
+
+impl CallState {
+    fn get_lead_live(&mut self, id: &str) -> Result<Option<Lead>, CapabilityError> {
         let started = Instant::now();
         let r = (|| {
             if self.crm_scope()?.leads == Some(false) {
@@ -63,11 +91,7 @@ impl wit::Host for CallState {
                 .db
                 .clone()
                 .ok_or_else(|| unavailable("no database configured"))?;
-            let lead = self
-                .services
-                .block_on(db.get_lead(&id))
-                .map_err(unavailable)?;
-            Ok(lead.as_ref().map(types::Lead::from))
+            self.services.block_on(db.get_lead(id)).map_err(unavailable)
         })();
         self.audited(
             Capability::Crm,
@@ -79,11 +103,11 @@ impl wit::Host for CallState {
         )
     }
 
-    fn list_scores(
+    fn list_scores_live(
         &mut self,
-        lead_id: String,
+        lead_id: &str,
         limit: u32,
-    ) -> Result<Vec<types::StoredScore>, CapabilityError> {
+    ) -> Result<Vec<StoredScore>, CapabilityError> {
         let started = Instant::now();
         let r = (|| {
             let scope = self.crm_scope()?;
@@ -98,11 +122,9 @@ impl wit::Host for CallState {
                 .db
                 .clone()
                 .ok_or_else(|| unavailable("no database configured"))?;
-            let scores = self
-                .services
-                .block_on(db.latest_scores(&lead_id, limit as i64))
-                .map_err(unavailable)?;
-            Ok(scores.iter().map(types::StoredScore::from).collect())
+            self.services
+                .block_on(db.latest_scores(lead_id, limit as i64))
+                .map_err(unavailable)
         })();
         self.audited(
             Capability::Crm,

@@ -190,21 +190,32 @@ impl CallState {
 
 impl wit::Host for CallState {
     fn publish(&mut self, topic: String, payload: String) -> Result<String, CapabilityError> {
-        let started = Instant::now();
-        let r = self.events_publish(&topic, &payload);
-        let note = match (&r, self.dry_run()) {
-            (Ok(id), true) => Some(format!("dry-run run: event {id} stays inside Strata")),
-            (Ok(id), false) => Some(format!("event {id}")),
-            _ => None,
-        };
-        self.audited(
-            Capability::Events,
-            "publish",
-            &topic_target(&topic),
-            started,
-            note,
-            r,
-        )
+        let target = topic_target(&topic);
+        let request = serde_json::json!({ "payload": payload });
+        let replaying = matches!(self.tape, super::tape::TapeMode::Replay { .. });
+        let r = self.taped(Capability::Events, "publish", &target, request, |s| {
+            let started = Instant::now();
+            let r = s.events_publish(&topic, &payload);
+            let note = match (&r, s.dry_run()) {
+                (Ok(id), true) => Some(format!("dry-run run: event {id} stays inside Strata")),
+                (Ok(id), false) => Some(format!("event {id}")),
+                _ => None,
+            };
+            s.audited(Capability::Events, "publish", &target, started, note, r)
+        });
+        // Replayed from the tape (same topic, same payload): the event is the recorded one,
+        // kept in the sandbox's output like a live run's, never stored.
+        if let (true, Ok(id)) = (replaying, &r) {
+            if let Ok(value) = serde_json::from_str(&payload) {
+                self.published.push(PublishedEvent {
+                    id: id.clone(),
+                    topic,
+                    payload: value,
+                    json: payload.into(),
+                });
+            }
+        }
+        r
     }
 
     fn read(
@@ -213,17 +224,14 @@ impl wit::Host for CallState {
         after: Option<String>,
         limit: u32,
     ) -> Result<Vec<wit::Event>, CapabilityError> {
-        let started = Instant::now();
-        let r = self.events_read(&topic, after.as_deref(), limit);
-        let note = r.as_ref().ok().map(|v| format!("{} event(s)", v.len()));
-        self.audited(
-            Capability::Events,
-            "read",
-            &topic_target(&topic),
-            started,
-            note,
-            r,
-        )
+        let target = topic_target(&topic);
+        let request = serde_json::json!({ "after": after, "limit": limit });
+        self.taped(Capability::Events, "read", &target, request, |s| {
+            let started = Instant::now();
+            let r = s.events_read(&topic, after.as_deref(), limit);
+            let note = r.as_ref().ok().map(|v| format!("{} event(s)", v.len()));
+            s.audited(Capability::Events, "read", &target, started, note, r)
+        })
     }
 }
 

@@ -34,7 +34,7 @@ pub struct Grant {
     #[serde(default)]
     pub reuse_calls: u32,
     /// Opt-in: an agent execution or pipeline layer run of this plugin stores its tape —
-    /// the `llm`, `mcp` and `state` calls it made, with what it received, redacted of
+    /// the `llm`, `mcp` and `state` calls and `crm` / `events` reads it made, with what it received, redacted of
     /// configured secrets — so `strata replay execution ID` can re-run it offline (see
     /// `capabilities::tape`).
     #[serde(default)]

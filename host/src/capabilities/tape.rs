@@ -1,4 +1,5 @@
-//! Execution tapes: the brokered calls one agent execution made (`llm`, `mcp`, `state`),
+//! Execution tapes: the brokered calls one agent execution or layer run made (`llm`,
+//! `mcp`, `state`, `crm` reads and `events`),
 //! each with the request as the plugin sent it and the response as it received it.
 //!
 //! Recording is opt-in per plugin (`[grants.<plugin>] record_executions = true`): the call
@@ -10,7 +11,7 @@
 //! details and logs ([`crate::secrets`]).
 
 use super::{CallState, Capability};
-use crate::wit::since_v0_1_0::{llm, mcp, types::CapabilityError};
+use crate::wit::since_v0_1_0::{events, llm, mcp, types::CapabilityError};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -327,6 +328,53 @@ impl Taped for Vec<mcp::Tool> {
     }
 }
 
+/// Responses that are host types with serde: taped as their JSON.
+macro_rules! taped_as_json {
+    ($($t:ty),*) => {$(
+        impl Taped for $t {
+            fn encode(&self) -> Value {
+                serde_json::to_value(self).expect("a host type serializes")
+            }
+            fn decode(v: &Value) -> Option<Self> {
+                serde_json::from_value(v.clone()).ok()
+            }
+        }
+    )*};
+}
+
+taped_as_json!(Option<crate::domain::Lead>, Vec<crate::domain::StoredScore>);
+
+impl Taped for Vec<events::Event> {
+    fn encode(&self) -> Value {
+        self.iter()
+            .map(|e| {
+                json!({
+                    "id": e.id, "container": e.container, "topic": e.topic,
+                    "payload": e.payload, "emitted_at": e.emitted_at,
+                    "producer": e.producer, "run_id": e.run_id,
+                })
+            })
+            .collect()
+    }
+    fn decode(v: &Value) -> Option<Self> {
+        v.as_array()?
+            .iter()
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().map(str::to_string);
+                Some(events::Event {
+                    id: text("id")?,
+                    container: text("container")?,
+                    topic: text("topic")?,
+                    payload: text("payload")?,
+                    emitted_at: e["emitted_at"].as_i64()?,
+                    producer: text("producer")?,
+                    run_id: text("run_id"),
+                })
+            })
+            .collect()
+    }
+}
+
 /// A `state` value: UTF-8 text as a string, other bytes as an array of numbers.
 pub(crate) fn bytes(b: &[u8]) -> Value {
     match std::str::from_utf8(b) {
@@ -364,6 +412,15 @@ impl Taped for () {
     }
     fn decode(_: &Value) -> Option<Self> {
         Some(())
+    }
+}
+
+impl Taped for String {
+    fn encode(&self) -> Value {
+        Value::String(self.clone())
+    }
+    fn decode(v: &Value) -> Option<Self> {
+        v.as_str().map(str::to_string)
     }
 }
 

@@ -1,10 +1,12 @@
 //! Replay of a recorded agent execution or pipeline layer run: the same task (or the same
 //! run context and trigger event), a version (the recorded one or another), and the tape
-//! instead of the brokers. Each `llm`, `mcp` and
-//! `state` call is answered from the tape when it is the next recorded call, else it is a
+//! instead of the brokers. Each `llm`, `mcp`, `state` and `events` call and each `crm`
+//! read is answered from the tape when it is the next recorded call, else it is a
 //! divergence and the plugin gets `unavailable`; nothing reaches the network or the
-//! database (`state` writes are swallowed and counted). `scoring` calls are not taped:
-//! they run the scorer plugin in its own sandbox, as live.
+//! database (`state` writes are swallowed and counted). A replayed layer's
+//! `events.publish` is answered from the tape too (the recorded event id) and the event
+//! stays in the sandbox's output, compared with the recorded one, never stored. `scoring` calls are not taped: they run the scorer plugin in its own
+//! sandbox, as live. Calls answered from a tape are not audited (nothing happened).
 
 use crate::capabilities::tape::{Divergence, ReplayLog, TapeMode};
 use crate::db::{Db, DbError, TapeKind};
