@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// The W3C WebDriver key of an element reference.
-const ELEMENT: &str = "element-6066-11e4-a52f-4abf6afd5ecb";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 pub struct Browser {
     http: Client,
@@ -87,8 +87,8 @@ impl Browser {
             "--disable-component-update".into(),
             "--disable-sync".into(),
             "--window-size=1280,1000".into(),
-            // Networking off: no name resolves (the test server is an IP address).
-            "--host-resolver-rules=MAP * ~NOTFOUND".into(),
+            // Networking off: no name resolves; only the test server (127.0.0.1) is reached.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1".into(),
             format!("--user-data-dir={}", profile.path().display()),
         ];
         let caps = json!({ "capabilities": { "alwaysMatch": {
@@ -162,7 +162,12 @@ impl Browser {
         v.as_array()
             .unwrap()
             .iter()
-            .map(|e| e[ELEMENT].as_str().unwrap().to_string())
+            .map(|e| {
+                e[ELEMENT]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("not an element reference: {e}"))
+                    .to_string()
+            })
             .collect()
     }
 
