@@ -37,6 +37,15 @@ if [ "$(cat "$PEERS_STAMP" 2>/dev/null)" != "$(sha256sum "$PEERS/package-lock.js
     sha256sum "$PEERS/package-lock.json" | cut -d' ' -f1 > "$PEERS_STAMP"
 fi
 
+# A real headless Chromium and its WebDriver for the console's browser tests
+# (tests/console.rs); under CI=true those tests fail without them.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "== installing Chromium and chromedriver (needed by the console's browser tests)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
 # schemathesis (pinned, in a venv outside the clone) for the OpenAPI conformance test in
 # tests/service.rs; the test fails, naming this script, when it is missing.
 if ! command -v python3 >/dev/null 2>&1 || ! python3 -m venv --help >/dev/null 2>&1; then

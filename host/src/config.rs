@@ -37,6 +37,8 @@ pub struct Config {
     /// `[challenger]`: shadow and canary challengers of a strategy, and which lead
     /// outcomes count as positive in their comparison.
     pub challenger: crate::challenger::ChallengerSettings,
+    /// `[console]`: the browser console at `/console` (sessions).
+    pub console: ConsoleSettings,
 }
 
 /// When a published version needs an admin's approval before it may be released.
@@ -222,6 +224,44 @@ impl Default for ServerSettings {
     }
 }
 
+/// When the console's session cookie carries `Secure` (sent over HTTPS only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookie {
+    /// When the sign-in request came over HTTPS: `X-Forwarded-Proto: https` from the
+    /// TLS-terminating proxy in front of `strata serve` (which speaks plain HTTP).
+    #[default]
+    Auto,
+    /// Always (the console is only ever reached over HTTPS).
+    Always,
+    /// Never (plain HTTP on a trusted network, development).
+    Never,
+}
+
+/// `[console]`: the operator and reviewer console in the browser (`/console`). It lives
+/// here, not with the console's code in `server::console`, for the reason
+/// [`ServerSettings`] does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Serve the console (`/console`, and `/` redirecting there).
+    pub enabled: bool,
+    /// How long a session lasts after sign-in, in seconds.
+    pub session_ttl_secs: u64,
+    /// `auto`, `always` or `never`: when the session cookie is `Secure`.
+    pub secure_cookie: SecureCookie,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            session_ttl_secs: 8 * 3600,
+            secure_cookie: SecureCookie::Auto,
+        }
+    }
+}
+
 /// A configuration that cannot be used; the message names the file and key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -263,6 +303,12 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.challenger.validate().map_err(ConfigError)?;
+        if self.console.session_ttl_secs == 0 || self.console.session_ttl_secs > 30 * 86_400 {
+            return Err(ConfigError(format!(
+                "console.session_ttl_secs = {} must be 1..=2592000 (30 days)",
+                self.console.session_ttl_secs
+            )));
+        }
         if self.plugins.max_component_bytes == 0 {
             return Err(ConfigError(
                 "plugins.max_component_bytes must be at least 1".into(),

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod api_server;
+pub mod browser;
 pub mod frappe;
 pub mod llm;
 pub mod pipeline_runs;

@@ -71,6 +71,19 @@ pub struct AuditFilter {
     pub until_ms: Option<i64>,
     /// 0 = default (100); at most 10 000.
     pub limit: i64,
+    /// Keyset paging: only rows older than this `(at, id)` (the last row of the page
+    /// before), in the listing's order.
+    pub before: Option<(i64, i64)>,
+}
+
+/// Calls of one plugin by capability, target and outcome ([`Db::audit_usage`]).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct AuditUsage {
+    pub capability: String,
+    pub target: Option<String>,
+    pub allowed: bool,
+    /// Calls (summary rows count as many as they stand for).
+    pub calls: i64,
 }
 
 const INSERT_COLUMNS: &str = "at, plugin, plugin_version, capability, operation, target, allowed, \
@@ -171,6 +184,7 @@ impl Db {
              WHERE ($1 IS NULL OR plugin = $1) AND ($2 IS NULL OR capability = $2) \
              AND ($3 IS NULL OR allowed = $3) AND ($4 IS NULL OR request_id = $4) \
              AND ($5 IS NULL OR at >= $5) AND ($6 IS NULL OR at < $6) \
+             AND ($8 IS NULL OR at < $8 OR (at = $8 AND id < $9)) \
              ORDER BY at DESC, id DESC LIMIT $7"
         );
         let rows: Vec<Row> = on_pool!(self, |pool| {
@@ -182,11 +196,39 @@ impl Db {
                 .bind(filter.since_ms)
                 .bind(filter.until_ms)
                 .bind(clamp_limit(filter.limit))
+                .bind(filter.before.map(|b| b.0))
+                .bind(filter.before.map(|b| b.1))
                 .fetch_all(pool)
                 .await
                 .map_err(q(OP))?
         });
         Ok(rows.into_iter().map(StoredAudit::from).collect())
+    }
+
+    /// What `plugin` actually did since `since_ms`: its calls by capability, target and
+    /// outcome (allowed or denied), most frequent first, at most `limit` groups.
+    pub async fn audit_usage(
+        &self,
+        plugin: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditUsage>, DbError> {
+        const OP: &str = "audit_usage";
+        let rows: Vec<AuditUsage> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT capability, target, allowed, CAST(SUM(count) AS BIGINT) AS calls \
+                 FROM capability_audit WHERE plugin = $1 AND at >= $2 \
+                 GROUP BY capability, target, allowed \
+                 ORDER BY calls DESC, capability, target LIMIT $3",
+            )
+            .bind(plugin)
+            .bind(since_ms)
+            .bind(clamp_limit(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(q(OP))?
+        });
+        Ok(rows)
     }
 
     /// Delete audit rows older than `before_ms` (retention). Returns how many.

@@ -89,6 +89,7 @@ pub mod backup;
 pub mod challenger_results;
 pub mod challengers;
 mod checkpoint;
+pub mod console_sessions;
 pub(crate) mod direct;
 pub(crate) use direct::{blocking_scope, may_block};
 pub mod error;
@@ -109,7 +110,8 @@ pub mod scores;
 pub mod state;
 pub mod stats;
 
-pub use audit::{AuditFilter, AuditRecord, StoredAudit};
+pub use audit::{AuditFilter, AuditRecord, AuditUsage, StoredAudit};
+pub use console_sessions::ConsoleSession;
 pub use error::DbError;
 pub use events::{
     ContainerSummary, DeliveryRecord, DeliveryStatus, EventRecord, EventWithDeliveries, NewEvent,

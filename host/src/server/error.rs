@@ -144,8 +144,8 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// (the body limit's 413, the rate limiter's 429, axum's path/query rejections, 405, the
 /// timeout's 408) come as text/plain or empty; they are rewritten here with their status
 /// and headers kept and their text as the detail. A 429's `Retry-After` is at least 1 s
-/// (the limiter rounds the wait down, to 0). JSON answers (MCP's JSON-RPC errors) and
-/// event streams are left as they are.
+/// (the limiter rounds the wait down, to 0). JSON answers (MCP's JSON-RPC errors), event
+/// streams and the console's HTML pages are left as they are.
 pub async fn problem_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let res = next.run(req).await;
     if !(res.status().is_client_error() || res.status().is_server_error()) {
@@ -159,6 +159,8 @@ pub async fn problem_errors(req: axum::extract::Request, next: axum::middleware:
     if ct.starts_with("application/problem+json")
         || ct.starts_with("application/json")
         || ct.starts_with("text/event-stream")
+        // The console's error pages (`server::console`): a browser reads them.
+        || ct.starts_with("text/html")
     {
         return res;
     }

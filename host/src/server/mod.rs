@@ -3,6 +3,7 @@
 //! from the handlers; a durable job queue with workers in every process.
 
 pub mod auth;
+pub mod console;
 pub mod error;
 pub mod json;
 pub mod mcp_http;
@@ -276,6 +277,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     };
     let depth = json::DepthLimit(sv.json_depth_limit);
     api.merge(openapi::docs_router(doc))
+        .merge(console::router(&state))
         .fallback(|| async { error::ApiError::not_found("no such route") })
         .layer(middleware::from_fn(
             move |mut req: Request, next: Next| async move {

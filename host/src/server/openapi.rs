@@ -4,7 +4,6 @@ use axum::Router;
 use std::sync::Arc;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
-use utoipa_scalar::{Scalar, Servable};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -95,15 +94,92 @@ pub fn problem_responses(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
-/// `GET /api/openapi.json` and `GET /api/docs`.
+/// Swagger UI (npm `swagger-ui-dist`, see `host/assets/swagger-ui/README.md`), embedded.
+const SWAGGER_JS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui-bundle.js");
+const SWAGGER_CSS: &[u8] = include_bytes!("../../assets/swagger-ui/swagger-ui.css");
+
+/// The docs page: every asset from this server, no inline script (so a strict
+/// `Content-Security-Policy` holds), no validator call.
+const DOCS_HTML: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Strata API</title>
+<link rel="stylesheet" href="/api/docs/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/api/docs/swagger-ui-bundle.js"></script>
+<script src="/api/docs/init.js"></script>
+</body>
+</html>
+"#;
+
+const DOCS_INIT: &str = r##"window.ui = SwaggerUIBundle({
+  url: "/api/openapi.json",
+  dom_id: "#swagger-ui",
+  deepLinking: true,
+  validatorUrl: null,
+  tryItOutEnabled: false
+});
+"##;
+
+/// Only this server's own assets, scripts included; nothing inline but styles.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'";
+
+fn asset(
+    content_type: &'static str,
+    body: &'static [u8],
+) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + Sync + 'static {
+    move || {
+        use axum::http::header;
+        use axum::response::IntoResponse;
+        std::future::ready(
+            (
+                [
+                    (header::CONTENT_TYPE, content_type),
+                    (header::CACHE_CONTROL, "public, max-age=3600"),
+                    (header::CONTENT_SECURITY_POLICY, DOCS_CSP),
+                    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                ],
+                body,
+            )
+                .into_response(),
+        )
+    }
+}
+
+/// `GET /api/openapi.json` and `GET /api/docs` (Swagger UI with its assets under
+/// `/api/docs/`, all embedded in the binary: the page works offline).
 pub fn docs_router<S: Clone + Send + Sync + 'static>(
     doc: Arc<utoipa::openapi::OpenApi>,
 ) -> Router<S> {
+    use axum::routing::get;
     let json = doc.clone();
     Router::new()
         .route(
             "/api/openapi.json",
-            axum::routing::get(move || async move { axum::Json((*json).clone()) }),
+            get(move || async move { axum::Json((*json).clone()) }),
         )
-        .merge(Scalar::with_url("/api/docs", (*doc).clone()))
+        .route(
+            "/api/docs",
+            get(asset("text/html; charset=utf-8", DOCS_HTML.as_bytes())),
+        )
+        .route(
+            "/api/docs/init.js",
+            get(asset(
+                "text/javascript; charset=utf-8",
+                DOCS_INIT.as_bytes(),
+            )),
+        )
+        .route(
+            "/api/docs/swagger-ui-bundle.js",
+            get(asset("text/javascript; charset=utf-8", SWAGGER_JS)),
+        )
+        .route(
+            "/api/docs/swagger-ui.css",
+            get(asset("text/css; charset=utf-8", SWAGGER_CSS)),
+        )
 }

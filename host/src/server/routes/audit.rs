@@ -41,6 +41,7 @@ pub async fn list(
             since_ms: q.since,
             until_ms: q.until,
             limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+            before: None,
         })
         .await?;
     let items: Vec<Value> = rows

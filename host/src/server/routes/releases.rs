@@ -402,6 +402,26 @@ impl axum::extract::FromRequest<AppState> for Review {
 }
 
 impl Review {
+    /// A review decided from somewhere other than this route's request (the console's
+    /// form), by `caller`.
+    pub(crate) fn new(
+        st: AppState,
+        caller: Caller,
+        request_id: Option<RequestId>,
+        name: String,
+        version: String,
+        note: Option<String>,
+    ) -> Self {
+        Review {
+            st,
+            caller,
+            request_id,
+            name,
+            version,
+            note,
+        }
+    }
+
     /// Records the decision (`approved` or `rejected`), audits it with the caller's key,
     /// and on approval pins the MCP tools the grant covers.
     async fn decide(self, status: ReleaseStatus) -> ApiResult<Json<Value>> {
