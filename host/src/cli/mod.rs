@@ -219,7 +219,7 @@ fn config_origin() -> String {
         Some(c) => format!(" from {}", absolute(&c).display()),
         None if default.exists() => format!(" from {}", absolute(default).display()),
         None => format!(
-            " defaults: no --config given and no {} here",
+            " by default: no --config given and no {} here",
             crate::config::DEFAULT_FILE
         ),
     }

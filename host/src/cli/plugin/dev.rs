@@ -98,7 +98,12 @@ pub async fn run(args: DevArgs, config: Config) -> anyhow::Result<()> {
     let debounce = Duration::from_millis(args.debounce_ms.max(10));
     let mut debouncer = new_debouncer(debounce, None, move |res: DebounceEventResult| {
         let Ok(events) = res else { return };
-        for p in events.iter().flat_map(|e| e.paths.iter()) {
+        // Content changes only: the build and the smoke tests read the sources, and a
+        // read (inotify's open/close-nowrite) must not start another round.
+        let changed = events
+            .iter()
+            .filter(|e| crate::plugins::watcher::is_content_change(&e.kind));
+        for p in changed.flat_map(|e| e.paths.iter()) {
             if is_source_change(p, &ignored) {
                 let _ = tx.send(p.clone());
                 return;
