@@ -14,7 +14,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
 fi
 
 echo "== building the host"
-cargo build --release --quiet --bin strata
+cargo build --release --bin strata   # cargo shows its progress (a first build takes minutes)
 strata() { cargo run --release --quiet --bin strata -- "$@"; }
 echo "== strata plugin build plugins   (guest plugins → wasm32-wasip2 components)"
 strata plugin build plugins

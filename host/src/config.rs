@@ -262,6 +262,10 @@ impl Default for ConsoleSettings {
     }
 }
 
+/// The configuration file read when no `--config` is given (relative to the current
+/// directory; a missing one means defaults).
+pub const DEFAULT_FILE: &str = "config/strata.toml";
+
 /// A configuration that cannot be used; the message names the file and key.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -280,7 +284,7 @@ impl Config {
             }
             Some(p) => fig = fig.merge(Toml::file(p)),
             None => {
-                let default = Path::new("config/strata.toml");
+                let default = Path::new(DEFAULT_FILE);
                 if default.exists() {
                     fig = fig.merge(Toml::file(default));
                 }

@@ -1,4 +1,3 @@
-use clap::Parser;
 use strata::cli::{run, Cli};
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let filter = EnvFilter::try_from_env("STRATA_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,strata=info"));
     let builder = tracing_subscriber::fmt()

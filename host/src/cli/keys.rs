@@ -7,15 +7,41 @@ use crate::db::{Db, Role};
 pub enum KeysCommand {
     /// Create a key; it is printed once and only its hash is stored.
     Create {
-        #[arg(long, default_value = "reader")]
-        role: String,
+        /// What the key may do (each role includes the ones before it).
+        #[arg(long, value_enum, default_value_t = RoleArg::Reader)]
+        role: RoleArg,
+        /// A label for the key, shown by `keys list`.
         #[arg(long, default_value = "cli")]
         name: String,
     },
     /// List keys (never the secrets).
     List,
     /// Revoke a key by id or prefix.
-    Revoke { id: String },
+    Revoke {
+        /// The key's id (from `keys list`) or a unique prefix of it.
+        id: String,
+    },
+}
+
+/// `--role`: the roles of [`Role`], listed in `--help`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Read-only endpoints.
+    Reader,
+    /// Reader, plus scoring, jobs and other writes on data; publishing plugins.
+    Operator,
+    /// Everything, including key management and plugin review.
+    Admin,
+}
+
+impl From<RoleArg> for Role {
+    fn from(r: RoleArg) -> Role {
+        match r {
+            RoleArg::Reader => Role::Reader,
+            RoleArg::Operator => Role::Operator,
+            RoleArg::Admin => Role::Admin,
+        }
+    }
 }
 
 pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
@@ -23,7 +49,7 @@ pub async fn run(cmd: KeysCommand, config: Config) -> anyhow::Result<()> {
     db.migrate().await?;
     match cmd {
         KeysCommand::Create { role, name } => {
-            let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let role = Role::from(role);
             let (rec, secret) = crate::server::auth::create_key(&db, &name, role).await?;
             eprintln!(
                 "created {} key {:?} (id {}); store it now, it is not shown again:",

@@ -18,6 +18,12 @@ mod score;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// Shown under every command's `--help`.
+pub const EXIT_CODES: &str = "Exit codes: 0 success; 1 failure (the command ran and failed: an \
+error, a plugin that would not load, a failed smoke test, a refused request); 2 usage error \
+(unknown command or flag, missing or invalid argument).\n\
+--json output shapes: docs/cli-json.md.";
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -96,7 +102,25 @@ pub enum Command {
     Restore(backup::RestoreArgs),
 }
 
+impl Cli {
+    /// The command tree with [`EXIT_CODES`] under every command's help.
+    pub fn command_with_exit_codes() -> clap::Command {
+        fn add(c: clap::Command) -> clap::Command {
+            c.after_help(EXIT_CODES).mut_subcommands(add)
+        }
+        add(<Cli as clap::CommandFactory>::command())
+    }
+
+    /// Parses the process's arguments; `--help`/`--version` exit 0, a usage error prints
+    /// clap's message and exits 2.
+    pub fn parse_args() -> Cli {
+        let matches = Self::command_with_exit_codes().get_matches();
+        <Cli as clap::FromArgMatches>::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let _ = CONFIG_FILE.set(cli.config.clone());
     let config = || crate::config::Config::load(cli.config.as_deref());
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd, config).await,
@@ -146,9 +170,11 @@ pub(crate) async fn load_named(
     for root in &roots {
         let dirs = crate::plugins::PluginManager::plugin_dirs(root).map_err(|e| {
             anyhow::anyhow!(
-                "cannot list plugins directory {} (from plugins.dir / plugins.extra_dirs; \
-                 pass --config or run from the project directory): {e}",
-                root.display()
+                "cannot list plugins directory {} (plugins.dir / plugins.extra_dirs{}): {e}; \
+                 point at another with --config FILE (or STRATA_CONFIG), \
+                 STRATA_PLUGINS__DIR=DIR, or run from the project directory",
+                absolute(root).display(),
+                config_origin(),
             )
         })?;
         for dir in dirs {
@@ -165,13 +191,38 @@ pub(crate) async fn load_named(
         }
     }
     anyhow::bail!(
-        "no plugin named {name:?} under {} (build it with `strata plugin build`)",
+        "no plugin named {name:?} under {} (plugins.dir / plugins.extra_dirs{}; build it with \
+         `strata plugin build`, or point at another directory with STRATA_PLUGINS__DIR=DIR)",
         roots
             .iter()
-            .map(|r| r.display().to_string())
+            .map(|r| absolute(r).display().to_string())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        config_origin(),
     )
+}
+
+/// The path made absolute against the current directory, for messages.
+pub(crate) fn absolute(p: &std::path::Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The `--config` file of this run (set once by [`run`]), for messages.
+static CONFIG_FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+
+/// `" from <config file>"`, or which defaults were used, for messages about paths taken
+/// from the configuration.
+fn config_origin() -> String {
+    let given = CONFIG_FILE.get().cloned().flatten();
+    let default = std::path::Path::new(crate::config::DEFAULT_FILE);
+    match given {
+        Some(c) => format!(" from {}", absolute(&c).display()),
+        None if default.exists() => format!(" from {}", absolute(default).display()),
+        None => format!(
+            " by default: no --config given and no {} here",
+            crate::config::DEFAULT_FILE
+        ),
+    }
 }
 
 /// `strata serve --demo`: demo leads and an admin key, then serve.
@@ -203,4 +254,82 @@ async fn serve_demo(
         }
     });
     crate::server::serve(cfg, source, Some(tx)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+
+    /// Every visible argument of `cmd` and its subcommands without help, as `path: arg`.
+    fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name()).trim().to_string();
+        if cmd.get_about().is_none() && path != "strata" {
+            out.push(format!("{path}: (command)"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if arg.is_hide_set() || id == "help" || id == "version" {
+                continue;
+            }
+            if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                out.push(format!("{path}: {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            if sub.get_name() != "help" {
+                missing_help(sub, &path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_command_flag_and_argument_has_help() {
+        let cmd = Cli::command_with_exit_codes();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        missing_help(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    fn find<'a>(cmd: &'a clap::Command, path: &[&str]) -> &'a clap::Command {
+        path.iter().fold(cmd, |c, name| {
+            c.find_subcommand(name)
+                .unwrap_or_else(|| panic!("no subcommand {name}"))
+        })
+    }
+
+    #[test]
+    fn role_and_kind_list_their_values() {
+        let cmd = Cli::command_with_exit_codes();
+        let values = |path: &[&str], arg: &str| -> Vec<String> {
+            find(&cmd, path)
+                .get_arguments()
+                .find(|a| a.get_id() == arg)
+                .unwrap()
+                .get_possible_values()
+                .iter()
+                .map(|v| v.get_name().to_string())
+                .collect()
+        };
+        assert_eq!(
+            values(&["keys", "create"], "role"),
+            ["reader", "operator", "admin"]
+        );
+        assert_eq!(
+            values(&["plugin", "new"], "kind"),
+            ["scorer", "layer", "agent"]
+        );
+        assert_eq!(values(&["plugin", "new"], "lang"), ["rust", "python"]);
+    }
+
+    #[test]
+    fn every_help_page_documents_the_exit_codes() {
+        let mut cmd = Cli::command_with_exit_codes();
+        let plugin_new = find(&cmd, &["plugin", "new"])
+            .clone()
+            .render_help()
+            .to_string();
+        assert!(plugin_new.contains("2 usage error"), "{plugin_new}");
+        assert!(cmd.render_help().to_string().contains("0 success"));
+    }
 }

@@ -1,34 +1,35 @@
 //! `strata plugin new|build|inspect|test`; the commands that act on a running server
 //! (versions, rollback, pin, publish, review, promote, status) are in [`remote`].
 
+mod build;
+mod dev;
+mod new;
 mod remote;
+pub(crate) mod sdk_bundle;
+
+use build::build;
 
 use crate::audit::AuditSink;
 use crate::capabilities::{grants, Capability};
 use crate::config::Config;
-use crate::manifest::{Manifest, PluginKind, MANIFEST_FILE};
+use crate::manifest::{Manifest, PluginKind};
 use crate::runtime::prepare::sha256_hex;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 #[derive(clap::Subcommand)]
 pub enum PluginCommand {
-    /// Scaffold a plugin crate that builds and loads.
-    New {
-        name: String,
-        #[arg(long, value_enum, default_value = "scorer")]
-        kind: KindArg,
-        /// Parent directory of the new crate.
-        #[arg(long, default_value = "plugins")]
-        dir: PathBuf,
-        /// The guest SDK crate (default: plugins/sdk).
-        #[arg(long, default_value = "plugins/sdk")]
-        sdk: PathBuf,
-    },
+    /// Scaffold a plugin project that builds and loads, in any directory: the guest SDK
+    /// and the WIT contract are written into it from this binary.
+    New(new::NewArgs),
+    /// Watch a plugin crate: on every change build it, run its smoke tests and hot-load it
+    /// into a local server's plugins directory (or publish it with --server); a failure is
+    /// printed and watching goes on. Ctrl-C stops.
+    Dev(dev::DevArgs),
     /// Build plugin crates (a crate or a workspace) to components next to their plugin.toml.
     Build {
-        #[arg(default_value = "plugins")]
+        /// A plugin crate's directory, or a cargo workspace of plugin crates.
+        #[arg(default_value = ".")]
         path: PathBuf,
     },
     /// Show a plugin's world, imports, exports, declared vs granted capabilities, limits.
@@ -49,6 +50,7 @@ pub enum PluginCommand {
     /// every recorded load attempt, and the versions published to the fleet with their
     /// review status and which one is released.
     Versions {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
         #[command(flatten)]
         server: crate::cli::remote::ServerArgs,
@@ -58,6 +60,7 @@ pub enum PluginCommand {
     },
     /// Roll a served plugin back (and pin it there) on a running server.
     Rollback {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
         /// The kept version to go back to (default: the newest older than the live one).
         #[arg(long)]
@@ -68,6 +71,7 @@ pub enum PluginCommand {
     /// Pin a served plugin's live version (or a kept one) on a running server: new
     /// versions from its directory are kept as available until `unpin`.
     Pin {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
         /// The kept version to make live and pin (default: the live one).
         #[arg(long)]
@@ -78,6 +82,7 @@ pub enum PluginCommand {
     /// Unpin a served plugin on a running server: the newest version its directory
     /// delivered goes live.
     Unpin {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
         #[command(flatten)]
         server: crate::cli::remote::ServerArgs,
@@ -98,8 +103,11 @@ pub enum PluginCommand {
     /// Show the capability surface diff of a published version: `NAME V1 V2` compares V1
     /// with V2; `NAME V` shows what V changed when it was published.
     Diff {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
+        /// The published version to compare from (or, alone, the version to show).
         v1: String,
+        /// The published version to compare with V1.
         v2: Option<String>,
         #[command(flatten)]
         server: crate::cli::remote::ServerArgs,
@@ -109,7 +117,9 @@ pub enum PluginCommand {
     },
     /// Approve a published version (admin key): it may be released.
     Approve {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
+        /// The published version (e.g. 1.2.0).
         version: String,
         /// Why, for the record.
         #[arg(long)]
@@ -120,13 +130,16 @@ pub enum PluginCommand {
     /// Release an approved published version on every replica (operator key): promote,
     /// or roll back by naming an older version.
     Promote {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
+        /// The published version (e.g. 1.2.0).
         version: String,
         #[command(flatten)]
         server: crate::cli::remote::ServerArgs,
     },
     /// The released version of a plugin and what each replica serves.
     Status {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
         #[command(flatten)]
         server: crate::cli::remote::ServerArgs,
@@ -136,7 +149,9 @@ pub enum PluginCommand {
     },
     /// Reject a published version (admin key): it is never released.
     Reject {
+        /// The plugin's name (`name` in its plugin.toml).
         name: String,
+        /// The published version (e.g. 1.2.0).
         version: String,
         /// Why, for the record.
         #[arg(long)]
@@ -146,24 +161,13 @@ pub enum PluginCommand {
     },
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum KindArg {
-    Scorer,
-    Layer,
-    Agent,
-}
-
 pub async fn run(
     cmd: PluginCommand,
     config: impl Fn() -> Result<Config, crate::config::ConfigError>,
 ) -> anyhow::Result<()> {
     match cmd {
-        PluginCommand::New {
-            name,
-            kind,
-            dir,
-            sdk,
-        } => new(&name, kind, &dir, &sdk),
+        PluginCommand::New(args) => new::run(args),
+        PluginCommand::Dev(args) => dev::run(args, config()?).await,
         PluginCommand::Build { path } => build(&path).map(|built| {
             for (name, path) in built {
                 println!("built {name} → {}", path.display());
@@ -184,185 +188,17 @@ pub async fn run(
     }
 }
 
-fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<()> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        bail!("plugin name {name:?} must be [a-z0-9-]");
-    }
-    let dir = parent.join(name);
-    if dir.exists() {
-        bail!("{} already exists", dir.display());
-    }
-    let sdk = std::fs::canonicalize(sdk)
-        .with_context(|| format!("guest SDK not found at {} (pass --sdk)", sdk.display()))?;
-    std::fs::create_dir_all(dir.join("src"))?;
-    let cargo = format!(
-        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[lib]\ncrate-type = [\"cdylib\"]\n\n\
-         [dependencies]\nstrata-sdk = {{ path = {sdk:?} }}\n\n# Standalone crate: built by `strata plugin build`.\n[workspace]\n\n\
-         [profile.release]\nopt-level = \"s\"\nlto = true\ncodegen-units = 1\nstrip = true\n",
-        sdk = sdk.display().to_string()
-    );
-    let ty = name
-        .split('-')
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect::<String>();
-    let (lib, kind_str) = match kind {
-        KindArg::Scorer => (SCORER_TEMPLATE.replace("{Type}", &ty), "scorer"),
-        KindArg::Layer => (LAYER_TEMPLATE.replace("{Type}", &ty), "layer"),
-        KindArg::Agent => (AGENT_TEMPLATE.replace("{Type}", &ty), "agent"),
-    };
-    let smoke = if matches!(kind, KindArg::Scorer) {
-        "\n[[smoke]]\nname = \"any lead scores in range\"\n[smoke.input]\nid = \"smoke-1\"\nbudget = 50000.0\n\
-         [smoke.expect]\nmin_score = 0.0\nmax_score = 100.0\n"
-    } else {
-        ""
-    };
-    let manifest = format!(
-        "[plugin]\nname = \"{name}\"\nversion = \"0.1.0\"\nkind = \"{kind_str}\"\ndescription = \"TODO: what {name} does\"\n\n\
-         [capabilities]\n# state = {{}}\n# crm = {{}}\n\n[limits]\ndeadline_ms = 100\nmemory_mb = 16\n{smoke}"
-    );
-    std::fs::write(dir.join("Cargo.toml"), cargo)?;
-    std::fs::write(dir.join("src/lib.rs"), lib)?;
-    std::fs::write(dir.join(MANIFEST_FILE), manifest)?;
-    println!(
-        "created {} — build it with `strata plugin build {}`",
-        dir.display(),
-        dir.display()
-    );
-    Ok(())
-}
-
-const SCORER_TEMPLATE: &str = r#"//! A Strata scorer.
-use strata_sdk::{export_scorer, Factor, Lead, PluginError, Priority, Score, Scorer};
-
-struct {Type};
-
-impl Scorer for {Type} {
-    fn score(lead: Lead) -> Result<Score, PluginError> {
-        let budget = lead.budget.unwrap_or(0.0);
-        let value = (budget / 1000.0).clamp(0.0, 100.0);
-        Ok(Score {
-            value,
-            priority: Priority::from_score(value),
-            recommended_action: "review".into(),
-            reasoning: format!("budget {budget}"),
-            confidence: if lead.budget.is_some() { 0.8 } else { 0.2 },
-            factors: vec![Factor::new("budget", value)],
-        })
-    }
-}
-
-export_scorer!({Type});
-"#;
-
-const LAYER_TEMPLATE: &str = r#"//! A Strata layer.
-use strata_sdk::{export_layer, Layer, LayerOutcome, PluginError, RunContext};
-
-struct {Type};
-
-impl Layer for {Type} {
-    fn run_layer(ctx: RunContext) -> Result<LayerOutcome, PluginError> {
-        Ok(LayerOutcome { output: ctx.payload, events: vec![] })
-    }
-}
-
-export_layer!({Type});
-"#;
-
-const AGENT_TEMPLATE: &str = r#"//! A Strata agent.
-use strata_sdk::{export_agent, Agent, PluginError};
-
-struct {Type};
-
-impl Agent for {Type} {
-    fn run(input: String) -> Result<String, PluginError> {
-        Ok(input)
-    }
-}
-
-export_agent!({Type});
-"#;
-
-/// Same shadow-stack size as plugins/.cargo/config.toml: a small stack keeps per-call
-/// instance teardown cheap.
-const WASM_RUSTFLAGS: &str = "-C link-arg=-zstack-size=32768";
-
-/// Builds the crate or workspace at `path`; copies each component next to its manifest.
-pub fn build(path: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
-    let path =
-        std::fs::canonicalize(path).with_context(|| format!("{} not found", path.display()))?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .current_dir(&path)
-        .args(["build", "--release", "--target", "wasm32-wasip2"])
-        .env("CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS", WASM_RUSTFLAGS)
-        .status()
-        .with_context(|| format!("cannot run {cargo}"))?;
-    if !status.success() {
-        bail!("cargo build failed in {}", path.display());
-    }
-    let meta = Command::new(&cargo)
-        .current_dir(&path)
-        .args(["metadata", "--format-version", "1", "--no-deps"])
-        .output()?;
-    if !meta.status.success() {
-        bail!(
-            "cargo metadata failed: {}",
-            String::from_utf8_lossy(&meta.stderr)
-        );
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&meta.stdout)?;
-    let target_dir = PathBuf::from(meta["target_directory"].as_str().unwrap_or("target"));
-    let mut built = Vec::new();
-    for pkg in meta["packages"].as_array().into_iter().flatten() {
-        let manifest_path = PathBuf::from(pkg["manifest_path"].as_str().unwrap_or_default());
-        let dir = manifest_path
-            .parent()
-            .unwrap_or(Path::new("."))
-            .to_path_buf();
-        if !dir.join(MANIFEST_FILE).is_file() {
-            continue;
-        }
-        let Some(lib) = pkg["targets"].as_array().into_iter().flatten().find(|t| {
-            t["crate_types"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|x| x == "cdylib"))
-        }) else {
-            continue;
-        };
-        let lib_name = lib["name"].as_str().unwrap_or_default().replace('-', "_");
-        let wasm = target_dir
-            .join("wasm32-wasip2/release")
-            .join(format!("{lib_name}.wasm"));
-        let manifest = Manifest::load(&dir)?;
-        let dest = dir.join(&manifest.plugin.component);
-        // Write then rename, so a watching host never sees a half-written component.
-        let tmp = dest.with_extension("wasm.tmp");
-        std::fs::copy(&wasm, &tmp).with_context(|| format!("copy {}", wasm.display()))?;
-        std::fs::rename(&tmp, &dest)?;
-        built.push((manifest.id(), dest));
-    }
-    if built.is_empty() {
-        bail!(
-            "no plugin crates (a cdylib with a plugin.toml) under {}",
-            path.display()
-        );
-    }
-    Ok(built)
-}
-
 fn plugin_files(
     path: &Path,
     max_component_bytes: u64,
 ) -> anyhow::Result<(PathBuf, Manifest, Vec<u8>)> {
+    let path = crate::cli::absolute(path);
+    if !path.exists() {
+        bail!(
+            "{} not found (pass a plugin directory holding plugin.toml, or its plugin.toml)",
+            path.display()
+        );
+    }
     let dir = if path.is_dir() {
         path.to_path_buf()
     } else {
@@ -377,6 +213,9 @@ fn plugin_files(
     .with_context(|| format!("{} (build it with `strata plugin build`)", manifest.id()))?;
     Ok((dir, manifest, wasm))
 }
+
+/// The `"schema"` of `plugin inspect --json` (docs/cli-json.md).
+pub const INSPECT_SCHEMA: &str = "strata.plugin-inspect.v1";
 
 async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()> {
     let (dir, manifest, wasm) = plugin_files(path, config.plugins.max_component_bytes)?;
@@ -427,6 +266,7 @@ async fn inspect(path: &Path, json: bool, config: &Config) -> anyhow::Result<()>
         PluginKind::Agent => "strata:plugin/agent",
     };
     let report = serde_json::json!({
+        "schema": INSPECT_SCHEMA,
         "plugin": manifest.id(),
         "kind": manifest.plugin.kind,
         "world": world,

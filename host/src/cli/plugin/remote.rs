@@ -134,7 +134,8 @@ pub(super) async fn run(cmd: PluginCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        PluginCommand::New { .. }
+        PluginCommand::New(_)
+        | PluginCommand::Dev(_)
         | PluginCommand::Build { .. }
         | PluginCommand::Inspect { .. }
         | PluginCommand::Test { .. } => unreachable!("local commands are run by cli::plugin::run"),
@@ -173,7 +174,7 @@ fn print_release(v: &serde_json::Value) {
 
 /// The multipart body of a publish: the directory's plugin.toml as it is, its component
 /// and the files its `[schemas]` names. Returns the plugin's name with it.
-fn publish_form(path: &Path) -> anyhow::Result<(String, reqwest::multipart::Form)> {
+pub(super) fn publish_form(path: &Path) -> anyhow::Result<(String, reqwest::multipart::Form)> {
     let dir = if path.is_dir() {
         path.to_path_buf()
     } else {
