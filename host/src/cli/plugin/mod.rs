@@ -1,6 +1,7 @@
 //! `strata plugin new|build|inspect|test`; the commands that act on a running server
 //! (versions, rollback, pin, publish, review, promote, status) are in [`remote`].
 
+mod python;
 mod remote;
 
 use crate::audit::AuditSink;
@@ -19,6 +20,10 @@ pub enum PluginCommand {
         name: String,
         #[arg(long, value_enum, default_value = "scorer")]
         kind: KindArg,
+        /// Language of the new plugin: a Rust crate, or a Python scorer built with
+        /// componentize-py (see `python.rs`).
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
         /// Parent directory of the new crate.
         #[arg(long, default_value = "plugins")]
         dir: PathBuf,
@@ -146,6 +151,15 @@ pub enum PluginCommand {
     },
 }
 
+/// The language of a new plugin (`plugin new --lang`).
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// A Rust crate against the guest SDK.
+    Rust,
+    /// A Python scorer (`app.py`), built with componentize-py.
+    Python,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum KindArg {
     Scorer,
@@ -158,12 +172,26 @@ pub async fn run(
     config: impl Fn() -> Result<Config, crate::config::ConfigError>,
 ) -> anyhow::Result<()> {
     match cmd {
+        // Python (python.rs): a scorer only.
         PluginCommand::New {
             name,
             kind,
+            lang: Lang::Python,
+            dir,
+            ..
+        } => new_python(&name, kind, &dir),
+        PluginCommand::New {
+            name,
+            kind,
+            lang: Lang::Rust,
             dir,
             sdk,
         } => new(&name, kind, &dir, &sdk),
+        PluginCommand::Build { path } if python::is_python_plugin(&path) => {
+            let (id, out) = python::build(&path)?;
+            println!("built {id} → {}", out.display());
+            Ok(())
+        }
         PluginCommand::Build { path } => build(&path).map(|built| {
             for (name, path) in built {
                 println!("built {name} → {}", path.display());
@@ -182,6 +210,28 @@ pub async fn run(
         | PluginCommand::Promote { .. }
         | PluginCommand::Status { .. }) => remote::run(cmd).await,
     }
+}
+
+/// `plugin new --lang python`: see [`python::scaffold`].
+fn new_python(name: &str, kind: KindArg, parent: &Path) -> anyhow::Result<()> {
+    if !matches!(kind, KindArg::Scorer) {
+        bail!("--lang python scaffolds scorers only (--kind scorer)");
+    }
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        bail!("plugin name {name:?} must be [a-z0-9-]");
+    }
+    let dir = python::scaffold(name, parent)?;
+    println!(
+        "created {} — build it with `strata plugin build {}` (needs componentize-py {})",
+        dir.display(),
+        dir.display(),
+        python::COMPONENTIZE_PY_VERSION
+    );
+    Ok(())
 }
 
 fn new(name: &str, kind: KindArg, parent: &Path, sdk: &Path) -> anyhow::Result<()> {
