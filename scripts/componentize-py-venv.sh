@@ -6,7 +6,7 @@
 # $STRATA_COMPONENTIZE_PY_VENV (default /var/tmp/strata-componentize-py-venv);
 # scripts/test.sh exports STRATA_COMPONENTIZE_PY=$venv/bin/componentize-py, which
 # `strata plugin build` and the tests read. componentize-py bundles its own CPython
-# (3.12+ compiled to wasm), so the venv's python only runs the installer: Python >= 3.9.
+# (CPython 3.14 compiled to wasm), so the venv's python only runs the installer: Python >= 3.9.
 # Reinstalls only when the pinned version changed. Prints the path of the executable.
 set -euo pipefail
 version="0.25.1"

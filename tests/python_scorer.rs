@@ -297,3 +297,55 @@ fn python_scaffold_outside_the_repo_builds_passes_its_smoke_test_and_loads() {
         assert!(!out.contains(cap), "{cap} imported: {out}");
     }
 }
+
+/// Figures for docs/performance.md, printed, never asserted: the linear memory one call
+/// needs (the smallest `memory_mb` with which a fresh instance scores a lead) for the
+/// Rust and the Python BANT. `cargo test -p strata --test python_scorer -- --ignored
+/// --nocapture figures`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn figures_memory_one_call_needs() {
+    let Some(exe) = componentize_py() else { return };
+    let h = host_with_python(&exe).await;
+    let rt = h.manager.runtime().clone();
+    let dirs = [
+        ("bant", plugin_source("bant")),
+        ("bant-py", built("bant-py", &exe)),
+    ];
+    blocking(move || {
+        for (name, dir) in dirs {
+            let text = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
+            let wasm = std::fs::read(dir.join("plugin.wasm")).unwrap();
+            let memory_line = text.lines().find(|l| l.starts_with("memory_mb")).unwrap();
+            let grant = strata::capabilities::Grant {
+                limits: strata::manifest::LimitsSpec {
+                    memory_mb: Some(256),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let works = |mb: u64| {
+                let m = text.replace(memory_line, &format!("memory_mb = {mb}"));
+                let m = strata::manifest::Manifest::parse(&m, Path::new("plugin.toml")).unwrap();
+                rt.prepare(m, &wasm, Some(&grant), None)
+                    .map(|p| p.score(&hot_lead("mem"), None).is_ok())
+                    .unwrap_or(false)
+            };
+            let (mut lo, mut hi) = (0u64, 256u64);
+            assert!(works(hi), "{name} does not score within 256 MiB");
+            while hi - lo > 1 {
+                let mid = (lo + hi) / 2;
+                if works(mid) {
+                    hi = mid
+                } else {
+                    lo = mid
+                }
+            }
+            println!(
+                "{name}: component {} bytes; one call needs memory_mb = {hi}",
+                wasm.len()
+            );
+        }
+    })
+    .await;
+}
