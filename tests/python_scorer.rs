@@ -79,7 +79,10 @@ fn built(rel: &str, exe: &Path) -> PathBuf {
     let fresh = modified(&dir.join("plugin.wasm")).is_some_and(|w| Some(w) > newest_source);
     if !fresh {
         let d = dir.display().to_string();
-        ok(strata(&dir, exe, &["plugin", "build", &d]), "strata plugin build");
+        ok(
+            strata(&dir, exe, &["plugin", "build", &d]),
+            "strata plugin build",
+        );
     }
     dir
 }
@@ -110,7 +113,11 @@ async fn host_with_python(exe: &Path) -> TestHost {
         }
     }
     let report = h.manager.load_all().await;
-    assert!(report.failed.is_empty(), "load failures: {:?}", report.failed);
+    assert!(
+        report.failed.is_empty(),
+        "load failures: {:?}",
+        report.failed
+    );
     h
 }
 
@@ -125,32 +132,97 @@ fn leads(n: usize) -> Vec<Lead> {
         ((seed >> 33) % k as u64) as usize
     };
     const TITLES: &[&str] = &[
-        "", "   ", "CEO", "ceo & co-founder", "Chief Revenue Officer", "Founder", "Owner",
-        "Managing Partner", "VP of Sales", "SVP, Engineering", "Vice President, Marketing",
-        "  Head of Growth  ", "Director of IT", "Director", "Sales Manager", "Team Lead",
-        "Marketing Intern", "Student", "Data Analyst", "Engineer", "Directeur Général",
-        "Gerente de Ventas", "Président", "Working Professional", "Unemployed",
+        "",
+        "   ",
+        "CEO",
+        "ceo & co-founder",
+        "Chief Revenue Officer",
+        "Founder",
+        "Owner",
+        "Managing Partner",
+        "VP of Sales",
+        "SVP, Engineering",
+        "Vice President, Marketing",
+        "  Head of Growth  ",
+        "Director of IT",
+        "Director",
+        "Sales Manager",
+        "Team Lead",
+        "Marketing Intern",
+        "Student",
+        "Data Analyst",
+        "Engineer",
+        "Directeur Général",
+        "Gerente de Ventas",
+        "Président",
+        "Working Professional",
+        "Unemployed",
     ];
     const INDUSTRIES: &[&str] = &[
-        "", "  ", "Software", "SaaS", "FinTech", "Retail Banking", "Government", "Pharma",
-        "Public Sector IT", "Healthcare", "Agriculture", "E-Commerce", "Defence",
-        "Logistics", "Media and Advertising", "Banking, Investment And Insurance",
-        "Hospitality Management", "Über Mobility",
+        "",
+        "  ",
+        "Software",
+        "SaaS",
+        "FinTech",
+        "Retail Banking",
+        "Government",
+        "Pharma",
+        "Public Sector IT",
+        "Healthcare",
+        "Agriculture",
+        "E-Commerce",
+        "Defence",
+        "Logistics",
+        "Media and Advertising",
+        "Banking, Investment And Insurance",
+        "Hospitality Management",
+        "Über Mobility",
     ];
     const NOTES: &[&str] = &[
-        "", "   ", "Evaluating vendors, pain with manual scoring",
-        "just browsing, no budget", "Spreadsheets are getting slow",
-        "Urgent: need a demo and pricing quote", "Happy with current tool; not interested",
-        "Budget approved, RFP next week", "student project", "Losing deals; frustrated",
-        "Will revert after reading the email", "Ringing. Email Opened. Better Career Prospects",
-        "Interested in other courses", "Struggling with inefficient process, replace ASAP",
-        "Fällt schwer: manual process", "No need right now",
+        "",
+        "   ",
+        "Evaluating vendors, pain with manual scoring",
+        "just browsing, no budget",
+        "Spreadsheets are getting slow",
+        "Urgent: need a demo and pricing quote",
+        "Happy with current tool; not interested",
+        "Budget approved, RFP next week",
+        "student project",
+        "Losing deals; frustrated",
+        "Will revert after reading the email",
+        "Ringing. Email Opened. Better Career Prospects",
+        "Interested in other courses",
+        "Struggling with inefficient process, replace ASAP",
+        "Fällt schwer: manual process",
+        "No need right now",
     ];
     const TIMELINES: &[&str] = &[
-        "", "  ", "immediate", "ASAP please", "this month", "this quarter", "Q1",
-        "by Q3 2027", "2 weeks", "3 months", "3-6 months", "6 months", "within 90 days",
-        "1 year", "1.5 years", "next year", "not sure yet", "whenever", "10 days",
-        "12 mo", "2 yrs", "3 wk", "1.2.3 months", "next week", "end of year", "unknown",
+        "",
+        "  ",
+        "immediate",
+        "ASAP please",
+        "this month",
+        "this quarter",
+        "Q1",
+        "by Q3 2027",
+        "2 weeks",
+        "3 months",
+        "3-6 months",
+        "6 months",
+        "within 90 days",
+        "1 year",
+        "1.5 years",
+        "next year",
+        "not sure yet",
+        "whenever",
+        "10 days",
+        "12 mo",
+        "2 yrs",
+        "3 wk",
+        "1.2.3 months",
+        "next week",
+        "end of year",
+        "unknown",
     ];
     const STATUSES: &[LeadStatus] = &[
         LeadStatus::New,
@@ -162,9 +234,9 @@ fn leads(n: usize) -> Vec<Lead> {
     ];
     const EMPLOYEES: &[u32] = &[0, 1, 9, 10, 49, 50, 199, 200, 4999, 5000, 120_000];
     const MONEY: &[f64] = &[
-        0.0, 1.0, 4_999.99, 5_000.0, 9_999.5, 10_000.0, 24_999.0, 25_000.0, 49_999.0,
-        50_000.0, 99_999.49, 100_000.0, 999_999.5, 1e6, 9.9e6, 10e6, 99e6, 100e6, 2.5e9,
-        -5.0, 1234.5678, 0.5,
+        0.0, 1.0, 4_999.99, 5_000.0, 9_999.5, 10_000.0, 24_999.0, 25_000.0, 49_999.0, 50_000.0,
+        99_999.49, 100_000.0, 999_999.5, 1e6, 9.9e6, 10e6, 99e6, 100e6, 2.5e9, -5.0, 1234.5678,
+        0.5,
     ];
     let mut pick_text = |list: &[&str], none_one_in: usize| -> Option<String> {
         let k = next(list.len() + none_one_in);
@@ -203,10 +275,18 @@ async fn python_bant_passes_the_rust_bant_smoke_tests() {
     let rust = std::fs::read_to_string(repo_root().join("plugins/bant/plugin.toml")).unwrap();
     let python = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
     let smoke = |m: &str| m[m.find("[[smoke]]").expect("smoke cases")..].to_string();
-    assert_eq!(smoke(&python), smoke(&rust), "the same smoke cases as plugins/bant");
+    assert_eq!(
+        smoke(&python),
+        smoke(&rust),
+        "the same smoke cases as plugins/bant"
+    );
     let tmp = tempfile::tempdir().unwrap();
     let out = ok(
-        strata(tmp.path(), &exe, &["plugin", "test", &dir.display().to_string()]),
+        strata(
+            tmp.path(),
+            &exe,
+            &["plugin", "test", &dir.display().to_string()],
+        ),
         "strata plugin test plugins/bant-py",
     );
     let passed = out.lines().filter(|l| l.starts_with("ok ")).count();
@@ -239,14 +319,28 @@ async fn python_hostile_basics_are_contained_with_clear_errors() {
     let h = std::sync::Arc::new(host_with_python(&exe).await);
     blocking(move || {
         let p = h.manager.registry().get("py-hostile").unwrap();
-        let call = |id: &str| p.score(&Lead { id: id.into(), ..Default::default() }, None);
+        let call = |id: &str| {
+            p.score(
+                &Lead {
+                    id: id.into(),
+                    ..Default::default()
+                },
+                None,
+            )
+        };
 
         let e = call("loop").unwrap_err();
         assert!(matches!(e, CallError::Deadline { ms: 100, .. }), "{e}");
-        assert!(e.to_string().starts_with("py-hostile@0.1.0: deadline"), "{e}");
+        assert!(
+            e.to_string().starts_with("py-hostile@0.1.0: deadline"),
+            "{e}"
+        );
 
         let e = call("bomb").unwrap_err();
-        assert!(matches!(e, CallError::MemoryLimit { limit_mb: 96, .. }), "{e}");
+        assert!(
+            matches!(e, CallError::MemoryLimit { limit_mb: 96, .. }),
+            "{e}"
+        );
         assert!(e.to_string().contains("py-hostile@0.1.0"), "{e}");
 
         let e = call("raise").unwrap_err();
@@ -278,7 +372,11 @@ fn python_scaffold_outside_the_repo_builds_passes_its_smoke_test_and_loads() {
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     ok(
-        strata(work, &exe, &["plugin", "new", "hot-py", "--lang", "python", "--dir", "."]),
+        strata(
+            work,
+            &exe,
+            &["plugin", "new", "hot-py", "--lang", "python", "--dir", "."],
+        ),
         "strata plugin new --lang python",
     );
     let dir = work.join("hot-py");
@@ -287,10 +385,22 @@ fn python_scaffold_outside_the_repo_builds_passes_its_smoke_test_and_loads() {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
         assert!(!text.contains(&root), "{f} points into the repository");
     }
-    ok(strata(work, &exe, &["plugin", "build", "hot-py"]), "strata plugin build");
-    let out = ok(strata(work, &exe, &["plugin", "test", "hot-py"]), "strata plugin test");
-    assert!(out.contains("ok    any lead scores in range (score 50.0"), "{out}");
-    let out = ok(strata(work, &exe, &["plugin", "inspect", "hot-py"]), "strata plugin inspect");
+    ok(
+        strata(work, &exe, &["plugin", "build", "hot-py"]),
+        "strata plugin build",
+    );
+    let out = ok(
+        strata(work, &exe, &["plugin", "test", "hot-py"]),
+        "strata plugin test",
+    );
+    assert!(
+        out.contains("ok    any lead scores in range (score 50.0"),
+        "{out}"
+    );
+    let out = ok(
+        strata(work, &exe, &["plugin", "inspect", "hot-py"]),
+        "strata plugin inspect",
+    );
     assert!(out.contains("loadable: yes"), "{out}");
     // Pure: the component imports no capability but log.
     for cap in ["strata:plugin/state", "strata:plugin/crm"] {

@@ -22,17 +22,27 @@ const DEFAULT_VENV_EXE: &str = "/var/tmp/strata-componentize-py-venv/bin/compone
 /// The module componentize-py wraps: `app.py` in the plugin directory.
 pub const APP_MODULE: &str = "app";
 
+/// One file of the frozen contract, embedded.
+macro_rules! contract {
+    ($file:literal) => {
+        (
+            $file,
+            include_str!(concat!("../../../../wit/since_v0.1.0/", $file)),
+        )
+    };
+}
+
 /// The frozen contract, as `wit/deps/strata-plugin/<file>`.
 const CONTRACT_WIT: &[(&str, &str)] = &[
-    ("types.wit", include_str!("../../../../wit/since_v0.1.0/types.wit")),
-    ("log.wit", include_str!("../../../../wit/since_v0.1.0/log.wit")),
-    ("state.wit", include_str!("../../../../wit/since_v0.1.0/state.wit")),
-    ("crm.wit", include_str!("../../../../wit/since_v0.1.0/crm.wit")),
-    ("llm.wit", include_str!("../../../../wit/since_v0.1.0/llm.wit")),
-    ("mcp.wit", include_str!("../../../../wit/since_v0.1.0/mcp.wit")),
-    ("scoring.wit", include_str!("../../../../wit/since_v0.1.0/scoring.wit")),
-    ("events.wit", include_str!("../../../../wit/since_v0.1.0/events.wit")),
-    ("worlds.wit", include_str!("../../../../wit/since_v0.1.0/worlds.wit")),
+    contract!("types.wit"),
+    contract!("log.wit"),
+    contract!("state.wit"),
+    contract!("crm.wit"),
+    contract!("llm.wit"),
+    contract!("mcp.wit"),
+    contract!("scoring.wit"),
+    contract!("events.wit"),
+    contract!("worlds.wit"),
 ];
 /// The `pure-scorer` world, as `wit/strata-python.wit`.
 const PYTHON_WIT: &str = include_str!("../../../../sdk/python/wit/strata-python.wit");
@@ -42,7 +52,10 @@ const SDK_FILES: &[(&str, &str)] = &[
         "__init__.py",
         include_str!("../../../../sdk/python/strata_sdk/__init__.py"),
     ),
-    ("log.py", include_str!("../../../../sdk/python/strata_sdk/log.py")),
+    (
+        "log.py",
+        include_str!("../../../../sdk/python/strata_sdk/log.py"),
+    ),
 ];
 /// World of a scorer that imports nothing but `log`.
 const PURE_WORLD: &str = "strata:python/pure-scorer@0.1.0";
@@ -215,7 +228,10 @@ fn last_lines(text: &str, n: usize) -> String {
     if tail.is_empty() {
         "no error output".into()
     } else {
-        tail.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" | ")
+        tail.iter()
+            .map(|l| l.trim())
+            .collect::<Vec<_>>()
+            .join(" | ")
     }
 }
 
@@ -317,7 +333,11 @@ mod tests {
     fn embedded_contract_is_the_frozen_one() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/since_v0.1.0");
         let on_disk = std::fs::read_dir(&root).unwrap().count();
-        assert_eq!(on_disk, CONTRACT_WIT.len(), "a contract file is not embedded");
+        assert_eq!(
+            on_disk,
+            CONTRACT_WIT.len(),
+            "a contract file is not embedded"
+        );
         for (name, text) in CONTRACT_WIT {
             assert_eq!(std::fs::read_to_string(root.join(name)).unwrap(), *text);
         }
