@@ -238,16 +238,16 @@ fn leads(n: usize) -> Vec<Lead> {
         99_999.49, 100_000.0, 999_999.5, 1e6, 9.9e6, 10e6, 99e6, 100e6, 2.5e9, -5.0, 1234.5678,
         0.5,
     ];
-    let mut pick_text = |list: &[&str], none_one_in: usize| -> Option<String> {
-        let k = next(list.len() + none_one_in);
+    let pick_text = |list: &[&str], none_one_in: usize, k: usize| -> Option<String> {
+        debug_assert!(k < list.len() + none_one_in);
         list.get(k).map(|s| s.to_string())
     };
     (0..n)
         .map(|i| {
-            let title = pick_text(TITLES, 3);
-            let industry = pick_text(INDUSTRIES, 3);
-            let notes = pick_text(NOTES, 3);
-            let timeline = pick_text(TIMELINES, 3);
+            let title = pick_text(TITLES, 3, next(TITLES.len() + 3));
+            let industry = pick_text(INDUSTRIES, 3, next(INDUSTRIES.len() + 3));
+            let notes = pick_text(NOTES, 3, next(NOTES.len() + 3));
+            let timeline = pick_text(TIMELINES, 3, next(TIMELINES.len() + 3));
             let employees = EMPLOYEES.get(next(EMPLOYEES.len() + 2)).copied();
             let budget = MONEY.get(next(MONEY.len() + 4)).copied();
             let annual_revenue = MONEY.get(next(MONEY.len() + 4)).copied();
