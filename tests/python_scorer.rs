@@ -96,14 +96,7 @@ async fn host_with_python(exe: &Path) -> TestHost {
     let tmp = tempfile::tempdir().unwrap();
     let url = sqlite_url(tmp.path());
     std::mem::forget(tmp);
-    let h = host(
-        &url,
-        r#"
-        [grants.py-hostile]
-        limits = { memory_mb = 96 }
-        "#,
-    )
-    .await;
+    let h = host(&url, "").await;
     install(&h.plugins_dir, "bant", "bant");
     for (src, name) in [(&bant_py, "bant-py"), (&hostile, "py-hostile")] {
         let dest = h.plugins_dir.join(name);
@@ -338,7 +331,7 @@ async fn python_hostile_basics_are_contained_with_clear_errors() {
 
         let e = call("bomb").unwrap_err();
         assert!(
-            matches!(e, CallError::MemoryLimit { limit_mb: 96, .. }),
+            matches!(e, CallError::MemoryLimit { limit_mb: 32, .. }),
             "{e}"
         );
         assert!(e.to_string().contains("py-hostile@0.1.0"), "{e}");

@@ -279,7 +279,7 @@ def score(lead: Lead) -> Score:
 WitWorld = strata_sdk.export_scorer(score)
 "#;
 
-/// A Python scorer's manifest: the memory a CPython guest needs (see docs/performance.md).
+/// A Python scorer's manifest, with room for a CPython guest (see docs/performance.md).
 const SCAFFOLD_MANIFEST: &str = r#"[plugin]
 name = "{name}"
 version = "0.1.0"
@@ -293,7 +293,8 @@ description = "TODO: what {name} does"
 
 [limits]
 deadline_ms = 100
-memory_mb = 64
+# A CPython guest starts at ~13 MiB of linear memory (docs/performance.md).
+memory_mb = 32
 
 [[smoke]]
 name = "any lead scores in range"
