@@ -10,9 +10,6 @@ target_dir="${CARGO_TARGET_DIR:-target}"
 out="$target_dir/wasm32-wasip2/release"
 for manifest in */plugin.toml layers/*/plugin.toml testing/*/plugin.toml; do
     dir="$(dirname "$manifest")"
-    # Python scorers (app.py, no crate) are built by `strata plugin build DIR` with
-    # componentize-py (scripts/componentize-py-venv.sh); tests/python_scorer.rs does.
-    [ -f "$dir/Cargo.toml" ] || continue
     crate="$(sed -n 's/^name = "\(.*\)"/\1/p' "$dir/Cargo.toml" | head -n1 | tr - _)"
     cp "$out/$crate.wasm" "$dir/plugin.wasm.tmp"
     # Rename into place so a host watching the directory never sees a partial file.

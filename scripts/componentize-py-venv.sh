@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs componentize-py 0.25.1 (PyPI; builds Python scorers into WASI 0.2 components,
 # which the host's wasmtime 48 loads) into a virtualenv outside the repository, for
-# `strata plugin build` of Python plugins (plugins/bant-py, `strata plugin new --lang
+# `strata plugin build` of Python plugins (plugins/python/bant-py, `strata plugin new --lang
 # python`) and the Python scorer test (tests/python_scorer.rs). The venv lives at
 # $STRATA_COMPONENTIZE_PY_VENV (default /var/tmp/strata-componentize-py-venv);
 # scripts/test.sh exports STRATA_COMPONENTIZE_PY=$venv/bin/componentize-py, which

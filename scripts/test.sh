@@ -56,7 +56,7 @@ STRATA_FRAPPE_MCP="$(bash scripts/frappe-crm-mcp-venv.sh)"
 export STRATA_FRAPPE_MCP
 
 # componentize-py (pinned, in a venv outside the clone) builds the Python scorers
-# (plugins/bant-py, plugins/testing/py-hostile, `strata plugin new --lang python`) for
+# (plugins/python/bant-py, plugins/python/hostile, `strata plugin new --lang python`) for
 # tests/python_scorer.rs; the test reads the executable's path from here.
 echo "== installing componentize-py (scripts/componentize-py-venv.sh)"
 STRATA_COMPONENTIZE_PY="$(bash scripts/componentize-py-venv.sh)"

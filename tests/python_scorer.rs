@@ -1,6 +1,6 @@
-//! Python scorers (issue 25): `plugins/bant-py`, the BANT rules ported to Python and built
+//! Python scorers (issue 25): `plugins/python/bant-py`, the BANT rules ported to Python and built
 //! with componentize-py, passes the Rust BANT's smoke tests and scores 1,000 leads exactly
-//! as the Rust BANT does; a hostile Python scorer (`plugins/testing-py/hostile`) is
+//! as the Rust BANT does; a hostile Python scorer (`plugins/python/hostile`) is
 //! contained like any component (deadline, memory limit, an exception named with its
 //! plugin@version); `strata plugin new --lang python` scaffolds a project outside the
 //! repository that builds, passes its smoke test and loads.
@@ -91,7 +91,7 @@ fn built(rel: &str, exe: &Path) -> PathBuf {
 async fn host_with_python(exe: &Path) -> TestHost {
     static HOST_DIRS: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     let (bant_py, hostile) = HOST_DIRS
-        .get_or_init(|| (built("bant-py", exe), built("testing-py/hostile", exe)))
+        .get_or_init(|| (built("python/bant-py", exe), built("python/hostile", exe)))
         .clone();
     let tmp = tempfile::tempdir().unwrap();
     let url = sqlite_url(tmp.path());
@@ -264,7 +264,7 @@ fn leads(n: usize) -> Vec<Lead> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_bant_passes_the_rust_bant_smoke_tests() {
     let Some(exe) = componentize_py() else { return };
-    let dir = built("bant-py", &exe);
+    let dir = built("python/bant-py", &exe);
     let rust = std::fs::read_to_string(repo_root().join("plugins/bant/plugin.toml")).unwrap();
     let python = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
     let smoke = |m: &str| m[m.find("[[smoke]]").expect("smoke cases")..].to_string();
@@ -280,7 +280,7 @@ async fn python_bant_passes_the_rust_bant_smoke_tests() {
             &exe,
             &["plugin", "test", &dir.display().to_string()],
         ),
-        "strata plugin test plugins/bant-py",
+        "strata plugin test plugins/python/bant-py",
     );
     let passed = out.lines().filter(|l| l.starts_with("ok ")).count();
     assert_eq!(passed, 3, "{out}");
@@ -413,7 +413,7 @@ async fn figures_memory_one_call_needs() {
     let rt = h.manager.runtime().clone();
     let dirs = [
         ("bant", plugin_source("bant")),
-        ("bant-py", built("bant-py", &exe)),
+        ("bant-py", built("python/bant-py", &exe)),
     ];
     blocking(move || {
         for (name, dir) in dirs {
