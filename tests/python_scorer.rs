@@ -401,6 +401,56 @@ fn python_scaffold_outside_the_repo_builds_passes_its_smoke_test_and_loads() {
     }
 }
 
+/// Over HTTP a fresh CPython instance per call costs milliseconds, so an operator grants
+/// the Python scorer instance reuse: each worker's first call sets up a warm instance
+/// (milliseconds of CPU), the next ones reuse it (well under the inline budget). Setting
+/// up an instance is not an overrun, so the version stays on the inline lane however
+/// often its instances are renewed (here every second call).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_scorer_with_instance_reuse_stays_on_the_inline_lane_over_http() {
+    use reqwest::{Method, StatusCode};
+    use serde_json::json;
+    let Some(exe) = componentize_py() else { return };
+    let src = built("python/bant-py", &exe);
+    let tmp = tempfile::tempdir().unwrap();
+    let s = common::api_server::Server::start(
+        &sqlite_url(tmp.path()),
+        "[grants.bant-py]\nreuse_calls = 2\n",
+        |c| {
+            let dest = c.plugins.dir.join("bant-py");
+            std::fs::create_dir_all(&dest).unwrap();
+            for f in ["plugin.toml", "plugin.wasm"] {
+                std::fs::copy(src.join(f), dest.join(f)).unwrap();
+            }
+        },
+    )
+    .await;
+    let lead = json!({"id": "http-1", "title": "VP of Sales", "budget": 120000.0,
+                      "timeline": "this quarter", "status": "new"});
+    let mut values = Vec::new();
+    for strategy in [
+        "bant", "bant-py", "bant-py", "bant-py", "bant-py", "bant-py", "bant-py", "bant-py",
+        "bant-py",
+    ] {
+        let body = json!({ "lead": lead, "strategy": strategy });
+        let (status, out) = s
+            .json(Method::POST, "/api/v1/score", &s.operator, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{out}");
+        values.push(out["score"]["value"].clone());
+    }
+    assert!(
+        values.windows(2).all(|w| w[0] == w[1]),
+        "same score: {values:?}"
+    );
+    let (_, p) = s
+        .json(Method::GET, "/api/v1/plugins/bant-py", &s.reader, None)
+        .await;
+    assert_eq!(p["lane"]["inline"], json!(true), "{p}");
+    assert_eq!(p["lane"]["detail"]["demoted"], json!(false), "{p}");
+    s.stop().await;
+}
+
 /// Figures for docs/performance.md, printed, never asserted: the linear memory one call
 /// needs (the smallest `memory_mb` with which a fresh instance scores a lead) for the
 /// Rust and the Python BANT. `cargo test -p strata --test python_scorer -- --ignored
