@@ -38,6 +38,13 @@ fn componentize_py() -> Option<PathBuf> {
     found
 }
 
+/// One Python test at a time: each builds or instantiates 18 MB components, and fresh
+/// CPython instances on an overloaded machine could miss their wall-clock deadline.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `strata ARGS` in `cwd` with componentize-py `exe`, no config file.
 fn strata(cwd: &Path, exe: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -264,6 +271,7 @@ fn leads(n: usize) -> Vec<Lead> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_bant_passes_the_rust_bant_smoke_tests() {
     let Some(exe) = componentize_py() else { return };
+    let _serial = serial();
     let dir = built("python/bant-py", &exe);
     let rust = std::fs::read_to_string(repo_root().join("plugins/bant/plugin.toml")).unwrap();
     let python = std::fs::read_to_string(dir.join("plugin.toml")).unwrap();
@@ -289,6 +297,7 @@ async fn python_bant_passes_the_rust_bant_smoke_tests() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_bant_scores_1000_leads_exactly_like_the_rust_bant() {
     let Some(exe) = componentize_py() else { return };
+    let _serial = serial();
     let h = host_with_python(&exe).await;
     let rust = h.manager.registry().get("bant").unwrap();
     let python = h.manager.registry().get("bant-py").unwrap();
@@ -309,6 +318,7 @@ async fn python_bant_scores_1000_leads_exactly_like_the_rust_bant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_hostile_basics_are_contained_with_clear_errors() {
     let Some(exe) = componentize_py() else { return };
+    let _serial = serial();
     let h = std::sync::Arc::new(host_with_python(&exe).await);
     blocking(move || {
         let p = h.manager.registry().get("py-hostile").unwrap();
@@ -362,6 +372,7 @@ async fn python_hostile_basics_are_contained_with_clear_errors() {
 #[test]
 fn python_scaffold_outside_the_repo_builds_passes_its_smoke_test_and_loads() {
     let Some(exe) = componentize_py() else { return };
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let work = tmp.path();
     ok(
@@ -411,6 +422,7 @@ async fn python_scorer_with_instance_reuse_stays_on_the_inline_lane_over_http() 
     use reqwest::{Method, StatusCode};
     use serde_json::json;
     let Some(exe) = componentize_py() else { return };
+    let _serial = serial();
     let src = built("python/bant-py", &exe);
     let tmp = tempfile::tempdir().unwrap();
     let s = common::api_server::Server::start(
@@ -459,6 +471,7 @@ async fn python_scorer_with_instance_reuse_stays_on_the_inline_lane_over_http() 
 #[ignore]
 async fn figures_memory_one_call_needs() {
     let Some(exe) = componentize_py() else { return };
+    let _serial = serial();
     let h = host_with_python(&exe).await;
     let rt = h.manager.runtime().clone();
     let dirs = [
