@@ -20,8 +20,8 @@ pub enum PluginCommand {
         name: String,
         #[arg(long, value_enum, default_value = "scorer")]
         kind: KindArg,
-        /// Language of the new plugin: a Rust crate, or a Python scorer built with
-        /// componentize-py (see `python.rs`).
+        /// Language of the new plugin: a Rust crate, or a Python scorer (written with its
+        /// SDK and the WIT into the new directory; needs only `strata` and componentize-py).
         #[arg(long, value_enum, default_value = "rust")]
         lang: Lang,
         /// Parent directory of the new crate.
@@ -31,7 +31,8 @@ pub enum PluginCommand {
         #[arg(long, default_value = "plugins/sdk")]
         sdk: PathBuf,
     },
-    /// Build plugin crates (a crate or a workspace) to components next to their plugin.toml.
+    /// Build plugin crates (a crate or a workspace) to components next to their plugin.toml;
+    /// a directory with app.py is a Python scorer, built with componentize-py.
     Build {
         #[arg(default_value = "plugins")]
         path: PathBuf,
