@@ -64,6 +64,13 @@ echo "== installing frappe-crm-mcp (scripts/frappe-crm-mcp-venv.sh)"
 STRATA_FRAPPE_MCP="$(bash scripts/frappe-crm-mcp-venv.sh)"
 export STRATA_FRAPPE_MCP
 
+# componentize-py (pinned, in a venv outside the clone) builds the Python scorers
+# (plugins/python/bant-py, plugins/python/hostile, `strata plugin new --lang python`) for
+# tests/python_scorer.rs; the test reads the executable's path from here.
+echo "== installing componentize-py (scripts/componentize-py-venv.sh)"
+STRATA_COMPONENTIZE_PY="$(bash scripts/componentize-py-venv.sh)"
+export STRATA_COMPONENTIZE_PY
+
 # CI: share one target directory outside the clone between runs on the same machine
 # (a cold build also passes, it just takes longer).
 if [ "${CI:-}" = "true" ] && [ -z "${CARGO_TARGET_DIR:-}" ]; then

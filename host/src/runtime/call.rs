@@ -560,6 +560,9 @@ pub fn lead_size(l: &Lead) -> usize {
 
 /// The panic message a Rust guest printed to stderr before aborting.
 fn panic_message(stderr: &str) -> Option<String> {
+    if let Some(exception) = python_exception(stderr) {
+        return Some(crate::capabilities::log::sanitize(&exception, 512));
+    }
     let start = stderr.find("panicked at")?;
     let text = &stderr[start..];
     // "panicked at src/lib.rs:10:5:\nboom: ..." → take the message lines after the location.
@@ -571,6 +574,30 @@ fn panic_message(stderr: &str) -> Option<String> {
         .collect::<Vec<_>>()
         .join(" ");
     Some(crate::capabilities::log::sanitize(msg.trim(), 512))
+}
+
+/// A Python guest's uncaught exception: componentize-py prints the traceback, then its
+/// runtime panics with "Python function threw an unexpected exception". The exception
+/// line and the innermost frame name the cause: "ValueError: boom (File "/0/app.py",
+/// line 20, in score)".
+fn python_exception(stderr: &str) -> Option<String> {
+    let start = stderr.rfind("Traceback (most recent call last):")?;
+    let text = &stderr[start..];
+    let end = text.find("\nthread '").unwrap_or(text.len());
+    let lines: Vec<&str> = text[..end].lines().skip(1).collect();
+    let exception = lines
+        .iter()
+        .rev()
+        .find(|l| !l.trim().is_empty() && !l.starts_with(char::is_whitespace))?;
+    let frame = lines
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| l.starts_with("File \""));
+    Some(match frame {
+        Some(frame) => format!("{} ({frame})", exception.trim()),
+        None => exception.trim().to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -588,5 +615,14 @@ mod tests {
     fn panic_message_is_extracted_from_rust_stderr() {
         let stderr = "\nthread '<unnamed>' panicked at src/lib.rs:9:5:\nboom: deliberate\nnote: run with `RUST_BACKTRACE=1`\n";
         assert_eq!(panic_message(stderr).unwrap(), "boom: deliberate");
+    }
+
+    #[test]
+    fn python_exception_is_extracted_from_componentize_py_stderr() {
+        let stderr = "Traceback (most recent call last):\n  File \"/0/app.py\", line 20, in score\n    raise ValueError(\"boom \" + lead.id)\nValueError: boom x\nthread '<unnamed>' panicked at runtime/src/lib.rs:499:25:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1`\n";
+        assert_eq!(
+            panic_message(stderr).unwrap(),
+            "ValueError: boom x (File \"/0/app.py\", line 20, in score)"
+        );
     }
 }

@@ -21,7 +21,7 @@ use super::plugin::WorldPre;
 use super::{CallError, LoadedPlugin};
 use crate::capabilities::CallState;
 use crate::wit::since_v0_1_0::{scorer::Scorer, types as wit};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::{Arc, Weak};
 use wasmtime::Store;
 
@@ -37,6 +37,17 @@ struct Warm {
 
 thread_local! {
     static WARM: RefCell<Vec<Warm>> = const { RefCell::new(Vec::new()) };
+    /// The last warm call on this thread created its instance (see [`take_cold`]).
+    static COLD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the last warm call on this thread was *cold*: it instantiated the instance it
+/// then keeps, so its CPU time is mostly setup — the instantiation and the first touch of
+/// the instance's memory (~7 ms for a CPython guest, docs/performance.md), paid once per
+/// `reuse_calls` calls. The inline lane does not count such a call against its CPU budget
+/// (it is still bounded by the deadline). Reading clears it.
+pub fn take_cold() -> bool {
+    COLD.replace(false)
 }
 
 /// Takes this thread's warm instance of `version`, dropping instances of retired versions.
@@ -74,6 +85,7 @@ impl LoadedPlugin {
         let mut warm = match take(&version) {
             Some(w) => w,
             None => {
+                COLD.set(true);
                 let WorldPre::Scorer(pre) = &self.pre else {
                     return Err(self.wrong_kind("a scorer"));
                 };

@@ -4,6 +4,7 @@
 mod build;
 mod dev;
 mod new;
+mod python;
 mod remote;
 pub(crate) mod sdk_bundle;
 
@@ -168,6 +169,11 @@ pub async fn run(
     match cmd {
         PluginCommand::New(args) => new::run(args),
         PluginCommand::Dev(args) => dev::run(args, config()?).await,
+        PluginCommand::Build { path } if python::is_python_plugin(&path) => {
+            let (id, out) = python::build(&path)?;
+            println!("built {id} → {}", out.display());
+            Ok(())
+        }
         PluginCommand::Build { path } => build(&path).map(|built| {
             for (name, path) in built {
                 println!("built {name} → {}", path.display());

@@ -8,7 +8,7 @@ use super::sdk_bundle::{self, SDK_CONTRACT, VENDORED_SDK_DIR};
 use crate::cli::absolute;
 use crate::manifest::MANIFEST_FILE;
 use anyhow::{bail, Context};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Args)]
 pub struct NewArgs {
@@ -135,7 +135,20 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
     match args.lang {
         Lang::Rust => rust(&scaffold)?,
         Lang::Python => {
-            bail!("--lang python is not available in this build of strata; use --lang rust")
+            if !matches!(scaffold.kind, KindArg::Scorer) {
+                bail!("--lang python scaffolds scorers only (--kind scorer)");
+            }
+            let parent = scaffold.dir.parent().unwrap_or(Path::new("."));
+            super::python::scaffold(&scaffold.name, parent)?;
+            let dir = absolute(&scaffold.dir);
+            println!(
+                "created {d} (Python scorer, contract strata:plugin@{SDK_CONTRACT})\n  \
+                 build:  strata plugin build {d}   (needs componentize-py {v})\n  \
+                 test:   strata plugin test {d}",
+                d = dir.display(),
+                v = super::python::COMPONENTIZE_PY_VERSION,
+            );
+            return Ok(());
         }
     }
     let dir = absolute(&scaffold.dir);

@@ -90,10 +90,13 @@ pub async fn score(
     }
     let budget = Duration::from_micros(st.config.server.inline_budget_us);
     let (lead, result) = if !budget.is_zero() && plugin.lane.inline() {
+        crate::runtime::warm::take_cold();
         let cpu = thread_cpu_time();
         let r = plugin.score_inline(&lead, Some(rid.clone()));
         let used = thread_cpu_time().saturating_sub(cpu);
-        if plugin.lane.observe(used, budget) {
+        // A call that set up a warm instance is not judged by the budget (see `take_cold`).
+        let cold = crate::runtime::warm::take_cold();
+        if !cold && plugin.lane.observe(used, budget) {
             tracing::warn!(plugin = %plugin.id(), cpu_us = used.as_micros() as u64,
                 budget_us = budget.as_micros() as u64,
                 "scorer call overran the inline budget; this version now runs on the blocking pool");
