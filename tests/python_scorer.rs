@@ -10,6 +10,10 @@
 //! `scripts/componentize-py-venv.sh`, else the script's default venv). Without it the
 //! tests print why and pass, except under `CI=true`, where they fail.
 
+// `serial()` is held across awaits on purpose: each test has its own runtime, and the
+// guard keeps the Python tests (not their tasks) one at a time.
+#![allow(clippy::await_holding_lock)]
+
 mod common;
 
 use common::*;
