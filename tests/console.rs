@@ -556,7 +556,8 @@ async fn the_session_cookie_is_http_only_strict_expiring_and_secure_behind_https
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_end_at_expiry_sign_out_or_revocation_and_audit_pages_never_repeat_a_row() {
+async fn sessions_end_at_expiry_sign_out_revocation_or_a_later_sweep_and_audit_pages_never_repeat_a_row(
+) {
     support::both_backends(|db| async move {
         let (key, _) = strata::server::auth::create_key(&db, "console", Role::Operator)
             .await
@@ -596,9 +597,25 @@ async fn sessions_end_at_expiry_sign_out_or_revocation_and_audit_pages_never_rep
             db.find_console_session("b", now).await.unwrap().is_some(),
             "others stay"
         );
-        db.revoke_api_key(&key.id).await.unwrap();
+        // A later sign-in sweeps the sessions expired by then (b, found above, is gone).
+        db.insert_console_session("c", &key.id, now + 60_000, now + 120_000)
+            .await
+            .unwrap();
         assert!(
             db.find_console_session("b", now).await.unwrap().is_none(),
+            "swept by a later sign-in"
+        );
+        assert!(db
+            .find_console_session("c", now + 60_000)
+            .await
+            .unwrap()
+            .is_some());
+        db.revoke_api_key(&key.id).await.unwrap();
+        assert!(
+            db.find_console_session("c", now + 60_000)
+                .await
+                .unwrap()
+                .is_none(),
             "key revoked"
         );
 

@@ -25,7 +25,9 @@ struct Row {
 }
 
 impl Db {
-    /// Records a session of key `key_id` under the hash of its token.
+    /// Records a session of key `key_id` under the hash of its token; sessions expired by
+    /// `created_at` are deleted in passing (each sign-in sweeps, as each sign-out does, so
+    /// the table holds about one TTL's sessions).
     pub async fn insert_console_session(
         &self,
         token_hash: &str,
@@ -35,6 +37,12 @@ impl Db {
     ) -> Result<(), DbError> {
         const OP: &str = "insert_console_session";
         on_pool!(self, |pool| {
+            let mut tx = crate::db::begin_write(pool).await.map_err(q(OP))?;
+            sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1")
+                .bind(created_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(q(OP))?;
             sqlx::query(
                 "INSERT INTO console_sessions (token_hash, key_id, created_at, expires_at) \
                  VALUES ($1, $2, $3, $4)",
@@ -43,9 +51,10 @@ impl Db {
             .bind(key_id)
             .bind(created_at)
             .bind(expires_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(q(OP))?;
+            tx.commit().await.map_err(q(OP))?;
         });
         Ok(())
     }
