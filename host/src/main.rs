@@ -1,4 +1,4 @@
-use strata::cli::{run, Cli};
+use strata::cli::{error_line, run, Cli};
 use tracing_subscriber::EnvFilter;
 
 /// mimalloc: the request path allocates many small short-lived objects; glibc malloc
@@ -27,7 +27,7 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             std::process::ExitCode::FAILURE
         }
     }

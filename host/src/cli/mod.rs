@@ -119,6 +119,24 @@ impl Cli {
     }
 }
 
+/// An error and its causes on one line, `outer: cause: root`, leaving out a cause whose
+/// text the line already holds (our typed errors put their source in their message, so
+/// `{:#}` would print it twice).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let _ = CONFIG_FILE.set(cli.config.clone());
     let config = || crate::config::Config::load(cli.config.as_deref());
@@ -259,6 +277,28 @@ async fn serve_demo(
 #[cfg(test)]
 mod tests {
     use super::Cli;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read {path}: {source}")]
+        struct Read {
+            path: String,
+            source: std::io::Error,
+        }
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file");
+        let e = anyhow::Error::new(Read {
+            path: "a.csv".into(),
+            source: io,
+        })
+        .context("fitting");
+        assert_eq!(
+            super::error_line(&e),
+            "fitting: cannot read a.csv: No such file"
+        );
+        let plain = anyhow::anyhow!("root").context("middle").context("outer");
+        assert_eq!(super::error_line(&plain), "outer: middle: root");
+    }
 
     /// Every visible argument of `cmd` and its subcommands without help, as `path: arg`.
     fn missing_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {

@@ -1,10 +1,28 @@
-//! L2-regularised logistic regression over one-hot slots, by Newton's method (IRLS),
-//! and Platt scaling.
+//! L2-regularised logistic regression over one-hot slots, and Platt scaling, both
+//! solved by `linfa-logistic` (L-BFGS with a Moré–Thuente line search).
 //!
-//! Every lead has exactly one active slot per feature, so the design matrix is stored as
-//! each row's active columns and the Hessian costs rows × features² per iteration, not
-//! rows × columns². A few hundred columns solve by Cholesky in milliseconds. (Why not
-//! linfa-logistic: see docs/fit.md.)
+//! The objective is the negative log-likelihood + `lambda`/2 × ‖weights‖²; the intercept
+//! is not penalised. Invariants:
+//! - the weights returned are for the outcome `true` (linfa labels the *larger* class
+//!   positive, so its sign is turned round when positives are the minority);
+//! - a penalty path is fitted on one [`Design`], each fit starting from the previous
+//!   one's weights (a warm start changes the speed, never the optimum);
+//! - linfa sees each column minus its mean. That moves only the intercept (returned for
+//!   the raw 0/1 columns) and leaves the penalty and the optimum as they are, but the
+//!   intercept no longer couples with every column, which conditions L-BFGS far better
+//!   (about 2.5× fewer iterations on X Education).
+
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+
+/// L-BFGS stops when the gradient's norm falls below this × the number of rows, i.e. the
+/// gradient of the *mean* loss below 1e-5. On X Education this leaves the loss within
+/// 1e-6 (relative) of a solve to 1e-9 and the holdout AUC unchanged in the 4th digit, at
+/// a quarter of the time of 1e-6 (docs/backtest.md).
+pub const GRADIENT_TOLERANCE_PER_ROW: f64 = 1e-5;
+/// A cap that is not reached on designs of a few hundred columns.
+pub const MAX_ITERATIONS: u64 = 5_000;
 
 /// Weights per column and an unpenalised intercept.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,37 +35,83 @@ impl Weights {
     pub fn logit(&self, active: &[usize]) -> f64 {
         self.intercept + active.iter().map(|&c| self.columns[c]).sum::<f64>()
     }
+
+    fn flipped(&self) -> Weights {
+        Weights {
+            intercept: -self.intercept,
+            columns: self.columns.iter().map(|w| -w).collect(),
+        }
+    }
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, thiserror::Error)]
 pub enum LogisticError {
     #[error("no leads to fit")]
     Empty,
-    #[error("Newton's method did not converge in {0} iterations")]
-    NoConvergence(usize),
+    #[error("the leads to fit all have the same outcome ({0})")]
+    OneOutcome(bool),
+    #[error("{0}")]
+    Solver(#[from] linfa_logistic::error::Error),
 }
 
-fn sigmoid(x: f64) -> f64 {
-    1.0 / (1.0 + (-x).exp())
+/// The one-hot design of rows of active columns, as the dense (centred) matrix linfa
+/// takes.
+pub struct Design {
+    data: Dataset<f64, bool, ndarray::Ix1>,
+    /// Each column's mean, subtracted from it in `data`.
+    means: Array1<f64>,
+    /// Whether linfa's positive class is `false` (when positives are the minority).
+    flip: bool,
 }
 
-/// Penalised negative log-likelihood.
-fn loss(rows: &[Vec<usize>], y: &[bool], w: &Weights, lambda: f64) -> f64 {
-    let nll: f64 = rows
-        .iter()
-        .zip(y)
-        .map(|(r, &yi)| {
-            let z = w.logit(r);
-            // log(1 + e^z) - y z, computed stably.
-            let softplus = if z > 0.0 {
-                z + (-z).exp().ln_1p()
-            } else {
-                z.exp().ln_1p()
-            };
-            softplus - if yi { z } else { 0.0 }
+impl Design {
+    pub fn new(rows: &[Vec<usize>], y: &[bool], width: usize) -> Result<Self, LogisticError> {
+        if rows.is_empty() {
+            return Err(LogisticError::Empty);
+        }
+        let positives = y.iter().filter(|v| **v).count();
+        if positives == 0 || positives == y.len() {
+            return Err(LogisticError::OneOutcome(y[0]));
+        }
+        let mut x = Array2::<f64>::zeros((rows.len(), width));
+        for (i, r) in rows.iter().enumerate() {
+            for &c in r {
+                x[[i, c]] = 1.0;
+            }
+        }
+        let means = x.mean_axis(ndarray::Axis(0)).expect("rows is not empty");
+        x -= &means;
+        Ok(Design {
+            data: Dataset::new(x, Array1::from(y.to_vec())),
+            means,
+            flip: positives * 2 < y.len(),
         })
-        .sum();
-    nll + 0.5 * lambda * w.columns.iter().map(|b| b * b).sum::<f64>()
+    }
+
+    /// Fits the weights for penalty `lambda`, starting from `start` if given.
+    pub fn fit(&self, lambda: f64, start: Option<&Weights>) -> Result<Weights, LogisticError> {
+        let mut params = LogisticRegression::default()
+            .alpha(lambda)
+            .gradient_tolerance(GRADIENT_TOLERANCE_PER_ROW * self.data.nsamples() as f64)
+            .max_iterations(MAX_ITERATIONS);
+        if let Some(w) = start {
+            let w = if self.flip { w.flipped() } else { w.clone() };
+            let shift = self.means.dot(&Array1::from(w.columns.clone()));
+            let mut init = w.columns;
+            init.push(w.intercept + shift);
+            params = params.initial_params(Array1::from(init));
+        }
+        let model = params.fit(&self.data)?;
+        let w = Weights {
+            intercept: model.intercept() - self.means.dot(model.params()),
+            columns: model.params().to_vec(),
+        };
+        Ok(if model.labels().pos.class {
+            w
+        } else {
+            w.flipped()
+        })
+    }
 }
 
 /// Fits `width` column weights and an intercept to rows of active columns, minimising
@@ -58,124 +122,35 @@ pub fn fit(
     width: usize,
     lambda: f64,
 ) -> Result<Weights, LogisticError> {
-    if rows.is_empty() {
+    Design::new(rows, y, width)?.fit(lambda, None)
+}
+
+/// The penalty on Platt's slope: small enough not to bias it on real data, large enough
+/// to keep it finite when the scores separate the outcomes.
+const PLATT_PENALTY: f64 = 1e-3;
+
+/// Platt scaling: `a`, `b` so that sigmoid(a z + b) is calibrated on (z, y).
+pub fn platt(z: &[f64], y: &[bool]) -> Result<(f64, f64), LogisticError> {
+    if z.is_empty() {
         return Err(LogisticError::Empty);
     }
-    let dim = width + 1; // the intercept is the last coordinate
-    let rate = y.iter().filter(|v| **v).count() as f64 / y.len() as f64;
-    let mut w = Weights {
-        intercept: (rate.clamp(1e-6, 1.0 - 1e-6) / (1.0 - rate.clamp(1e-6, 1.0 - 1e-6))).ln(),
-        columns: vec![0.0; width],
-    };
-    let mut current = loss(rows, y, &w, lambda);
-    const MAX_ITER: usize = 100;
-    for _ in 0..MAX_ITER {
-        let mut grad = vec![0.0; dim];
-        let mut hess = vec![0.0; dim * dim];
-        for (r, &yi) in rows.iter().zip(y) {
-            let p = sigmoid(w.logit(r));
-            let g = p - f64::from(u8::from(yi));
-            let h = (p * (1.0 - p)).max(1e-10);
-            for &a in r.iter().chain(std::iter::once(&width)) {
-                grad[a] += g;
-                for &b in r.iter().chain(std::iter::once(&width)) {
-                    hess[a * dim + b] += h;
-                }
-            }
-        }
-        for j in 0..width {
-            grad[j] += lambda * w.columns[j];
-            hess[j * dim + j] += lambda;
-        }
-        hess[width * dim + width] += 1e-9;
-        let step = solve_spd(&mut hess, &grad, dim);
-        // Damped Newton: halve the step until the loss does not increase.
-        let mut t = 1.0;
-        loop {
-            let trial = Weights {
-                intercept: w.intercept - t * step[width],
-                columns: (0..width).map(|j| w.columns[j] - t * step[j]).collect(),
-            };
-            let l = loss(rows, y, &trial, lambda);
-            if l <= current + 1e-12 || t < 1e-4 {
-                let done = (current - l).abs() < 1e-9 * current.max(1.0)
-                    && step.iter().all(|s| (t * s).abs() < 1e-6);
-                w = trial;
-                current = l;
-                if done {
-                    return Ok(w);
-                }
-                break;
-            }
-            t *= 0.5;
-        }
-        if step.iter().all(|s| (t * s).abs() < 1e-7) {
-            return Ok(w);
-        }
+    let positives = y.iter().filter(|v| **v).count();
+    if positives == 0 || positives == y.len() {
+        return Err(LogisticError::OneOutcome(y[0]));
     }
-    Err(LogisticError::NoConvergence(MAX_ITER))
-}
-
-/// Solves `a x = b` for a symmetric positive definite `a` (dim × dim, overwritten by its
-/// Cholesky factor).
-fn solve_spd(a: &mut [f64], b: &[f64], dim: usize) -> Vec<f64> {
-    for j in 0..dim {
-        let mut d = a[j * dim + j];
-        for k in 0..j {
-            d -= a[j * dim + k] * a[j * dim + k];
-        }
-        let d = d.max(1e-12).sqrt();
-        a[j * dim + j] = d;
-        for i in j + 1..dim {
-            let mut s = a[i * dim + j];
-            for k in 0..j {
-                s -= a[i * dim + k] * a[j * dim + k];
-            }
-            a[i * dim + j] = s / d;
-        }
-    }
-    let mut x = b.to_vec();
-    for i in 0..dim {
-        for k in 0..i {
-            x[i] -= a[i * dim + k] * x[k];
-        }
-        x[i] /= a[i * dim + i];
-    }
-    for i in (0..dim).rev() {
-        for k in i + 1..dim {
-            x[i] -= a[k * dim + i] * x[k];
-        }
-        x[i] /= a[i * dim + i];
-    }
-    x
-}
-
-/// Platt scaling: `a`, `b` so that sigmoid(a z + b) is calibrated on (z, y); a small
-/// ridge keeps them finite on separable data.
-pub fn platt(z: &[f64], y: &[bool]) -> (f64, f64) {
-    let (mut a, mut b) = (1.0, 0.0);
-    for _ in 0..50 {
-        let (mut ga, mut gb, mut haa, mut hab, mut hbb) =
-            (1e-3 * (a - 1.0), 1e-3 * b, 1e-3, 0.0, 1e-3);
-        for (&zi, &yi) in z.iter().zip(y) {
-            let p = sigmoid(a * zi + b);
-            let g = p - f64::from(u8::from(yi));
-            let h = (p * (1.0 - p)).max(1e-10);
-            ga += g * zi;
-            gb += g;
-            haa += h * zi * zi;
-            hab += h * zi;
-            hbb += h;
-        }
-        let det = haa * hbb - hab * hab;
-        let (da, db) = ((hbb * ga - hab * gb) / det, (haa * gb - hab * ga) / det);
-        a -= da;
-        b -= db;
-        if da.abs() < 1e-9 && db.abs() < 1e-9 {
-            break;
-        }
-    }
-    (a, b)
+    let x = Array2::from_shape_fn((z.len(), 1), |(i, _)| z[i]);
+    let data = Dataset::new(x, Array1::from(y.to_vec()));
+    let model = LogisticRegression::default()
+        .alpha(PLATT_PENALTY)
+        .gradient_tolerance(1e-8)
+        .max_iterations(MAX_ITERATIONS)
+        .fit(&data)?;
+    let (a, b) = (model.params()[0], model.intercept());
+    Ok(if model.labels().pos.class {
+        (a, b)
+    } else {
+        (-a, -b)
+    })
 }
 
 /// Mean negative log-likelihood of probabilities `p` (clamped away from 0 and 1).
@@ -193,6 +168,16 @@ pub fn log_loss(p: &[f64], y: &[bool]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sigmoid(x: f64) -> f64 {
+        1.0 / (1.0 + (-x).exp())
+    }
+
+    /// How far a weight may be from the exact optimum when L-BFGS stops: the gradient's
+    /// norm bound over the penalty, the Hessian's smallest eigenvalue; twice that.
+    fn weight_tolerance(rows: usize, lambda: f64) -> f64 {
+        2.0 * GRADIENT_TOLERANCE_PER_ROW * rows as f64 / lambda
+    }
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
@@ -239,7 +224,11 @@ mod tests {
         for (g, b) in grad.iter_mut().zip(&w.columns) {
             *g += lambda * b;
         }
-        assert!(grad.iter().all(|g| g.abs() < 1e-4), "{grad:?}");
+        assert!(
+            grad.iter()
+                .all(|g| g.abs() <= GRADIENT_TOLERANCE_PER_ROW * rows.len() as f64),
+            "{grad:?}"
+        );
     }
 
     #[test]
@@ -260,10 +249,54 @@ mod tests {
             .iter()
             .map(|&z| rng.random_bool(sigmoid(0.5 * z - 1.0)))
             .collect();
-        let (a, b) = platt(&z, &y);
+        let (a, b) = platt(&z, &y).unwrap();
         assert!(
             (a - 0.5).abs() < 0.05 && (b + 1.0).abs() < 0.08,
             "a {a} b {b}"
         );
+    }
+
+    #[test]
+    fn weights_are_for_the_positive_outcome_whichever_class_is_larger() {
+        let (rows, y, _) = synthetic(4_000, 5);
+        let w = fit(&rows, &y, 6, 1.0).unwrap();
+        // The complement: the same data with the outcomes swapped gives the opposite
+        // weights, though linfa's "positive" class changes between the two.
+        let not_y: Vec<bool> = y.iter().map(|v| !v).collect();
+        let n = fit(&rows, &not_y, 6, 1.0).unwrap();
+        let tol = weight_tolerance(rows.len(), 1.0);
+        assert!((w.intercept + n.intercept).abs() < tol);
+        for (a, b) in w.columns.iter().zip(&n.columns) {
+            assert!((a + b).abs() < tol, "{a} vs {b}");
+        }
+        // Slot 2 raises the odds in the truth; its weight must be the largest of 0..3.
+        assert!(w.columns[2] > w.columns[1] && w.columns[1] > w.columns[0]);
+    }
+
+    #[test]
+    fn a_warm_start_reaches_the_same_optimum() {
+        let (rows, y, _) = synthetic(3_000, 6);
+        let design = Design::new(&rows, &y, 6).unwrap();
+        let cold = design.fit(3.0, None).unwrap();
+        let near = design.fit(30.0, None).unwrap();
+        let warm = design.fit(3.0, Some(&near)).unwrap();
+        let tol = weight_tolerance(rows.len(), 3.0);
+        for (a, b) in cold.columns.iter().zip(&warm.columns) {
+            assert!((a - b).abs() < tol, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn one_outcome_is_refused_with_its_value() {
+        let rows = vec![vec![0], vec![1]];
+        let err = fit(&rows, &[true, true], 2, 1.0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the leads to fit all have the same outcome (true)"
+        );
+        assert!(matches!(
+            platt(&[0.1, 0.2], &[false, false]),
+            Err(LogisticError::OneOutcome(false))
+        ));
     }
 }

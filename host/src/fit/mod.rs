@@ -154,21 +154,37 @@ pub fn fit(leads: &[Lead], y: &[bool], opts: &FitOptions) -> Result<Fitted, FitE
     let cal_x: Vec<Vec<usize>> = calib.iter().map(|&i| active(i)).collect();
     let cal_y: Vec<bool> = calib.iter().map(|&i| y[i]).collect();
 
+    // The penalty path from the strongest penalty down, each fit warm-started from the
+    // last; the penalty with the lowest log-loss on the calibration leads wins.
+    let design = logistic::Design::new(&fit_x, &fit_y, width)?;
     let mut best: Option<(f64, f64, logistic::Weights)> = None;
-    for lambda in LAMBDAS {
-        let w = logistic::fit(&fit_x, &fit_y, width, lambda)?;
+    let mut last: Option<logistic::Weights> = None;
+    for lambda in LAMBDAS.into_iter().rev() {
+        let started = std::time::Instant::now();
+        let w = design.fit(lambda, last.as_ref())?;
+        tracing::debug!(
+            lambda,
+            ms = started.elapsed().as_millis() as u64,
+            "fitted a penalty"
+        );
         let p: Vec<f64> = cal_x
             .iter()
             .map(|r| 1.0 / (1.0 + (-w.logit(r)).exp()))
             .collect();
         let l = logistic::log_loss(&p, &cal_y);
         if best.as_ref().is_none_or(|(bl, _, _)| l < *bl) {
-            best = Some((l, lambda, w));
+            best = Some((l, lambda, w.clone()));
         }
+        last = Some(w);
     }
     let (_, lambda, w) = best.expect("LAMBDAS is not empty");
     let z: Vec<f64> = cal_x.iter().map(|r| w.logit(r)).collect();
-    let (a, b) = logistic::platt(&z, &cal_y);
+    let started = std::time::Instant::now();
+    let (a, b) = logistic::platt(&z, &cal_y)?;
+    tracing::debug!(
+        ms = started.elapsed().as_millis() as u64,
+        "calibrated (Platt)"
+    );
 
     // Centre each feature's weights on the fitted leads' mean; the intercept absorbs it.
     let mut intercept = w.intercept;

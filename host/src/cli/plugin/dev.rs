@@ -173,7 +173,10 @@ async fn round(crate_dir: &Path, sink: &Sink, config: &Config) {
     match built {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            eprintln!("✗ build failed: {e:#}\n  fix it and save; still watching");
+            eprintln!(
+                "✗ build failed: {}\n  fix it and save; still watching",
+                crate::cli::error_line(&e)
+            );
             return;
         }
         Err(e) => {
@@ -182,12 +185,18 @@ async fn round(crate_dir: &Path, sink: &Sink, config: &Config) {
         }
     }
     if let Err(e) = super::test(crate_dir, config.clone()).await {
-        eprintln!("✗ smoke tests failed: {e:#}\n  not hot-loaded; still watching");
+        eprintln!(
+            "✗ smoke tests failed: {}\n  not hot-loaded; still watching",
+            crate::cli::error_line(&e)
+        );
         return;
     }
     match deliver(crate_dir, sink, config).await {
         Ok(what) => eprintln!("✓ {what}"),
-        Err(e) => eprintln!("✗ not hot-loaded: {e:#}\n  still watching"),
+        Err(e) => eprintln!(
+            "✗ not hot-loaded: {}\n  still watching",
+            crate::cli::error_line(&e)
+        ),
     }
 }
 
