@@ -267,7 +267,7 @@ fn renamed_columns_csv(path: &Path) {
 }
 
 #[tokio::test]
-async fn column_mapping_fills_lead_fields_for_backtest_from_flags_and_from_a_file() {
+async fn column_mapping_fills_lead_fields_for_backtest_and_score_from_flags_and_from_a_file() {
     let tmp = tempfile::tempdir().unwrap();
     let plugins = tmp.path().join("plugins");
     install(&plugins, "bant", "bant");
@@ -311,6 +311,49 @@ async fn column_mapping_fills_lead_fields_for_backtest_from_flags_and_from_a_fil
         assert_eq!(r["auc"]["value"], 1.0, "{r}");
     }
     assert_eq!(flags["auc"], file["auc"]);
+    // `strata score` reads the same mapping: the won leads outscore the lost ones.
+    let scores = |extra: &[&str]| -> Vec<f64> {
+        let mut args = vec![
+            "score",
+            "--plugin",
+            "bant",
+            "--input",
+            csv.to_str().unwrap(),
+        ];
+        args.extend_from_slice(&["--no-store", "--json"]);
+        args.extend_from_slice(extra);
+        let out = strata(Some(&cfg), &args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["score"]["value"]
+                    .as_f64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    let unmapped = scores(&[]);
+    assert_eq!(unmapped.len(), 40);
+    assert!(unmapped.iter().all(|v| *v == unmapped[0]), "{unmapped:?}");
+    let mapped = scores(&["--map-file", map_file.to_str().unwrap()]);
+    assert_eq!(mapped.len(), 40);
+    let won_min = mapped
+        .iter()
+        .step_by(2)
+        .copied()
+        .fold(f64::INFINITY, f64::min);
+    let lost_max = mapped
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .copied()
+        .fold(0.0, f64::max);
+    assert!(won_min > lost_max, "{mapped:?}");
     // A mapping that names no lead field's column is refused with the cause.
     let out = strata(
         Some(&cfg),
