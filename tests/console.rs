@@ -675,3 +675,146 @@ async fn sessions_end_at_expiry_sign_out_revocation_or_a_later_sweep_and_audit_p
     })
     .await;
 }
+
+/// bant's manifest as `version`, declaring `state`: a version that waits for an admin.
+fn bant_with_state(version: &str) -> String {
+    let m = std::fs::read_to_string(plugin_source("bant").join("plugin.toml")).unwrap();
+    let m = m.replacen(
+        "version = \"1.0.0\"",
+        &format!("version = \"{version}\""),
+        1,
+    );
+    assert!(m.contains(version));
+    format!("{m}\n[capabilities.state]\nmax_keys = 100\n")
+}
+
+/// The audit row of bant 1.1.0's approval, once the audit sink has written it.
+async fn approval_audit(s: &Server) -> Option<strata::db::StoredAudit> {
+    s.host
+        .db
+        .list_audit(&AuditFilter {
+            plugin: Some("bant".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|a| a.record.operation == "approve" && a.record.plugin_version == "1.1.0")
+}
+
+/// A published version's review status, as the API reports it.
+async fn review_status(s: &Server, version: &str) -> serde_json::Value {
+    let path = format!("/api/v1/plugins/bant/versions/{version}");
+    s.json(Method::GET, &path, &s.reader, None).await.1["status"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_approves_one_awaiting_version_and_rejects_another_from_the_plugin_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = console_server(tmp.path()).await;
+    // 1.0.0 published and released; 1.1.0 and 1.2.0 declare `state` and wait.
+    let wasm = wasm_of("bant");
+    let manifest = std::fs::read_to_string(plugin_source("bant").join("plugin.toml")).unwrap();
+    let (st, _, v) = common::publish::publish(
+        &s.base,
+        &s.operator,
+        "bant",
+        common::publish::form(&manifest, wasm.clone(), &[]),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    s.host
+        .db
+        .set_release_state("bant", "1.0.0", false, None)
+        .await
+        .unwrap();
+    for version in ["1.1.0", "1.2.0"] {
+        let (st, _, v) = common::publish::publish(
+            &s.base,
+            &s.operator,
+            "bant",
+            common::publish::form(&bant_with_state(version), wasm.clone(), &[]),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(v["status"], "awaiting-approval", "{v}");
+    }
+
+    // An operator sees the diff but is offered no review.
+    let h = http_sign_in(&s, &s.operator).await;
+    let page = h
+        .http
+        .get(format!("{}/console/plugins/bant", s.base))
+        .header(COOKIE, &h.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Awaiting approval") && page.contains("An admin key approves or rejects."),
+        "{page}"
+    );
+    assert!(!page.contains(r#"value="approve""#), "{page}");
+
+    let Some(b) = Browser::start().await else {
+        s.stop().await;
+        return;
+    };
+    sign_in(&b, &s, &s.admin).await;
+    b.goto(&format!("{}/console/plugins/bant", s.base)).await;
+    b.wait_for(r#"input[id="confirm-approve-1.1.0"]"#).await;
+    let text = b.text().await;
+    assert!(
+        text.contains("bant@1.1.0 — capability diff") && text.contains("state"),
+        "{text}"
+    );
+    b.screenshot("review").await;
+
+    // Approve 1.1.0 with a note, after ticking the confirmation.
+    b.type_into(
+        r#"input[id="note-confirm-approve-1.1.0"]"#,
+        "state reviewed (console)",
+    )
+    .await;
+    b.click(r#"input[id="confirm-approve-1.1.0"]"#).await;
+    b.click(r#"form:has(input[id="confirm-approve-1.1.0"]) button"#)
+        .await;
+    b.wait_for("p.notice").await;
+    assert!(b.text().await.contains("Approved."));
+    assert_eq!(review_status(&s, "1.1.0").await, "approved");
+    assert_eq!(review_status(&s, "1.2.0").await, "awaiting-approval");
+
+    // Reject 1.2.0: the page offers it alone now.
+    assert!(b
+        .all(r#"input[id="confirm-approve-1.1.0"]"#)
+        .await
+        .is_empty());
+    b.click(r#"input[id="confirm-reject-1.2.0"]"#).await;
+    b.click(r#"form:has(input[id="confirm-reject-1.2.0"]) button"#)
+        .await;
+    b.wait_for("p.notice").await;
+    assert!(b.text().await.contains("Rejected."));
+    assert_eq!(review_status(&s, "1.2.0").await, "rejected");
+    assert!(!b.text().await.contains("Awaiting approval"));
+
+    // Both decisions are audited under the admin's key, the note with the approval.
+    wait_until("the approval audited", async || {
+        approval_audit(&s).await.is_some()
+    })
+    .await;
+    let approval = approval_audit(&s).await.unwrap();
+    assert!(approval.record.allowed);
+    assert!(
+        approval
+            .record
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.contains("state reviewed (console)")),
+        "{:?}",
+        approval.record
+    );
+    b.quit().await;
+    s.stop().await;
+}

@@ -124,11 +124,17 @@ impl OutputStream for CappedPipe {
     }
 }
 
-/// Per-call resource limiter: a memory ceiling (bytes, all memories of the instance) and a
-/// table ceiling. Exceeding either traps the call with an error naming the limit.
+/// Per-call resource limiter: a memory ceiling (bytes, all linear memories of the
+/// component together: a component of several core modules, such as a Python one, has a
+/// memory per module) and a table ceiling. Exceeding either traps the call with an error
+/// naming the limit.
 pub(crate) struct CallLimiter {
     pub(crate) max_memory: usize,
     pub(crate) memory_exceeded: bool,
+    /// Bytes of all memories of the store, counting growths granted.
+    used: usize,
+    /// The last growth granted, taken back if the memory then fails to grow.
+    pending: usize,
 }
 
 /// Most table elements any plugin may have (function tables are small in practice).
@@ -139,33 +145,47 @@ impl CallLimiter {
         Self {
             max_memory,
             memory_exceeded: false,
+            used: 0,
+            pending: 0,
         }
     }
 }
 
 /// Error a limiter raises; the runtime maps it to `CallError::MemoryLimit`.
 #[derive(Debug, thiserror::Error)]
-#[error("memory limit of {limit_mb} MiB exceeded (asked for {desired} bytes)")]
+#[error("memory limit of {limit_mb} MiB exceeded (all memories would take {desired} bytes)")]
 pub struct MemoryLimitExceeded {
     pub limit_mb: usize,
     pub desired: usize,
 }
 
 impl wasmtime::ResourceLimiter for CallLimiter {
+    /// Called for a memory's initial size too (`current` 0), so `used` covers every
+    /// memory the store has.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.max_memory {
+        let growth = desired.saturating_sub(current);
+        let total = self.used.saturating_add(growth);
+        if total > self.max_memory {
             self.memory_exceeded = true;
             return Err(wasmtime::Error::new(MemoryLimitExceeded {
                 limit_mb: self.max_memory >> 20,
-                desired,
+                desired: total,
             }));
         }
+        self.used = total;
+        self.pending = growth;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.used -= std::mem::take(&mut self.pending);
+        tracing::debug!(error = %error, "a memory failed to grow after the limiter allowed it");
+        Ok(())
     }
 
     fn table_growing(
@@ -175,5 +195,41 @@ impl wasmtime::ResourceLimiter for CallLimiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::CallLimiter;
+    use wasmtime::ResourceLimiter;
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn the_memory_limit_counts_all_memories_together() {
+        let mut l = CallLimiter::new(64 * MIB);
+        // Two memories created at 24 MiB each: 48 MiB in all.
+        assert!(l.memory_growing(0, 24 * MIB, None).unwrap());
+        assert!(l.memory_growing(0, 24 * MIB, None).unwrap());
+        // One of them growing by 8 MiB fits (56); by 24 MiB more it would not (80).
+        assert!(l.memory_growing(24 * MIB, 32 * MIB, None).unwrap());
+        let err = l.memory_growing(32 * MIB, 56 * MIB, None).unwrap_err();
+        assert!(l.memory_exceeded);
+        assert_eq!(
+            err.to_string(),
+            "memory limit of 64 MiB exceeded (all memories would take 83886080 bytes)"
+        );
+    }
+
+    #[test]
+    fn a_growth_that_fails_is_not_counted() {
+        let mut l = CallLimiter::new(64 * MIB);
+        assert!(l.memory_growing(0, 40 * MIB, None).unwrap());
+        assert!(l.memory_growing(40 * MIB, 60 * MIB, None).unwrap());
+        l.memory_grow_failed(wasmtime::Error::msg("mmap failed"))
+            .unwrap();
+        // Back at 40 MiB: another 20 MiB memory fits.
+        assert!(l.memory_growing(0, 20 * MIB, None).unwrap());
+        assert!(!l.memory_exceeded);
     }
 }

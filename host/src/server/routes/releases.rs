@@ -390,20 +390,20 @@ impl axum::extract::FromRequest<AppState> for Review {
             crate::server::json::parse::<ReviewRequest>(&body, st.config.server.json_depth_limit)?
                 .note
         };
-        Ok(Review {
-            st: st.clone(),
+        Ok(Review::new(
+            st.clone(),
             caller,
             request_id,
             name,
             version,
             note,
-        })
+        ))
     }
 }
 
 impl Review {
-    /// A review decided from somewhere other than this route's request (the console's
-    /// form), by `caller`.
+    /// A review by `caller`: from this route's request, or from elsewhere (the console's
+    /// form).
     pub(crate) fn new(
         st: AppState,
         caller: Caller,
