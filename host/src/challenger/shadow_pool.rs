@@ -76,6 +76,17 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    /// Waits until `count` is `n`. The pool's threads run at idle priority, so on a machine
+    /// whose cores are busy (a parallel test run, a build) they may wait seconds for a
+    /// core: the bound is generous and only reached when the count never comes.
+    fn wait_for_count(count: &AtomicUsize, n: usize) {
+        let start = std::time::Instant::now();
+        while count.load(Ordering::SeqCst) != n && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(count.load(Ordering::SeqCst), n);
+    }
+
     #[test]
     fn jobs_run_and_a_full_queue_refuses_instead_of_waiting() {
         let pool = ShadowPool::new(1);
@@ -83,40 +94,37 @@ mod tests {
         let (release, gate) = std::sync::mpsc::channel::<()>();
         let gate = Arc::new(Mutex::new(gate));
         // One job holds the thread, one waits in the queue: the third is refused.
+        let started = Arc::new(AtomicUsize::new(0));
         let mut accepted = 0;
-        for _ in 0..3 {
-            let (d, g) = (done.clone(), gate.clone());
+        for i in 0..3 {
+            let (d, g, st) = (done.clone(), gate.clone(), started.clone());
             if pool.try_run(Box::new(move || {
-                let _ = g.lock().unwrap().recv_timeout(Duration::from_secs(5));
+                st.fetch_add(1, Ordering::SeqCst);
+                let _ = g.lock().unwrap().recv_timeout(Duration::from_secs(60));
                 d.fetch_add(1, Ordering::SeqCst);
             })) {
                 accepted += 1;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            if i == 0 {
+                // The thread has taken the first job off the queue.
+                wait_for_count(&started, 1);
+            }
         }
         assert_eq!(accepted, 2);
         release.send(()).unwrap();
         release.send(()).unwrap();
-        for _ in 0..100 {
-            if done.load(Ordering::SeqCst) == 2 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(done.load(Ordering::SeqCst), 2);
+        wait_for_count(&done, 2);
         // A job that panics leaves the thread serving.
-        assert!(pool.try_run(Box::new(|| panic!("hostile"))));
-        std::thread::sleep(Duration::from_millis(50));
+        let st = started.clone();
+        assert!(pool.try_run(Box::new(move || {
+            st.fetch_add(1, Ordering::SeqCst);
+            panic!("hostile")
+        })));
+        wait_for_count(&started, 3);
         let d = done.clone();
         assert!(pool.try_run(Box::new(move || {
             d.fetch_add(1, Ordering::SeqCst);
         })));
-        for _ in 0..100 {
-            if done.load(Ordering::SeqCst) == 3 {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        assert_eq!(done.load(Ordering::SeqCst), 3);
+        wait_for_count(&done, 3);
     }
 }
