@@ -103,9 +103,12 @@ fn check_regular(path: &Path, meta: &std::fs::Metadata, max: u64) -> Result<(), 
     Ok(())
 }
 
+/// A file's size, modification time (ns) and inode.
+pub type Stamp = (u64, i128, u64);
+
 /// A cheap fingerprint of a file's state (size, modification time, inode): equal twice in a
 /// row means nobody wrote it in between. `None` when it does not exist.
-pub fn stamp(path: &Path) -> Option<(u64, i128, u64)> {
+pub fn stamp(path: &Path) -> Option<Stamp> {
     use std::os::unix::fs::MetadataExt;
     let m = std::fs::symlink_metadata(path).ok()?;
     Some((

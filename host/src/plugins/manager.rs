@@ -717,7 +717,7 @@ fn claimed_name(dir: &Path) -> Option<String> {
 
 /// What a directory looks like to `stat` (names, sizes, times, inodes; no content read):
 /// equal twice means nobody wrote to it in between.
-pub(crate) fn dir_stamps(dir: &Path) -> Vec<(std::ffi::OsString, Option<(u64, i128, u64)>)> {
+pub(crate) fn dir_stamps(dir: &Path) -> Vec<(std::ffi::OsString, Option<super::files::Stamp>)> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())

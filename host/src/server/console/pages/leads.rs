@@ -97,7 +97,7 @@ pub async fn list(
                         td { (l.name.as_deref().unwrap_or("")) }
                         td { (l.company.as_deref().unwrap_or("")) }
                         td { (l.email.as_deref().unwrap_or("")) }
-                        td { (serde_json::to_value(&l.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
+                        td { (serde_json::to_value(l.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()) }
                         td { (l.source.as_deref().unwrap_or("")) }
                     }
                 }

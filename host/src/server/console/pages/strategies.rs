@@ -26,7 +26,7 @@ pub async fn list(State(st): State<AppState>, Extension(s): Extension<Session>) 
                     tr {
                         td { a href=(format!("/console/strategies/{}", enc(&c.strategy))) { (c.strategy) } }
                         td { (c.challenger) @if let Some(v) = &c.challenger_version { "@" (v) } }
-                        td { (text(&serde_json::to_value(&c.mode).unwrap_or_default())) }
+                        td { (text(&serde_json::to_value(c.mode).unwrap_or_default())) }
                         td { (format!("{:.0} %", c.share * 100.0)) }
                     }
                 }
