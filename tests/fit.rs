@@ -191,6 +191,46 @@ async fn backtest_of_the_holdout_reproduces_the_fit_report_through_the_sandbox()
     assert_eq!(r["warnings"], serde_json::json!([]));
 }
 
+#[test]
+fn score_json_has_a_line_naming_the_cause_for_each_lead_that_failed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    install(&plugins, "testing/panic", "panic");
+    let cfg = config(tmp.path(), &plugins);
+    let input = tmp.path().join("two.jsonl");
+    std::fs::write(&input, "{\"id\": \"a\"}\n{\"id\": \"b\"}\n").unwrap();
+    let out = strata(
+        Some(&cfg),
+        &[
+            "score",
+            "--plugin",
+            "panic",
+            "--input",
+            input.to_str().unwrap(),
+            "--no-store",
+            "--json",
+        ],
+    );
+    // Every lead failed: exit 1, and still one line per lead, in input order.
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for (line, id) in lines.iter().zip(["a", "b"]) {
+        assert_eq!(line["lead_id"], id);
+        let error = line["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("boom: plugin panicked while scoring lead {id}")),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "{error}");
+        assert!(line.get("score").is_none());
+    }
+    assert!(String::from_utf8_lossy(&out.stderr).contains("every lead failed to score"));
+}
+
 /// `strata backtest --json` of the constant test scorer `minimal` on X Education.
 fn backtest_minimal(tmp: &Path, extra: &[&str]) -> serde_json::Value {
     let plugins = tmp.join("plugins");

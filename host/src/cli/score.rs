@@ -208,7 +208,16 @@ fn print_scores(leads: &[Lead], results: &[Result<Score, CallError>], json: bool
         );
     }
     for (lead, r) in leads.iter().zip(results) {
-        let Ok(s) = r else { continue };
+        let s = match (r, json) {
+            (Ok(s), _) => s,
+            (Err(e), true) => {
+                let v = serde_json::json!({"lead_id": lead.id, "error": e.to_string()});
+                let _ = writeln!(out, "{v}");
+                continue;
+            }
+            // The table lists scores; stderr names the failures.
+            (Err(_), false) => continue,
+        };
         if json {
             let v = serde_json::json!({"lead_id": lead.id, "score": s});
             let _ = writeln!(out, "{v}");
