@@ -781,6 +781,10 @@ async fn an_admin_approves_one_awaiting_version_and_rejects_another_from_the_plu
     b.click(r#"input[id="confirm-approve-1.1.0"]"#).await;
     b.click(r#"form:has(input[id="confirm-approve-1.1.0"]) button"#)
         .await;
+    wait_until("the approval's page", async || {
+        b.url().await.contains("done=approve")
+    })
+    .await;
     b.wait_for("p.notice").await;
     assert!(b.text().await.contains("Approved."));
     assert_eq!(review_status(&s, "1.1.0").await, "approved");
@@ -794,6 +798,10 @@ async fn an_admin_approves_one_awaiting_version_and_rejects_another_from_the_plu
     b.click(r#"input[id="confirm-reject-1.2.0"]"#).await;
     b.click(r#"form:has(input[id="confirm-reject-1.2.0"]) button"#)
         .await;
+    wait_until("the rejection's page", async || {
+        b.url().await.contains("done=reject")
+    })
+    .await;
     b.wait_for("p.notice").await;
     assert!(b.text().await.contains("Rejected."));
     assert_eq!(review_status(&s, "1.2.0").await, "rejected");
